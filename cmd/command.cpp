@@ -1,0 +1,51 @@
+#include "command.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "exit_codes.h"
+
+namespace cppops::cli {
+
+namespace {
+
+const char* kindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kUsage: return "usage";
+    case ErrorKind::kNoProcess: return "no_agent";
+    case ErrorKind::kPermission: return "permission";
+    case ErrorKind::kAgent: return "agent";
+    case ErrorKind::kTimeout: return "timeout";
+    case ErrorKind::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+}  // namespace
+
+void addCommonFlags(CLI::App& command, CommonFlags& flags) {
+  command.add_flag("--json", flags.json, "Print JSON for scripts (schema in cppops(1))");
+  command.add_option("--timeout", flags.timeout_ms, "Milliseconds to wait for the agent (default 2000)")
+      ->check(CLI::Range(10, 600000));
+}
+
+void addPidArgument(CLI::App& command, pid_t& pid) {
+  command.add_option("PID", pid, "Process ID (see `cppops ps`)")->required()->check(CLI::PositiveNumber);
+}
+
+int reportError(const Error& error, const CommonFlags& flags) {
+  if (flags.json)
+    printJson({{"error", {{"kind", kindName(error.kind)}, {"message", error.message}}}});
+  fmt::print(stderr, "cppops: {}\n", error.message);
+  return exitCodeFor(error.kind);
+}
+
+void printJson(const nlohmann::json& doc) {
+  std::string text = isatty(STDOUT_FILENO) ? doc.dump(2) : doc.dump();
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+}  // namespace cppops::cli
