@@ -56,6 +56,21 @@ void replyAndClose(Connection& c, Reply reply) {
   c.in.clear();
 }
 
+// A client that hung up since the last poll still holds its slot until the loop sees the hang-up. When the
+// table is full, look for such slots before turning a newcomer away: a client that closes and reconnects at
+// once must not be refused on account of its own previous connection. POLLHUP on a Unix stream socket means
+// the peer closed both directions (unread bytes or not); a peer that only shut down writing still waits for
+// its reply and keeps its slot.
+void reapClosed(std::vector<Connection>& conns) {
+  for (size_t i = conns.size(); i-- > 0;) {
+    pollfd p{conns[i].fd, 0, 0};
+    if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0) {
+      ::close(conns[i].fd);
+      conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+}
+
 bool peerAllowed(uid_t peer) { return peer == geteuid() || peer == 0; }
 
 // Makes (if missing) and vets the socket directory: it must be a real directory, owned by us, closed to
@@ -251,7 +266,7 @@ void Server::run() {
           replyAndClose(c, errorReply(protocol::Status::kPermissionDenied,
                                       "permission denied: this process belongs to uid " + std::to_string(geteuid()) +
                                           "; run cppops as that user or as root"));
-        } else if (conns.size() >= max_clients) {
+        } else if (conns.size() >= max_clients && (reapClosed(conns), conns.size() >= max_clients)) {
           replyAndClose(c, errorReply(protocol::Status::kBusy,
                                       "the agent is serving " + std::to_string(max_clients) +
                                           " clients already; retry, or raise CPPOPS_MAX_CLIENTS in the target"));

@@ -24,12 +24,15 @@ constexpr const char* kAgentHint =
 // conventional places for every user, since we cannot know each target's environment up front.
 std::vector<std::string> conventionalDirectories(const std::string& root) {
   std::vector<std::string> dirs;
+  // Only "<prefix><uid>" entries: other names are not ours and may belong to anyone.
   auto addMatching = [&](const std::string& parent, const std::string& prefix, const std::string& suffix) {
     DIR* d = opendir((root + parent).c_str());
     if (d == nullptr) return;
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
-      if (name.rfind(prefix, 0) == 0 && name != "." && name != "..") dirs.push_back(root + parent + "/" + name + suffix);
+      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+      if (name.find_first_not_of("0123456789", prefix.size()) != std::string::npos) continue;
+      dirs.push_back(root + parent + "/" + name + suffix);
     }
     closedir(d);
   };

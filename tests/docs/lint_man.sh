@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every man page must be lint-clean: mandoc -Tlint prints nothing for it.
+set -euo pipefail
+status=0
+for page in "$1"/*.[1-9]; do
+  out=$(mandoc -Tlint "$page" 2>&1 || true)
+  if [ -n "$out" ]; then
+    echo "$out"
+    status=1
+  fi
+done
+exit $status

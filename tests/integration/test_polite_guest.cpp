@@ -1,0 +1,103 @@
+// The agent is a polite guest: the host's output, exceptions, signals and exported symbols are unchanged.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <thread>
+
+#include "proc/process.h"
+#include "subprocess.h"
+
+using namespace cppops;
+using namespace cppops::test;
+
+namespace {
+
+struct GuestRun {
+  std::string out;
+  std::string err;
+  int status = -1;
+  bool had_agent = false;
+};
+
+GuestRun runGuest(bool preload) {
+  TempDir dir;
+  TargetProcess t({"polite_guest", {}, preload, {}, {}}, dir.path());
+  GuestRun run;
+  REQUIRE(t.waitForOutput("waiting for SIGTERM"));
+  run.had_agent = !t.waitForSocket(preload ? 5000ms : 100ms).empty();
+  t.kill(SIGTERM);
+  auto status = t.wait();
+  REQUIRE(status);
+  run.status = *status;
+  run.out = t.out();
+  run.err = t.err();
+  return run;
+}
+
+std::string taskStatus(pid_t pid, pid_t tid) {
+  return proc::readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status").value_or("");
+}
+
+uint64_t statusNumber(const std::string& status, const std::string& key, int base = 10) {
+  size_t at = status.find(key);
+  return at == std::string::npos ? ~0ull : std::stoull(status.substr(at + key.size()), nullptr, base);
+}
+
+}  // namespace
+
+TEST_CASE("exceptions and the host's SIGTERM/SIGUSR1 handlers behave identically with the agent preloaded") {
+  GuestRun without = runGuest(false);
+  GuestRun with = runGuest(true);
+  CHECK_FALSE(without.had_agent);
+  CHECK(with.had_agent);
+  CHECK(with.out == without.out);
+  CHECK(with.err == without.err);
+  CHECK(with.status == without.status);
+  CHECK(WIFEXITED(with.status));
+  CHECK(WEXITSTATUS(with.status) == 0);
+  CHECK(with.out.find("caught 'deep failure' from depth 17") != std::string::npos);
+  CHECK(with.out.find("usr1 handled 2 times") != std::string::npos);
+  CHECK(with.out.find("SIGTERM handled") != std::string::npos);
+}
+
+TEST_CASE("the shared agent exports only its public C API") {
+  auto nm = runProgram({"/usr/bin/nm", "-D", "--defined-only", agentLibraryPath()}, {});
+  REQUIRE(nm.exit_code == 0);
+  std::istringstream lines(nm.out);
+  std::string line;
+  int api = 0;
+  while (std::getline(lines, line)) {
+    std::string symbol = line.substr(line.rfind(' ') + 1);
+    INFO("exported: " << line);
+    CHECK(symbol.rfind("cppops_agent_", 0) == 0);
+    ++api;
+  }
+  CHECK(api == 4);
+}
+
+TEST_CASE("the agent's thread blocks the host's signals and sleeps without periodic wake-ups") {
+  TempDir dir;
+  TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  pid_t agent_tid = 0;
+  for (pid_t tid = t.pid(); tid < t.pid() + 64 && agent_tid == 0; ++tid)
+    if (proc::readFile("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(tid) + "/comm").value_or("") ==
+        "cppops-agent\n")
+      agent_tid = tid;
+  REQUIRE(agent_tid != 0);
+
+  std::string status = taskStatus(t.pid(), agent_tid);
+  uint64_t blocked = statusNumber(status, "SigBlk:\t", 16);
+  CHECK((blocked & (1ull << (SIGTERM - 1))) != 0);
+  CHECK((blocked & (1ull << (SIGUSR1 - 1))) != 0);
+  CHECK((blocked & (1ull << (SIGINT - 1))) != 0);
+
+  // Idle means asleep in the kernel: the context-switch count does not move while nobody talks to it.
+  uint64_t before = statusNumber(status, "voluntary_ctxt_switches:\t");
+  std::this_thread::sleep_for(1500ms);
+  status = taskStatus(t.pid(), agent_tid);
+  CHECK(statusNumber(status, "voluntary_ctxt_switches:\t") == before);
+  CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
+}
