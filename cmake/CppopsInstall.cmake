@@ -16,5 +16,6 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/cppopsConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/cppopsConfig.cmake ${PROJECT_BINARY_DIR}/cppopsConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cppops)
 
+file(RELATIVE_PATH CPPOPS_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 configure_file(cmake/cppops-agent.pc.in ${PROJECT_BINARY_DIR}/cppops-agent.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/cppops-agent.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
