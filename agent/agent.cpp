@@ -14,6 +14,7 @@
 #include "log.h"
 #include "options.h"
 #include "server.h"
+#include "stack_capture.h"
 #include "core/version.h"
 
 namespace cppops::agent {
@@ -36,8 +37,9 @@ Agent& agent() {
   return *a;
 }
 
-void* controlThread(void*) {
+void* controlThread(void* signo) {
   pthread_setname_np(pthread_self(), "cppops-agent");
+  stackCapture().prepare(static_cast<int>(reinterpret_cast<intptr_t>(signo)));
   agent().server.run();
   return nullptr;
 }
@@ -70,7 +72,8 @@ int start(const Options& options) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&a.thread, nullptr, controlThread, nullptr);
+  const long signo = options.stack_signal > 0 ? options.stack_signal : SIGRTMIN + 5;
+  int err = pthread_create(&a.thread, nullptr, controlThread, reinterpret_cast<void*>(static_cast<intptr_t>(signo)));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err != 0) {
     logLine("cannot start the control thread: %s", std::strerror(err));

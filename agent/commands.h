@@ -34,5 +34,6 @@ std::vector<std::string> capabilities();
 Reply handleHello(wire::Reader& args, const RequestContext& context);
 Reply handleStats(wire::Reader& args, const RequestContext& context);
 Reply handleVersion(wire::Reader& args, const RequestContext& context);
+Reply handleStack(wire::Reader& args, const RequestContext& context);
 
 }  // namespace cppops::agent

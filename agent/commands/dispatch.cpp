@@ -19,6 +19,7 @@ constexpr Entry kHandlers[] = {
     {protocol::Command::kHello, handleHello},
     {protocol::Command::kStats, handleStats},
     {protocol::Command::kVersion, handleVersion},
+    {protocol::Command::kStack, handleStack},
 };
 
 }  // namespace

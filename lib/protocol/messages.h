@@ -52,6 +52,41 @@ struct VersionReply {
   bool decode(wire::Reader& r);
 };
 
+struct StackRequest {
+  uint32_t timeout_ms = 1000;  // how long the agent waits for threads to unwind themselves
+  uint8_t use_signals = 1;     // 0: kernel facts only, no signal sent to any thread
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// One thread's raw facts. `status` is stack::CaptureStatus as a number: 0 captured, 1 no answer, 2 exited,
+// 3 not requested.
+struct StackThread {
+  uint32_t tid = 0;
+  uint8_t status = 0;
+  uint64_t handler_ns = 0;
+  std::string syscall_line;          // /proc/self/task/TID/syscall, read before the thread was signalled
+  uint64_t lock_window_address = 0;  // where lock_window starts in the target
+  std::string lock_window;           // bytes around the futex address the thread sleeps on
+  std::vector<uint64_t> pcs;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct StackReply {
+  uint64_t total_ns = 0;        // the whole capture inside the agent
+  uint64_t max_handler_ns = 0;  // longest time one thread spent in the capture handler
+  uint32_t agent_tid = 0;       // the control thread, which is not in `threads`
+  uint32_t signal = 0;          // the signal used, 0 when none was sent
+  std::vector<std::string> notes;
+  std::vector<StackThread> threads;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
 // Error replies carry a human message that the CLI prints verbatim.
 struct ErrorReply {
   std::string message;

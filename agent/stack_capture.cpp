@@ -1,0 +1,212 @@
+#include "stack_capture.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace cppops::agent {
+
+namespace {
+
+using sigsafe::kDone;
+using sigsafe::kExited;
+using sigsafe::kPending;
+using sigsafe::kWriting;
+using sigsafe::slotKind;
+using sigsafe::slotState;
+
+// Bytes kept around a futex address: enough for the owner fields of pthread_mutex_t and pthread_rwlock_t
+// whichever of their words the thread sleeps on.
+constexpr uint64_t kLockWindowBefore = 16;
+constexpr uint64_t kLockWindowSize = 64;
+// How often the requester looks for threads that exited instead of answering.
+constexpr long kExitCheckNs = 2'000'000;
+
+std::vector<pid_t> listThreads() {
+  std::vector<pid_t> tids;
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return tids;
+  while (dirent* e = readdir(d)) {
+    long tid = std::strtol(e->d_name, nullptr, 10);
+    if (tid > 0) tids.push_back(static_cast<pid_t>(tid));
+  }
+  closedir(d);
+  return tids;
+}
+
+// The kernel's view of what the thread is blocked in, read before the signal interrupts it.
+std::string readSyscallLine(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return "";
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0')) --n;
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// Copies the memory around a futex word with process_vm_readv on ourselves: an unmapped address yields EFAULT
+// instead of a SIGSEGV in the host.
+void readLockWindow(const std::string& syscall_line, protocol::StackThread& out) {
+  char* end = nullptr;
+  long nr = std::strtol(syscall_line.c_str(), &end, 10);
+  if (end == syscall_line.c_str() || nr != SYS_futex) return;
+  uint64_t uaddr = std::strtoull(end, nullptr, 16);
+  if (uaddr < kLockWindowBefore) return;
+  for (uint64_t start : {uaddr - kLockWindowBefore, uaddr}) {
+    std::string bytes(kLockWindowSize, '\0');
+    iovec local{bytes.data(), bytes.size()};
+    iovec remote{reinterpret_cast<void*>(start), bytes.size()};
+    ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (n > 0) {
+      bytes.resize(static_cast<size_t>(n));
+      out.lock_window_address = start;
+      out.lock_window = std::move(bytes);
+      return;
+    }
+  }
+}
+
+int queueSignal(pid_t tid, int signo, uint64_t value) {
+  siginfo_t info{};
+  info.si_signo = signo;
+  info.si_code = SI_QUEUE;
+  info.si_pid = getpid();
+  info.si_uid = getuid();
+  info.si_value.sival_ptr = reinterpret_cast<void*>(value);
+  return static_cast<int>(syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, signo, &info));
+}
+
+bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; }
+
+}  // namespace
+
+StackCapture& stackCapture() {
+  static StackCapture* capture = new StackCapture;  // leaked: handlers may outlive static destruction
+  return *capture;
+}
+
+void StackCapture::prepare(int signo) {
+  sigsafe::warmUp();
+  install_error_ = sigsafe::installHandler(signo);
+  signo_ = install_error_ == 0 ? signo : 0;
+}
+
+sigsafe::Arena* StackCapture::arenaFor(size_t threads) {
+  if (!arenas_.empty() && arenas_.back()->capacity >= threads) return arenas_.back().get();
+  size_t capacity = 256;
+  while (capacity < threads) capacity *= 2;
+  slot_blocks_.push_back(std::make_unique<sigsafe::ThreadSlot[]>(capacity));
+  auto arena = std::make_unique<sigsafe::Arena>();
+  arena->slots = slot_blocks_.back().get();
+  arena->capacity = static_cast<uint32_t>(capacity);
+  arenas_.push_back(std::move(arena));
+  return arenas_.back().get();
+}
+
+protocol::StackReply StackCapture::capture(const protocol::StackRequest& request) {
+  const uint64_t start = sigsafe::nowNs();
+  protocol::StackReply reply;
+  const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+  reply.agent_tid = static_cast<uint32_t>(self);
+
+  bool use_signals = request.use_signals != 0 && signo_ != 0;
+  if (request.use_signals != 0 && signo_ == 0)
+    reply.notes.push_back("the capture signal could not be installed (" + std::string(std::strerror(install_error_)) +
+                          "); kernel facts only");
+  if (use_signals && !sigsafe::handlerIsOurs(signo_)) {
+    reply.notes.push_back("signal " + std::to_string(signo_) +
+                          " was taken over by the host; set CPPOPS_STACK_SIGNAL to a free real-time signal");
+    use_signals = false;
+  }
+
+  std::vector<pid_t> tids = listThreads();
+  tids.erase(std::remove(tids.begin(), tids.end(), self), tids.end());
+  reply.threads.resize(tids.size());
+  for (size_t i = 0; i < tids.size(); ++i) {
+    auto& t = reply.threads[i];
+    t.tid = static_cast<uint32_t>(tids[i]);
+    t.syscall_line = readSyscallLine(tids[i]);
+    readLockWindow(t.syscall_line, t);
+    t.status = use_signals ? 1 : 3;
+  }
+  if (!use_signals) {
+    reply.total_ns = sigsafe::nowNs() - start;
+    return reply;
+  }
+  reply.signal = static_cast<uint32_t>(signo_);
+
+  sigsafe::Arena* arena = arenaFor(tids.size());
+  const uint32_t generation = ++generation_ & 0xfffff;
+  arena->finished.store(0, std::memory_order_relaxed);
+  for (size_t i = 0; i < tids.size(); ++i) {
+    arena->slots[i].tid = tids[i];
+    arena->slots[i].frame_count = 0;
+    arena->slots[i].state.store(slotState(kPending, generation), std::memory_order_relaxed);
+  }
+  sigsafe::publishArena(arena);
+
+  uint32_t expected_answers = 0;
+  for (size_t i = 0; i < tids.size(); ++i) {
+    if (queueSignal(tids[i], signo_, sigsafe::encodeRequest(generation, static_cast<uint32_t>(i))) == 0) {
+      ++expected_answers;
+    } else {
+      uint32_t pending = slotState(kPending, generation);
+      arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation));
+    }
+  }
+
+  // Sleep on the answer counter; every few milliseconds, give up on threads that exited instead of answering,
+  // so a dump during thread churn is not held to the full deadline.
+  const uint64_t deadline = start + static_cast<uint64_t>(request.timeout_ms) * 1000000ull;
+  uint32_t answered = 0;
+  while ((answered = arena->finished.load(std::memory_order_acquire)) < expected_answers) {
+    const uint64_t now = sigsafe::nowNs();
+    if (now >= deadline) break;
+    timespec slice{0, static_cast<long>(std::min<uint64_t>(kExitCheckNs, deadline - now))};
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&arena->finished), FUTEX_WAIT_PRIVATE, answered, &slice, nullptr, 0);
+    for (size_t i = 0; i < tids.size(); ++i) {
+      uint32_t pending = slotState(kPending, generation);
+      if (arena->slots[i].state.load(std::memory_order_relaxed) == pending && !threadExists(tids[i]) &&
+          arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation)))
+        --expected_answers;
+    }
+  }
+
+  for (size_t i = 0; i < tids.size(); ++i) {
+    sigsafe::ThreadSlot& slot = arena->slots[i];
+    uint32_t state = slot.state.load(std::memory_order_acquire);
+    // Abandon what never started; a thread caught mid-write is let finish, which takes microseconds.
+    if (state == slotState(kPending, generation) &&
+        slot.state.compare_exchange_strong(state, slotState(sigsafe::kAbandoned, generation)))
+      continue;
+    while (slotKind(state = slot.state.load(std::memory_order_acquire)) == kWriting) {
+    }
+    auto& t = reply.threads[i];
+    if (state == slotState(kExited, generation)) {
+      t.status = 2;
+    } else if (state == slotState(kDone, generation)) {
+      t.status = 0;
+      t.handler_ns = slot.handler_ns;
+      reply.max_handler_ns = std::max(reply.max_handler_ns, slot.handler_ns);
+      t.pcs.assign(slot.frame_count, 0);
+      for (uint32_t f = 0; f < slot.frame_count; ++f) t.pcs[f] = reinterpret_cast<uint64_t>(slot.pcs[f]);
+    }
+  }
+  reply.total_ns = sigsafe::nowNs() - start;
+  return reply;
+}
+
+}  // namespace cppops::agent

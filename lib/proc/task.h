@@ -1,0 +1,67 @@
+// What the kernel says about each thread of a process: /proc/PID/task/TID/{stat,syscall,wchan,status}.
+// These are read for every thread of a target (thousands at once), so each file costs one open/read/close into a
+// stack buffer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace cppops::proc {
+
+// Thread ids of the process, ascending; empty when the process is gone or /proc/PID/task is unreadable.
+std::vector<pid_t> listTasks(pid_t pid);
+
+struct TaskStat {
+  pid_t tid = 0;
+  std::string name;  // comm; may contain spaces, '(' and ')'
+  char state = '?';  // R, S, D, T, t, Z, X, I...
+  uint64_t utime_ticks = 0;
+  uint64_t stime_ticks = 0;
+  int processor = -1;  // CPU the thread last ran on
+  uint64_t start_ticks = 0;  // since boot, in clock ticks
+};
+
+Result<TaskStat> readTaskStat(pid_t pid, pid_t tid);
+// nullopt when the text is not a stat line.
+std::optional<TaskStat> parseStat(std::string_view text);
+
+struct SyscallInfo {
+  enum class Kind {
+    kRunning,              // on a CPU (or runnable): the kernel cannot say
+    kInSyscall,            // sleeping inside syscall `number`
+    kBlockedNotInSyscall,  // stopped or sleeping outside a syscall (page fault, ptrace stop...): only sp and pc
+    kUnknown,              // text we do not understand
+  };
+  Kind kind = Kind::kUnknown;
+  long number = -1;
+  std::array<uint64_t, 6> args{};
+  uint64_t sp = 0;
+  uint64_t pc = 0;
+};
+
+SyscallInfo parseSyscall(std::string_view text);
+// Needs ptrace-level access to the target (same user and Yama permitting, or CAP_SYS_PTRACE).
+Result<SyscallInfo> readSyscall(pid_t pid, pid_t tid);
+
+// Kernel function the thread sleeps in; "" when running or when the kernel hides it from us.
+std::string readWchan(pid_t pid, pid_t tid);
+
+// Bit N-1 stands for signal N, as in sigset_t.
+struct SignalMasks {
+  uint64_t blocked = 0;
+  uint64_t ignored = 0;
+  uint64_t caught = 0;
+  uint64_t pending = 0;  // pending for this thread or for the whole process (SigPnd | ShdPnd)
+};
+
+Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid);
+
+}  // namespace cppops::proc

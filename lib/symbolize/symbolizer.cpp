@@ -1,0 +1,413 @@
+#include "symbolize/symbolizer.h"
+
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace cppops {
+namespace {
+
+class Notes {
+ public:
+  void add(std::string note) {
+    if (std::find(all_.begin(), all_.end(), note) == all_.end()) all_.push_back(std::move(note));
+  }
+  const std::vector<std::string>& all() const { return all_; }
+
+ private:
+  std::vector<std::string> all_;
+};
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// "Cannot tell" (a stat failed) counts as the same file: then the plain path is still our best guess.
+bool knownToDiffer(const std::string& a, const std::string& b) {
+  struct stat sa {};
+  struct stat sb {};
+  if (stat(a.c_str(), &sa) != 0 || stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino;
+}
+
+// The maps list devices and FIFOs as well, and opening those can block or have side effects.
+int openRegularFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return open(path.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+// Opens the files behind the module paths in /proc/PID/maps, which name files as the target sees them.
+class ModuleFiles {
+ public:
+  ModuleFiles(pid_t pid, Notes& notes)
+      : proc_dir_("/proc/" + std::to_string(pid)),
+        shares_our_view_(!knownToDiffer("/", proc_dir_ + "/root") &&
+                         !knownToDiffer("/proc/self/ns/mnt", proc_dir_ + "/ns/mnt")),
+        notes_(notes) {}
+
+  bool sharesOurView() const { return shares_our_view_; }
+
+  // The Dwfl_Callbacks::find_elf contract: an fd that libdwfl then owns plus a malloc'ed *file_name, or -1.
+  int open(const std::string& module, char** file_name) {
+    const bool deleted = endsWith(module, " (deleted)");
+    int fd = -1;
+    if (!deleted && shares_our_view_) fd = tryOpen(module, "", file_name);
+    // The plain path is never tried from another mount namespace: a same-named file on our side is usually another
+    // build (the host's libc is not the container's) and would yield confidently wrong names.
+    if (fd < 0 && !deleted) {
+      fd = tryOpen(proc_dir_ + "/root" + module,
+                   "module " + module + " read through " + proc_dir_ + "/root (the process sees another filesystem)",
+                   file_name);
+    }
+    if (fd < 0) {
+      const std::string mapped = mapFilesPath(module);
+      fd = tryOpen(mapped, "module " + module + " read through " + mapped, file_name);
+    }
+    if (fd < 0) {
+      notes_.add("cannot open module " + module + ": its frames show only module offsets" +
+                 (deleted ? " (the file was deleted; reading it through /proc/PID/map_files needs root)" : ""));
+    }
+    return fd;
+  }
+
+ private:
+  int tryOpen(const std::string& path, std::string note, char** file_name) {
+    const int fd = path.empty() ? -1 : openRegularFile(path);
+    if (fd < 0) return -1;
+    *file_name = strdup(path.c_str());
+    if (*file_name == nullptr) {
+      close(fd);
+      return -1;
+    }
+    if (!note.empty()) notes_.add(std::move(note));
+    return fd;
+  }
+
+  // map_files entries are named after one exact mapping ("start-end", unpadded hex), so find any mapping of the file.
+  std::string mapFilesPath(const std::string& module) const {
+    std::ifstream maps(proc_dir_ + "/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      unsigned long long start = 0;
+      unsigned long long end = 0;
+      int path_at = 0;
+      if (std::sscanf(line.c_str(), "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &path_at) == 2 && path_at > 0 &&
+          line.compare(static_cast<size_t>(path_at), std::string::npos, module) == 0) {
+        char range[40];
+        std::snprintf(range, sizeof range, "%llx-%llx", start, end);
+        return proc_dir_ + "/map_files/" + range;
+      }
+    }
+    return "";
+  }
+
+  std::string proc_dir_;
+  bool shares_our_view_;  // same root and mount namespace, so map paths are valid paths for us too
+  Notes& notes_;
+};
+
+int findElf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** file_name, Elf** elfp) {
+  // The vDSO has no file. Without attach state libdwfl copies it from /proc/PID/mem, which stops nothing.
+  if (name[0] != '/') return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+  return static_cast<ModuleFiles*>(*userdata)->open(name, file_name);
+}
+
+// libdwfl's default, plus the target's own debug directory when it lives in a container: debug files are found by
+// build ID, so the ones installed in the image are as good as ours.
+std::string debuginfoPath(pid_t pid, bool shares_our_view) {
+  const std::string standard = ":.debug:/usr/lib/debug";
+  return shares_our_view ? standard : standard + ":/proc/" + std::to_string(pid) + "/root/usr/lib/debug";
+}
+
+int attachModuleFiles(Dwfl_Module*, void** userdata, const char*, Dwarf_Addr, void* files) {
+  *userdata = files;
+  return DWARF_CB_OK;
+}
+
+struct DwflEnd {
+  void operator()(Dwfl* dwfl) const { dwfl_end(dwfl); }
+};
+
+Error processError(pid_t pid, int err, const std::string& what) {
+  const std::string process = "process " + std::to_string(pid);
+  if (err == ENOENT || err == ESRCH) {
+    return makeError(ErrorKind::kNoProcess, process + " does not exist: check the PID with `cppops ps`");
+  }
+  if (err == EACCES || err == EPERM) {
+    return makeError(ErrorKind::kPermission, "cannot read " + what + " of " + process +
+                                                 " (permission denied): run cppops as the process owner or as root");
+  }
+  return makeError(ErrorKind::kInternal, "cannot read " + what + " of " + process + ": " + std::strerror(err));
+}
+
+std::string demangle(const char* name) {
+  if (name == nullptr) return "";
+  // __cxa_demangle also demangles type names, so a C function called "f" would come out as "float".
+  if (std::strncmp(name, "_Z", 2) != 0) return name;
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), &std::free);
+  return status == 0 && out != nullptr ? out.get() : name;
+}
+
+std::string displayName(const char* module) {
+  if (module == nullptr) return "";
+  // libdwfl calls the vDSO "[vdso: PID]"; the PID is noise on every frame.
+  return std::strncmp(module, "[vdso", 5) == 0 ? "[vdso]" : module;
+}
+
+// Follows DW_AT_abstract_origin and DW_AT_specification, where inlined and member functions keep their names.
+std::string dieName(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  for (int name_attr : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
+    if (const char* linkage = dwarf_formstring(dwarf_attr_integrate(die, name_attr, &attr))) return demangle(linkage);
+  }
+  const char* name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+  return name != nullptr ? name : "";
+}
+
+struct Location {
+  std::string file;
+  int line = 0;
+};
+
+// addr is relative to the module's bias, like all DWARF addresses.
+Location lineAt(Dwarf_Die* cu, Dwarf_Addr addr) {
+  Location loc;
+  Dwarf_Line* line = dwarf_getsrc_die(cu, addr);
+  bool end_sequence = false;
+  // An end-of-sequence row only marks where the previous row's code stops.
+  if (line == nullptr || dwarf_lineendsequence(line, &end_sequence) != 0 || end_sequence) return loc;
+  dwarf_lineno(line, &loc.line);
+  const char* file = dwarf_linesrc(line, nullptr, nullptr);
+  if (file != nullptr) loc.file = file;
+  return loc;
+}
+
+// Where the caller sits: the inlined instance records the call it replaced.
+Location callSite(Dwarf_Die* cu, Dwarf_Die* inlined) {
+  Location loc;
+  Dwarf_Attribute attr;
+  Dwarf_Word value = 0;
+  if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &value) == 0) loc.line = static_cast<int>(value);
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &value) == 0 &&
+      dwarf_getsrcfiles(cu, &files, &file_count) == 0 && value < file_count) {
+    const char* file = dwarf_filesrc(files, value, nullptr, nullptr);
+    if (file != nullptr) loc.file = file;
+  }
+  return loc;
+}
+
+// Appends the DIEs enclosing addr below parent, outermost first. Not dwarf_getscopes: it prunes namespaces, which
+// carry no address ranges, yet clang nests function definitions inside them.
+void appendScopes(Dwarf_Die* parent, Dwarf_Addr addr, std::vector<Dwarf_Die>& outer_first) {
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return;
+  do {
+    if (dwarf_tag(&child) == DW_TAG_namespace) {
+      const size_t before = outer_first.size();
+      appendScopes(&child, addr, outer_first);
+      if (outer_first.size() > before) return;
+    } else if (dwarf_haspc(&child, addr) == 1) {
+      outer_first.push_back(child);
+      appendScopes(&child, addr, outer_first);
+      return;
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+// Innermost first: lexical blocks, inlined instances, then the concrete function. addr is module-relative.
+std::vector<Dwarf_Die> enclosingScopes(Dwarf_Die* cu, Dwarf_Addr addr) {
+  std::vector<Dwarf_Die> scopes;
+  appendScopes(cu, addr, scopes);
+  std::reverse(scopes.begin(), scopes.end());
+  return scopes;
+}
+
+// Splits the frame at addr (module-relative) into its inline chain, innermost first, with a source line for each.
+std::vector<SourceFrame> inlineChain(Dwarf_Die* cu, Dwarf_Addr addr, SourceFrame outer) {
+  std::vector<SourceFrame> frames;
+  Location loc = lineAt(cu, addr);
+  for (Dwarf_Die& scope : enclosingScopes(cu, addr)) {
+    const int tag = dwarf_tag(&scope);
+    if (tag == DW_TAG_subprogram) {
+      if (outer.function.empty()) outer.function = dieName(&scope);
+      break;
+    }
+    if (tag != DW_TAG_inlined_subroutine) continue;
+    SourceFrame inlined = outer;
+    inlined.function = dieName(&scope);
+    inlined.file = loc.file;
+    inlined.line = loc.line;
+    inlined.inlined = true;
+    frames.push_back(std::move(inlined));
+    loc = callSite(cu, &scope);
+  }
+  outer.file = loc.file;
+  outer.line = loc.line;
+  frames.push_back(std::move(outer));
+  return frames;
+}
+
+struct CuRange {
+  Dwarf_Addr low;
+  Dwarf_Addr high;
+  Dwarf_Die* cu;  // owned by libdwfl for the module's lifetime
+};
+
+std::vector<CuRange> cuRangesOf(Dwfl_Module* mod) {
+  std::vector<CuRange> ranges;
+  Dwarf_Addr bias = 0;
+  for (Dwarf_Die* cu = dwfl_module_nextcu(mod, nullptr, &bias); cu != nullptr; cu = dwfl_module_nextcu(mod, cu, &bias)) {
+    Dwarf_Addr base = 0;
+    Dwarf_Addr low = 0;
+    Dwarf_Addr high = 0;
+    for (ptrdiff_t at = dwarf_ranges(cu, 0, &base, &low, &high); at > 0; at = dwarf_ranges(cu, at, &base, &low, &high)) {
+      ranges.push_back({low, high, cu});
+    }
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const CuRange& a, const CuRange& b) { return a.low < b.low; });
+  return ranges;
+}
+
+Dwarf_Die* cuIn(const std::vector<CuRange>& ranges, Dwarf_Addr addr) {
+  auto after = std::upper_bound(ranges.begin(), ranges.end(), addr,
+                                [](Dwarf_Addr a, const CuRange& range) { return a < range.low; });
+  if (after == ranges.begin()) return nullptr;
+  const CuRange& range = *(after - 1);
+  return addr < range.high ? range.cu : nullptr;
+}
+
+void describeModule(Dwfl_Module* mod, uint64_t pc, SourceFrame& frame) {
+  Dwarf_Addr start = 0;
+  frame.module = displayName(dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr));
+  Dwarf_Addr bias = 0;
+  // Without the ELF file the load bias is unknown; the start of the mapping is the next best reference.
+  frame.module_offset = pc - (dwfl_module_getelf(mod, &bias) != nullptr ? bias : start);
+}
+
+std::string symbolName(Dwfl_Module* mod, Dwarf_Addr addr) {
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = dwfl_module_addrinfo(mod, addr, &offset, &sym, nullptr, nullptr, nullptr);
+  if (name == nullptr) return "";
+  // Symbol tables may spell the version into the name ("__libc_start_main@@GLIBC_2.34"); it is not the function's.
+  return demangle(std::string(name, std::strcspn(name, "@")).c_str());
+}
+
+}  // namespace
+
+struct Symbolizer::Impl {
+  explicit Impl(pid_t pid)
+      : files(pid, notes),
+        debuginfo_path(debuginfoPath(pid, files.sharesOurView())),
+        debuginfo_path_data(debuginfo_path.data()),
+        callbacks{findElf, dwfl_standard_find_debuginfo, nullptr, &debuginfo_path_data},
+        dwfl(dwfl_begin(&callbacks)) {}
+
+  std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
+  Dwarf_Die* cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias);
+  void noteMissingDebugInfo(Dwfl_Module* mod, const std::string& module);
+
+  Notes notes;
+  // Everything libdwfl points into is declared before dwfl, so it outlives dwfl_end.
+  ModuleFiles files;
+  std::string debuginfo_path;
+  char* debuginfo_path_data;
+  Dwfl_Callbacks callbacks;
+  std::unique_ptr<Dwfl, DwflEnd> dwfl;
+  std::unordered_map<uint64_t, std::vector<SourceFrame>> cache[2];  // indexed by is_return_address
+  std::unordered_set<Dwfl_Module*> debug_info_checked;
+  std::unordered_map<Dwfl_Module*, std::vector<CuRange>> cu_ranges;
+};
+
+Dwarf_Die* Symbolizer::Impl::cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias) {
+  Dwarf_Die* cu = dwfl_module_addrdie(mod, addr, bias);
+  // libdwfl answers with the nearest CU below addr even past that CU's end (e.g. for crt1.o's _start, which has no
+  // DWARF), so its answer needs checking.
+  if (cu != nullptr && dwarf_haspc(cu, addr - *bias) == 1) return cu;
+  // libdwfl 0.188 finds CUs only through .debug_aranges, which clang does not emit by default and which mixed builds
+  // have incomplete. The CUs' own ranges are the truth; collecting them costs one pass over the CU headers.
+  if (dwfl_module_getdwarf(mod, bias) == nullptr) return nullptr;
+  auto [ranges, missing] = cu_ranges.try_emplace(mod);
+  if (missing) ranges->second = cuRangesOf(mod);
+  return cuIn(ranges->second, addr - *bias);
+}
+
+std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_address) {
+  SourceFrame outer;
+  outer.address = pc;
+  // A return address points past the call, which may already be the next line or outside the inlined callee.
+  const Dwarf_Addr addr = is_return_address && pc > 0 ? pc - 1 : pc;
+  Dwfl_Module* mod = dwfl_addrmodule(dwfl.get(), addr);
+  if (mod == nullptr) return {outer};
+  describeModule(mod, pc, outer);
+  noteMissingDebugInfo(mod, outer.module);
+  outer.function = symbolName(mod, addr);
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = cuFor(mod, addr, &bias);
+  if (cu == nullptr) return {outer};
+  return inlineChain(cu, addr - bias, std::move(outer));
+}
+
+void Symbolizer::Impl::noteMissingDebugInfo(Dwfl_Module* mod, const std::string& module) {
+  // The vDSO never has debug info and nobody can install it, so it is not worth a note.
+  if (module.empty() || module[0] != '/' || !debug_info_checked.insert(mod).second) return;
+  Dwarf_Addr bias = 0;
+  // Without the ELF file at all, ModuleFiles has already said so.
+  if (dwfl_module_getelf(mod, &bias) == nullptr || dwfl_module_getdwarf(mod, &bias) != nullptr) return;
+  notes.add("no debug info for " + module +
+            ": its frames have function names from the symbol table but no file:line (install its debug symbols)");
+}
+
+Result<std::unique_ptr<Symbolizer>> Symbolizer::forProcess(pid_t pid) {
+  if (pid <= 0) return makeError(ErrorKind::kUsage, "invalid PID " + std::to_string(pid) + ": it must be positive");
+  const std::string proc_dir = "/proc/" + std::to_string(pid);
+  struct stat st {};
+  if (stat(proc_dir.c_str(), &st) != 0) return processError(pid, errno, "the /proc entry");
+
+  auto impl = std::make_unique<Impl>(pid);
+  Dwfl* dwfl = impl->dwfl.get();
+  if (dwfl == nullptr) return makeError(ErrorKind::kInternal, std::string("cannot start libdwfl: ") + dwfl_errmsg(-1));
+  const int rc = dwfl_linux_proc_report(dwfl, pid);
+  if (rc > 0) return processError(pid, rc, "the memory maps");
+  if (rc < 0 || dwfl_report_end(dwfl, nullptr, nullptr) != 0) {
+    return makeError(ErrorKind::kInternal, "cannot read the memory maps of process " + std::to_string(pid) + ": " +
+                                               dwfl_errmsg(-1));
+  }
+  // Module files open lazily, from inside lookups; the callback finds its context through each module's userdata.
+  dwfl_getmodules(dwfl, attachModuleFiles, &impl->files, 0);
+  return std::unique_ptr<Symbolizer>(new Symbolizer(std::move(impl)));
+}
+
+Symbolizer::Symbolizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Symbolizer::~Symbolizer() = default;
+
+const std::vector<SourceFrame>& Symbolizer::symbolize(uint64_t pc, bool is_return_address) {
+  auto& cache = impl_->cache[is_return_address ? 1 : 0];
+  auto it = cache.find(pc);
+  if (it == cache.end()) it = cache.emplace(pc, impl_->resolve(pc, is_return_address)).first;
+  return it->second;
+}
+
+const std::vector<std::string>& Symbolizer::notes() const { return impl_->notes.all(); }
+
+}  // namespace cppops
