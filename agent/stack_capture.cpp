@@ -91,6 +91,24 @@ int queueSignal(pid_t tid, int signo, uint64_t value) {
 
 bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; }
 
+// A thread that blocks the signal, sleeps uninterruptibly (D) or is stopped (T) will not answer before the
+// deadline; knowing it early keeps one such thread from holding every dump to the full timeout.
+bool cannotAnswerSoon(pid_t tid, int signo) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/status", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[2048];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* state = std::strstr(buf, "\nState:\t");
+  if (state != nullptr && (state[8] == 'D' || state[8] == 'T' || state[8] == 't')) return true;
+  const char* blocked = std::strstr(buf, "\nSigBlk:\t");
+  return blocked != nullptr && ((std::strtoull(blocked + 9, nullptr, 16) >> (signo - 1)) & 1) != 0;
+}
+
 }  // namespace
 
 StackCapture& stackCapture() {
@@ -172,16 +190,24 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   // so a dump during thread churn is not held to the full deadline.
   const uint64_t deadline = start + static_cast<uint64_t>(request.timeout_ms) * 1000000ull;
   uint32_t answered = 0;
+  bool checked_stragglers = false;
   while ((answered = arena->finished.load(std::memory_order_acquire)) < expected_answers) {
     const uint64_t now = sigsafe::nowNs();
     if (now >= deadline) break;
     timespec slice{0, static_cast<long>(std::min<uint64_t>(kExitCheckNs, deadline - now))};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&arena->finished), FUTEX_WAIT_PRIVATE, answered, &slice, nullptr, 0);
+    // Once, after the first slice: by then every runnable thread has had its chance to run the handler.
+    const bool check_stragglers = !checked_stragglers;
+    checked_stragglers = true;
     for (size_t i = 0; i < tids.size(); ++i) {
       uint32_t pending = slotState(kPending, generation);
-      if (arena->slots[i].state.load(std::memory_order_relaxed) == pending && !threadExists(tids[i]) &&
-          arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation)))
-        --expected_answers;
+      if (arena->slots[i].state.load(std::memory_order_relaxed) != pending) continue;
+      if (!threadExists(tids[i])) {
+        if (arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation))) --expected_answers;
+      } else if (check_stragglers && cannotAnswerSoon(tids[i], signo_)) {
+        if (arena->slots[i].state.compare_exchange_strong(pending, slotState(sigsafe::kAbandoned, generation)))
+          --expected_answers;
+      }
     }
   }
 

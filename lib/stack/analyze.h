@@ -1,0 +1,32 @@
+// From a RawDump to a StackDump: symbolized frames, what each thread waits for and who holds it, deadlocks, and
+// groups of threads with identical stacks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "proc/task.h"
+#include "stack/model.h"
+#include "symbolize/symbolizer.h"
+
+namespace cppops::stack {
+
+// One captured pc -> its frames, innermost first (several when calls were inlined); an empty result keeps the pc
+// as a bare address. is_return_address is false only for the interrupted pc of frame 0.
+using FrameSource = std::function<std::vector<SourceFrame>(uint64_t pc, bool is_return_address)>;
+
+// stats: /proc/PID/task/TID/stat of the dumped threads, as read by the caller (a missing thread reads as '?').
+// symbolizer: nullptr leaves frames as bare addresses. stack_signal: the real-time signal the agent unwinds
+// threads with, 0 when none was used (ptrace, --no-signal). Cost::total_ns is left for the caller to fill in.
+StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, Symbolizer* symbolizer,
+                  int stack_signal);
+
+// The same, with frames from any source: tests inject their own, the Symbolizer overload forwards here.
+StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, const FrameSource& frames,
+                  int stack_signal);
+
+}  // namespace cppops::stack

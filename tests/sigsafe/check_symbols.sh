@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The signal-handler code (agent/sigsafe/) may call only what is on this list. Each entry is either on the
+# signal-safety(7) list or argued safe where it is called (backtrace: see agent/sigsafe/capture.cpp).
+# Usage: check_symbols.sh OBJECT_FILE...
+set -euo pipefail
+allowed='^(backtrace|clock_gettime|getpid|raise|sigaction|sigfillset|syscall|__errno_location|__stack_chk_fail|memcpy|memmove|memset)$'
+status=0
+for obj in "$@"; do
+  while read -r symbol; do
+    symbol=${symbol%%@*}
+    if ! [[ $symbol =~ $allowed ]]; then
+      echo "$obj calls $symbol, which is not on the async-signal-safe allow-list"
+      status=1
+    fi
+  done < <(nm -u "$obj" | awk '{print $NF}')
+done
+[ $status -eq 0 ] && echo "sigsafe: $# object file(s) call only allow-listed functions"
+exit $status
