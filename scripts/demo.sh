@@ -28,3 +28,4 @@ run cppops tree
 run cppops stats "$pid"
 run cppops version "$pid"
 run cppops "$pid"
+run cppops stack "$pid"

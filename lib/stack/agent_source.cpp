@@ -61,7 +61,11 @@ Result<StackDump> dumpThroughAgent(pid_t pid, const DumpOptions& options) {
                                             ") cannot take stack dumps; restart the process with a newer agent");
 
   auto stats = std::async(std::launch::async, readTaskStats, pid);
-  auto symbolizer = std::async(std::launch::async, [pid] { return Symbolizer::forProcess(pid); });
+  auto symbolizer = std::async(std::launch::async, [pid] {
+    auto s = Symbolizer::forProcess(pid);
+    if (s) (*s)->loadDebugInfo();
+    return s;
+  });
 
   protocol::StackRequest request;
   request.timeout_ms = static_cast<uint32_t>(options.capture_timeout.count());

@@ -399,6 +399,17 @@ Result<std::unique_ptr<Symbolizer>> Symbolizer::forProcess(pid_t pid) {
 
 Symbolizer::Symbolizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+void Symbolizer::loadDebugInfo() {
+  dwfl_getmodules(
+      impl_->dwfl.get(),
+      [](Dwfl_Module* mod, void**, const char*, Dwarf_Addr, void*) {
+        Dwarf_Addr bias = 0;
+        dwfl_module_getdwarf(mod, &bias);
+        return static_cast<int>(DWARF_CB_OK);
+      },
+      nullptr, 0);
+}
+
 Symbolizer::~Symbolizer() = default;
 
 const std::vector<SourceFrame>& Symbolizer::symbolize(uint64_t pc, bool is_return_address) {

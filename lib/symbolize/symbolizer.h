@@ -39,6 +39,11 @@ class Symbolizer {
   // The reference stays valid for the Symbolizer's lifetime: results are cached per (pc, is_return_address).
   const std::vector<SourceFrame>& symbolize(uint64_t pc, bool is_return_address);
 
+  // Opens every module's debug info now rather than on its first lookup. Worth it for a caller that is waiting
+  // for something else anyway (a stack capture in the target): compressed DWARF such as libc's separate debug
+  // file takes tens of milliseconds to load.
+  void loadDebugInfo();
+
   // Human-readable sentences about degraded symbolization, each reported once.
   const std::vector<std::string>& notes() const;
 
