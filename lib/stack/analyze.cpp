@@ -41,6 +41,7 @@ constexpr LockFunction kLockFunctions[] = {
     {"pthread_mutex_clocklock_common", ThreadState::kMutex},
     {"pthread_mutex_cond_lock", ThreadState::kMutex},
     {"pthread_mutex_cond_lock_full", ThreadState::kMutex},
+    {"lll_mutex_lock_optimized", ThreadState::kMutex},
     {"lll_lock_wait", ThreadState::kMutex},
     {"lll_clocklock_wait", ThreadState::kMutex},
     {"lll_lock_wait_private", ThreadState::kMutex, false, false},
@@ -84,6 +85,10 @@ constexpr LockFunction kLockFunctions[] = {
 // Inline namespaces of libstdc++ and libc++ that would otherwise hide "std::condition_variable_any" and friends.
 constexpr std::string_view kInlineNamespaces[] = {"__cxx11::", "_V2::", "__1::"};
 constexpr std::string_view kAnonymousNamespace = "(anonymous namespace)::";
+// What glibc's debug info calls its internal aliases: "__GI___lll_lock_wait".
+constexpr std::string_view kGlibcInternalAlias = "GI_";
+
+void eraseLeadingUnderscores(std::string& name) { name.erase(0, name.find_first_not_of('_')); }
 
 void eraseAll(std::string& text, std::string_view what) {
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at)) text.erase(at, what.size());
@@ -93,6 +98,7 @@ void eraseAll(std::string& text, std::string_view what) {
 //   "void std::condition_variable::wait<P>(std::unique_lock<std::mutex>&, P) [clone .cold]"
 //       -> "std::condition_variable::wait"
 //   "___pthread_mutex_lock@@GLIBC_2.2.5" -> "pthread_mutex_lock"
+//   "__GI___lll_lock_wait_private" -> "lll_lock_wait_private"
 //   "__pthread_cond_wait_common.constprop.0" -> "pthread_cond_wait_common"
 std::string lockMatchName(std::string_view function) {
   std::string name;
@@ -111,7 +117,11 @@ std::string lockMatchName(std::string_view function) {
   name.resize(std::min(name.size(), name.find_first_of("(@.")));
   size_t space = name.rfind(' ');  // before it, a template's return type
   if (space != std::string::npos) name.erase(0, space + 1);
-  name.erase(0, name.find_first_not_of('_'));
+  eraseLeadingUnderscores(name);
+  if (name.compare(0, kGlibcInternalAlias.size(), kGlibcInternalAlias) == 0) {
+    name.erase(0, kGlibcInternalAlias.size());
+    eraseLeadingUnderscores(name);
+  }
   return name;
 }
 
@@ -233,11 +243,24 @@ void explainAbsentOwner(Thread& thread, const DumpContext& context) {
   thread.wait += fmt::format(" (owner thread {} has exited: the lock was abandoned)", owner);
 }
 
+// Without frames (--no-signal, or a thread that could not answer), a glibc mutex is still recognisable: its
+// waiters use a plain FUTEX_WAIT on __lock, which reads 2 (locked, contended), with __owner naming a thread of
+// this process. Condition variables and semaphores wait with FUTEX_WAIT_BITSET, so they do not match.
+bool looksLikeContendedMutex(const RawThread& raw, const proc::FutexCall& call, const DumpContext& context) {
+  if (call.pi || call.op != FUTEX_WAIT) return false;
+  std::optional<uint32_t> word = windowWord(raw, call.uaddr);
+  std::optional<pid_t> owner = windowTid(raw, call.uaddr + kMutexOwnerOffset);
+  return word && *word == 2 && owner && context.inDump(*owner);
+}
+
 void classifyFutex(Thread& thread, const RawThread& raw, const proc::SyscallInfo& info, const DumpContext& context) {
   const LockFunction* lock = innermostLockFunction(thread.frames);
   std::optional<proc::FutexCall> call = proc::decodeFutex(info);
   // Only mutexes use PI futexes, so a PI wait is a mutex even when the stack is unknown.
-  thread.state = lock != nullptr ? lock->state : (call && call->pi ? ThreadState::kMutex : ThreadState::kAtomicWait);
+  const bool mutex_without_lock_frame =
+      lock == nullptr && call && (call->pi || (thread.frames.empty() && looksLikeContendedMutex(raw, *call, context)));
+  thread.state =
+      lock != nullptr ? lock->state : (mutex_without_lock_frame ? ThreadState::kMutex : ThreadState::kAtomicWait);
   if (!call) return;  // futex_waitv: many words at once, none to name
 
   switch (thread.state) {

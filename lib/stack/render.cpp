@@ -20,7 +20,9 @@ bool contains(const std::vector<T>& values, const T& value) {
 
 std::string hex(uint64_t value) { return fmt::format("0x{:x}", value); }
 
-std::string plural(size_t count, const char* noun) { return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s"); }
+std::string plural(size_t count, const char* noun) {
+  return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
+}
 
 std::string basename(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -65,8 +67,8 @@ struct WaitSummary {
 template <typename T, typename Get>
 T agreed(const Members& members, Get get) {
   T first = get(*members.front());
-  bool all_agree = std::all_of(members.begin(), members.end(), [&](const Thread* thread) { return get(*thread) == first; });
-  return all_agree ? first : T{};
+  auto agrees = [&](const Thread* thread) { return get(*thread) == first; };
+  return std::all_of(members.begin(), members.end(), agrees) ? first : T{};
 }
 
 WaitSummary summarize(const Members& members) {
