@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace cppops::agent {
 struct Reply {
   protocol::Status status = protocol::Status::kOk;
   std::vector<uint8_t> payload;
+  // For long requests (a 30 s profile): when set, the control loop gives up the connection instead of replying,
+  // and calls this with the socket, which the callee now owns (it replies and closes, typically from a thread of
+  // its own). The control loop goes straight back to serving everyone else.
+  std::function<void(int fd)> take_connection;
 };
 
 struct RequestContext {
@@ -24,6 +29,7 @@ struct RequestContext {
 };
 
 Reply errorReply(protocol::Status status, std::string message);
+Reply okReply(std::vector<uint8_t> payload);
 
 // Runs on the control thread. Never throws: failures become error replies. Async-signal-safe: no.
 Reply dispatch(protocol::Command command, wire::Reader& args, const RequestContext& context);

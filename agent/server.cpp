@@ -228,6 +228,12 @@ void Server::run() {
           } else if (c.in.size() == protocol::kHeaderSize + h.length) {
             wire::Reader args(c.in.data() + protocol::kHeaderSize, h.length);
             Reply reply = dispatch(static_cast<protocol::Command>(h.code), args, c.peer);
+            if (reply.take_connection) {
+              const int fd = c.fd;
+              conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+              reply.take_connection(fd);
+              continue;
+            }
             c.out = frame(reply);
             c.out_sent = 0;
             c.in.clear();

@@ -33,6 +33,12 @@ Reply errorReply(protocol::Status status, std::string message) {
   return r;
 }
 
+Reply okReply(std::vector<uint8_t> payload) {
+  Reply r;
+  r.payload = std::move(payload);
+  return r;
+}
+
 Reply dispatch(protocol::Command command, wire::Reader& args, const RequestContext& context) {
   for (const auto& e : kHandlers) {
     if (e.command != command) continue;

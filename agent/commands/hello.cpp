@@ -16,7 +16,7 @@ Reply handleHello(wire::Reader&, const RequestContext&) {
   hello.capabilities = capabilities();
   wire::Writer w;
   hello.encode(w);
-  return Reply{protocol::Status::kOk, w.take()};
+  return okReply(w.take());
 }
 
 }  // namespace cppops::agent

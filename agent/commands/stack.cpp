@@ -11,7 +11,7 @@ Reply handleStack(wire::Reader& args, const RequestContext&) {
   request.timeout_ms = std::min<uint32_t>(std::max<uint32_t>(request.timeout_ms, 10), 10000);
   wire::Writer w;
   stackCapture().capture(request).encode(w);
-  return Reply{protocol::Status::kOk, w.take()};
+  return okReply(w.take());
 }
 
 }  // namespace cppops::agent

@@ -85,7 +85,7 @@ Reply handleStats(wire::Reader&, const RequestContext&) {
 
   wire::Writer w;
   s.encode(w);
-  return Reply{protocol::Status::kOk, w.take()};
+  return okReply(w.take());
 }
 
 }  // namespace cppops::agent

@@ -56,7 +56,7 @@ Reply handleVersion(wire::Reader&, const RequestContext&) {
   v.load_mode = loadMode();
   wire::Writer w;
   v.encode(w);
-  return Reply{protocol::Status::kOk, w.take()};
+  return okReply(w.take());
 }
 
 }  // namespace cppops::agent
