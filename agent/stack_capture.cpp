@@ -28,33 +28,60 @@ using sigsafe::slotState;
 // whichever of their words the thread sleeps on.
 constexpr uint64_t kLockWindowBefore = 16;
 constexpr uint64_t kLockWindowSize = 64;
-// How often the requester looks for threads that exited instead of answering.
+// How long a wait for answers may pass without progress before the requester looks for threads that exited or
+// cannot answer.
 constexpr long kExitCheckNs = 2'000'000;
 
-std::vector<pid_t> listThreads() {
-  std::vector<pid_t> tids;
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return tids;
-  while (dirent* e = readdir(d)) {
-    long tid = std::strtol(e->d_name, nullptr, 10);
-    if (tid > 0) tids.push_back(static_cast<pid_t>(tid));
+// The task directory stays open for the whole dump: every per-thread file is then opened relative to it, which
+// spares the kernel a path walk through /proc/self per file (1,000 threads means 2,000 opens).
+class TaskDirectory {
+ public:
+  TaskDirectory() : fd_(::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
+  ~TaskDirectory() {
+    if (fd_ >= 0) ::close(fd_);
   }
-  closedir(d);
-  return tids;
-}
+  TaskDirectory(const TaskDirectory&) = delete;
+  TaskDirectory& operator=(const TaskDirectory&) = delete;
+
+  std::vector<pid_t> threads() const {
+    std::vector<pid_t> tids;
+    int fd = ::dup(fd_);
+    DIR* d = fd >= 0 ? fdopendir(fd) : nullptr;
+    if (d == nullptr) {
+      if (fd >= 0) ::close(fd);
+      return tids;
+    }
+    while (dirent* e = readdir(d)) {
+      long tid = std::strtol(e->d_name, nullptr, 10);
+      if (tid > 0) tids.push_back(static_cast<pid_t>(tid));
+    }
+    closedir(d);
+    return tids;
+  }
+
+  // Reads <tid>/<file> into buf (NUL-terminated); returns the length, 0 when unreadable.
+  size_t read(pid_t tid, const char* file, char* buf, size_t size) const {
+    char path[64];
+    std::snprintf(path, sizeof path, "%d/%s", static_cast<int>(tid), file);
+    int fd = ::openat(fd_, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = ::read(fd, buf, size - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    return static_cast<size_t>(n);
+  }
+
+ private:
+  int fd_;
+};
 
 // The kernel's view of what the thread is blocked in, read before the signal interrupts it.
-std::string readSyscallLine(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
+std::string readSyscallLine(const TaskDirectory& tasks, pid_t tid) {
   char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n <= 0) return "";
+  size_t n = tasks.read(tid, "syscall", buf, sizeof buf);
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0')) --n;
-  return std::string(buf, static_cast<size_t>(n));
+  return std::string(buf, n);
 }
 
 // Copies the memory around a futex word with process_vm_readv on ourselves: an unmapped address yields EFAULT
@@ -93,16 +120,9 @@ bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0
 
 // A thread that blocks the signal, sleeps uninterruptibly (D) or is stopped (T) will not answer before the
 // deadline; knowing it early keeps one such thread from holding every dump to the full timeout.
-bool cannotAnswerSoon(pid_t tid, int signo) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/status", static_cast<int>(tid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+bool cannotAnswerSoon(const TaskDirectory& tasks, pid_t tid, int signo) {
   char buf[2048];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  if (tasks.read(tid, "status", buf, sizeof buf) == 0) return false;
   const char* state = std::strstr(buf, "\nState:\t");
   if (state != nullptr && (state[8] == 'D' || state[8] == 'T' || state[8] == 't')) return true;
   const char* blocked = std::strstr(buf, "\nSigBlk:\t");
@@ -150,17 +170,22 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     use_signals = false;
   }
 
-  std::vector<pid_t> tids = listThreads();
+  const TaskDirectory tasks;
+  std::vector<pid_t> tids = tasks.threads();
   tids.erase(std::remove(tids.begin(), tids.end(), self), tids.end());
   reply.threads.resize(tids.size());
-  for (size_t i = 0; i < tids.size(); ++i) {
+  for (size_t i = 0; i < tids.size(); ++i) reply.threads[i].tid = static_cast<uint32_t>(tids[i]);
+
+  auto readKernelFacts = [&](size_t i) {
     auto& t = reply.threads[i];
-    t.tid = static_cast<uint32_t>(tids[i]);
-    t.syscall_line = readSyscallLine(tids[i]);
+    t.syscall_line = readSyscallLine(tasks, tids[i]);
     readLockWindow(t.syscall_line, t);
-    t.status = use_signals ? 1 : 3;
-  }
+  };
   if (!use_signals) {
+    for (size_t i = 0; i < tids.size(); ++i) {
+      readKernelFacts(i);
+      reply.threads[i].status = 3;
+    }
     reply.total_ns = sigsafe::nowNs() - start;
     return reply;
   }
@@ -176,8 +201,12 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   }
   sigsafe::publishArena(arena);
 
+  // Each thread is signalled right after its kernel facts are read, so the threads already signalled unwind
+  // themselves on the other cores while this thread reads the next ones' files.
   uint32_t expected_answers = 0;
   for (size_t i = 0; i < tids.size(); ++i) {
+    readKernelFacts(i);
+    reply.threads[i].status = 1;
     if (queueSignal(tids[i], signo_, sigsafe::encodeRequest(generation, static_cast<uint32_t>(i))) == 0) {
       ++expected_answers;
     } else {
@@ -186,28 +215,25 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     }
   }
 
-  // Sleep on the answer counter; every few milliseconds, give up on threads that exited instead of answering,
-  // so a dump during thread churn is not held to the full deadline.
+  // Sleep on the answer counter. Whenever a slice passes with no new answer, every thread that could run has
+  // had its chance: look for threads that exited or cannot answer (blocked signal, D, stopped) and stop waiting
+  // for them, so one such thread never holds the dump to its deadline.
   const uint64_t deadline = start + static_cast<uint64_t>(request.timeout_ms) * 1000000ull;
   uint32_t answered = 0;
-  bool checked_stragglers = false;
   while ((answered = arena->finished.load(std::memory_order_acquire)) < expected_answers) {
     const uint64_t now = sigsafe::nowNs();
     if (now >= deadline) break;
     timespec slice{0, static_cast<long>(std::min<uint64_t>(kExitCheckNs, deadline - now))};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&arena->finished), FUTEX_WAIT_PRIVATE, answered, &slice, nullptr, 0);
-    // Once, after the first slice: by then every runnable thread has had its chance to run the handler.
-    const bool check_stragglers = !checked_stragglers;
-    checked_stragglers = true;
+    if (arena->finished.load(std::memory_order_acquire) != answered) continue;
     for (size_t i = 0; i < tids.size(); ++i) {
       uint32_t pending = slotState(kPending, generation);
       if (arena->slots[i].state.load(std::memory_order_relaxed) != pending) continue;
-      if (!threadExists(tids[i])) {
-        if (arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation))) --expected_answers;
-      } else if (check_stragglers && cannotAnswerSoon(tids[i], signo_)) {
-        if (arena->slots[i].state.compare_exchange_strong(pending, slotState(sigsafe::kAbandoned, generation)))
-          --expected_answers;
-      }
+      const bool exited = !threadExists(tids[i]);
+      if ((exited || cannotAnswerSoon(tasks, tids[i], signo_)) &&
+          arena->slots[i].state.compare_exchange_strong(
+              pending, slotState(exited ? kExited : sigsafe::kAbandoned, generation)))
+        --expected_answers;
     }
   }
 
