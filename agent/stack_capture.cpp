@@ -13,6 +13,8 @@
 #include <cstring>
 #include <string>
 
+#include "protocol/lock_window.h"
+
 namespace cppops::agent {
 
 namespace {
@@ -24,10 +26,8 @@ using sigsafe::kWriting;
 using sigsafe::slotKind;
 using sigsafe::slotState;
 
-// Bytes kept around a futex address: enough for the owner fields of pthread_mutex_t and pthread_rwlock_t
-// whichever of their words the thread sleeps on.
-constexpr uint64_t kLockWindowBefore = 16;
-constexpr uint64_t kLockWindowSize = 64;
+using protocol::kLockWindowBefore;
+using protocol::kLockWindowSize;
 // How long a wait for answers may pass without progress before the requester looks for threads that exited or
 // cannot answer.
 constexpr long kExitCheckNs = 2'000'000;
@@ -204,16 +204,26 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   // Each thread is signalled right after its kernel facts are read, so the threads already signalled unwind
   // themselves on the other cores while this thread reads the next ones' files.
   uint32_t expected_answers = 0;
+  int queue_error = 0;
   for (size_t i = 0; i < tids.size(); ++i) {
     readKernelFacts(i);
     reply.threads[i].status = 1;
     if (queueSignal(tids[i], signo_, sigsafe::encodeRequest(generation, static_cast<uint32_t>(i))) == 0) {
       ++expected_answers;
-    } else {
-      uint32_t pending = slotState(kPending, generation);
-      arena->slots[i].state.compare_exchange_strong(pending, slotState(kExited, generation));
+      continue;
     }
+    // ESRCH: it is gone. Anything else (EAGAIN: the user's queued-signal limit, RLIMIT_SIGPENDING, is reached)
+    // leaves it alive but unasked, which the reply must not present as an exit.
+    const int err = errno;
+    uint32_t pending = slotState(kPending, generation);
+    arena->slots[i].state.compare_exchange_strong(
+        pending, slotState(err == ESRCH ? kExited : sigsafe::kAbandoned, generation));
+    if (err != ESRCH && queue_error == 0) queue_error = err;
   }
+
+  if (queue_error != 0)
+    reply.notes.push_back("some threads could not be signalled (" + std::string(std::strerror(queue_error)) +
+                          "); raise RLIMIT_SIGPENDING (ulimit -i) if this persists");
 
   // Sleep on the answer counter. Whenever a slice passes with no new answer, every thread that could run has
   // had its chance: look for threads that exited or cannot answer (blocked signal, D, stopped) and stop waiting

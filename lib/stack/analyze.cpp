@@ -377,7 +377,7 @@ std::string noStackReason(const Thread& thread, const DumpContext& context) {
     case CaptureStatus::kCaptured: return "no frames could be unwound";
     case CaptureStatus::kNoAnswer: return noAnswerReason(thread, context);
     case CaptureStatus::kExited: return "exited during the capture";
-    case CaptureStatus::kNotRequested: return "stack not captured (--no-signal)";
+    case CaptureStatus::kNotRequested: return "stack not captured: no signal was sent (see the notes)";
   }
   return {};
 }

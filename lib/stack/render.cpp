@@ -234,6 +234,8 @@ nlohmann::json threadJson(const Thread& thread) {
   if (!thread.wait.empty()) json["wait"] = thread.wait;
   if (!thread.syscall.empty()) json["syscall"] = thread.syscall;
   if (thread.frames.empty()) json["reason"] = thread.no_stack_reason;
+  // The time this thread was held for the capture (its own unwind in the handler, or its ptrace stop).
+  if (thread.capture == CaptureStatus::kCaptured) json["pause_ns"] = thread.handler_ns;
   json["frames"] = nlohmann::json::array();
   for (const SourceFrame& frame : thread.frames) json["frames"].push_back(frameJson(frame));
   return json;

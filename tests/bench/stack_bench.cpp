@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
     std::ifstream in(dir + "/dump.json");
     nlohmann::json dump = nlohmann::json::parse(in);
     for (const auto& t : dump.at("threads")) {
-      if (t.contains("pause_ns")) handler_us.push_back(t.at("pause_ns").get<double>() / 1e3);
+      if (t.find("pause_ns") != t.end()) handler_us.push_back(t.at("pause_ns").get<double>() / 1e3);
       ++dumped;
       for (const auto& f : t.at("frames"))
         if (f.find("line") != f.end() && f.at("line").get<double>() > 0) {

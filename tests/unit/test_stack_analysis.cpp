@@ -388,7 +388,7 @@ TEST_CASE("threads without frames say why", "[stack]") {
   REQUIRE(threadOf(dump, 1).no_stack_reason == "did not answer within the deadline");
   REQUIRE(threadOf(dump, 2).no_stack_reason == "stopped");
   REQUIRE(threadOf(dump, 3).no_stack_reason == "exited during the capture");
-  REQUIRE(threadOf(dump, 4).no_stack_reason == "stack not captured (--no-signal)");
+  REQUIRE(threadOf(dump, 4).no_stack_reason == "stack not captured: no signal was sent (see the notes)");
   REQUIRE(threadOf(dump, 4).state == ThreadState::kSleep);  // kernel facts still classify it
 }
 
