@@ -13,6 +13,7 @@
 #include "cppops/agent.h"
 #include "log.h"
 #include "options.h"
+#include "profiler.h"
 #include "server.h"
 #include "stack_capture.h"
 #include "core/version.h"
@@ -52,6 +53,7 @@ void forgetAfterFork() {
   a.server.abandonAfterFork();
   a.running = false;
   new (&a.mu) std::mutex;  // the parent's lock state is meaningless in the child
+  profiler().forgetAfterFork();
 }
 
 void removeSocketAtExit() {
@@ -73,6 +75,8 @@ int start(const Options& options) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const long signo = options.stack_signal > 0 ? options.stack_signal : SIGRTMIN + 5;
+  profiler().configure(static_cast<int>(options.profile_signal > 0 ? options.profile_signal : SIGRTMIN + 6),
+                       static_cast<int>(signo), options.request_timeout_ms);
   int err = pthread_create(&a.thread, nullptr, controlThread, reinterpret_cast<void*>(static_cast<intptr_t>(signo)));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err != 0) {
@@ -123,6 +127,7 @@ extern "C" void cppops_agent_stop(void) {
   if (!a.running) return;
   a.server.stop();
   pthread_join(a.thread, nullptr);
+  cppops::agent::profiler().stop();  // after the control thread: no new profile can start meanwhile
   a.server.close();
   a.running = false;
 }

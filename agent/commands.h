@@ -41,5 +41,7 @@ Reply handleHello(wire::Reader& args, const RequestContext& context);
 Reply handleStats(wire::Reader& args, const RequestContext& context);
 Reply handleVersion(wire::Reader& args, const RequestContext& context);
 Reply handleStack(wire::Reader& args, const RequestContext& context);
+Reply handleSymbols(wire::Reader& args, const RequestContext& context);
+Reply handleProfile(wire::Reader& args, const RequestContext& context);
 
 }  // namespace cppops::agent

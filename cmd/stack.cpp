@@ -5,7 +5,10 @@
 
 #include "command.h"
 #include "exit_codes.h"
+#include "discovery/discovery.h"
+#include "proc/process.h"
 #include "stack/agent_source.h"
+#include "stack/ptrace_source.h"
 #include "stack/render.h"
 
 namespace cppops::cli {
@@ -20,6 +23,9 @@ struct StackFlags {
   std::vector<pid_t> tids;
   bool no_signal = false;
   int capture_timeout_ms = 1000;
+  bool ptrace = false;
+  bool agent_only = false;
+  int agent_deadline_ms = 2000;
 };
 
 Result<stack::Filter> makeFilter(const StackFlags& f) {
@@ -38,6 +44,30 @@ Result<stack::Filter> makeFilter(const StackFlags& f) {
   return filter;
 }
 
+// The agent answers when the process has one and it replies within the deadline; ptrace answers otherwise (and
+// explains a refusal itself). --ptrace and --agent-only force one path.
+Result<stack::StackDump> takeDump(const StackFlags& f, const stack::DumpOptions& options) {
+  if (f.ptrace) return stack::dumpThroughPtrace(f.pid, options);
+  if (f.agent_only) return stack::dumpThroughAgent(f.pid, options);
+  auto agent = discovery::findAgent(f.pid);
+  if (!agent) {
+    if (!proc::readProcess(f.pid)) return agent.error();
+    return stack::dumpThroughPtrace(f.pid, options);
+  }
+  stack::DumpOptions agent_options = options;
+  agent_options.timeout = std::chrono::milliseconds(f.agent_deadline_ms);
+  auto dump = stack::dumpThroughAgent(f.pid, agent_options);
+  if (dump || dump.error().kind == ErrorKind::kUsage) return dump;
+
+  const std::string why = dump.error().kind == ErrorKind::kTimeout
+                              ? fmt::format("the agent did not answer within {} ms", f.agent_deadline_ms)
+                              : "the agent could not answer (" + dump.error().message + ")";
+  auto fallback = stack::dumpThroughPtrace(f.pid, options);
+  if (!fallback) return makeError(fallback.error().kind, why + "; " + fallback.error().message);
+  fallback->notes.insert(fallback->notes.begin(), why + "; answered through ptrace");
+  return fallback;
+}
+
 int runStack(const StackFlags& f, const CommonFlags& flags) {
   auto filter = makeFilter(f);
   if (!filter) return reportError(filter.error(), flags);
@@ -48,7 +78,7 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
   options.capture_timeout = std::chrono::milliseconds(f.capture_timeout_ms);
   options.timeout = std::max(flags.timeout(), options.capture_timeout + std::chrono::milliseconds(2000));
   options.use_signals = !f.no_signal;
-  auto dump = stack::dumpThroughAgent(f.pid, options);
+  auto dump = takeDump(f, options);
   if (!dump) return reportError(dump.error(), flags);
 
   if (flags.json) {
@@ -74,10 +104,19 @@ void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code) {
   cmd->add_option("--name", f.name, "Only threads whose name contains this text");
   cmd->add_option("--tid", f.tids, "Only these threads (comma-separated)")->delimiter(',');
   cmd->add_flag("--no-signal", f.no_signal,
-                "Send no signal: kernel state, wait reasons and lock owners only, no stacks");
+                "Touch no thread (no signal, no ptrace stop): kernel state, wait reasons and lock owners only");
   cmd->add_option("--capture-timeout", f.capture_timeout_ms,
-                  "Milliseconds the agent waits for threads to unwind themselves (default 1000)")
+                  "Milliseconds a thread may take to answer the agent, or to stop for ptrace (default 1000)")
       ->check(CLI::Range(10, 10000));
+  auto* ptrace = cmd->add_flag("--ptrace", f.ptrace,
+                               "Take the stacks with ptrace, one thread stopped at a time, even if there is an agent");
+  auto* agent_only =
+      cmd->add_flag("--agent-only", f.agent_only, "Only ask the agent; never fall back to ptrace")->excludes(ptrace);
+  cmd->add_option("--agent-deadline", f.agent_deadline_ms,
+                  "Milliseconds the agent has to answer before cppops falls back to ptrace (default 2000)")
+      ->check(CLI::Range(10, 600000))
+      ->excludes(ptrace)
+      ->excludes(agent_only);
   addCommonFlags(*cmd, flags);
   cmd->footer(
       "Exit status 7 means the dump succeeded and found a deadlock.\n\n"
@@ -85,7 +124,8 @@ void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code) {
       "  cppops stack 1234\n"
       "  cppops stack 1234 --threads --state mutex\n"
       "  cppops stack 1234 --json | jq '.deadlocks'\n"
-      "  cppops stack 1234 --no-signal      # touch no thread, kernel facts only");
+      "  cppops stack 1234 --no-signal      # touch no thread, kernel facts only\n"
+      "  cppops stack 1234 --ptrace         # without the agent, even if the process has one");
   cmd->callback([&] { exit_code = runStack(f, flags); });
 }
 

@@ -29,3 +29,6 @@ run cppops stats "$pid"
 run cppops version "$pid"
 run cppops "$pid"
 run cppops stack "$pid"
+run cppops profile "$pid" --duration 3s --mode wall --top 8
+run cppops profile "$pid" --duration 3s --mode wall --threads -o build/demo-flame.svg
+echo "(open build/demo-flame.svg in a browser: hover, click to zoom, Search)"

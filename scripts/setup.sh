@@ -5,8 +5,10 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libcli11-dev libfmt-dev nlohmann-json3-dev libdw-dev libelf-dev zlib1g-dev catch2
+  libcli11-dev libfmt-dev nlohmann-json3-dev libdw-dev libelf-dev zlib1g-dev libunwind-dev catch2
   mandoc elfutils binutils gdb procps util-linux
+  golang-go libxml2-utils
+  libgoogle-perftools-dev
 )
 
 missing=()

@@ -20,6 +20,8 @@ constexpr Entry kHandlers[] = {
     {protocol::Command::kStats, handleStats},
     {protocol::Command::kVersion, handleVersion},
     {protocol::Command::kStack, handleStack},
+    {protocol::Command::kSymbols, handleSymbols},
+    {protocol::Command::kProfile, handleProfile},
 };
 
 }  // namespace

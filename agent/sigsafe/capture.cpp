@@ -5,8 +5,9 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
+
+#include "unwind.h"
 
 namespace cppops::agent::sigsafe {
 
@@ -21,60 +22,15 @@ std::atomic<Arena*> g_arena{nullptr};
 struct sigaction g_previous;  // written once before the handler is installed, read-only afterwards
 int g_signo = 0;
 
-uintptr_t interruptedPc(const void* context) {
-  const auto* uc = static_cast<const ucontext_t*>(context);
-#if defined(__x86_64__)
-  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
-#elif defined(__aarch64__)
-  return static_cast<uintptr_t>(uc->uc_mcontext.pc);
-#else
-#error "cppops: add the interrupted-pc register of this architecture"
-#endif
-}
-
-// Hands a signal that is not one of our requests to the handler that was installed before us, as if we were
-// not there. Async-signal-safe: yes (sigaction, raise and the previous handler itself, which was already
-// running in signal context before we came).
-void chain(int signo, siginfo_t* info, void* context) {
-  if (g_previous.sa_flags & SA_SIGINFO) {
-    if (g_previous.sa_sigaction != nullptr) g_previous.sa_sigaction(signo, info, context);
-    return;
-  }
-  if (g_previous.sa_handler == SIG_IGN) return;
-  if (g_previous.sa_handler == SIG_DFL) {
-    // The default action of a real-time signal is to terminate: honour what the sender asked for.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigaction(signo, &dfl, nullptr);
-    raise(signo);
-    return;
-  }
-  g_previous.sa_handler(signo);
-}
-
 void wake(std::atomic<uint32_t>& word) {
   // futex(2) via syscall(2): a raw system call, async-signal-safe by nature.
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
+// The interrupted pc first, our own frames and the signal trampoline left out (unwind.cpp says why backtrace()
+// is safe here).
 void captureInto(ThreadSlot& slot, void* context) {
-  // backtrace(3) is not on the signal-safety(7) list; it is safe here because warmUp() already made glibc load
-  // libgcc_s, after which _Unwind_Backtrace only reads .eh_frame through _dl_find_object (glibc >= 2.35,
-  // lock-free) and writes into our buffer: no malloc, no lock. The system libunwind is deliberately not used
-  // (it deadlocks against ld.so's lock and allocates on first use).
-  int n = backtrace(slot.pcs, static_cast<int>(kMaxFrames));
-  // Drop our own frames and the signal trampoline: the interrupted pc is where the thread's story starts.
-  const uintptr_t pc = interruptedPc(context);
-  int first = 0;
-  while (first < n && reinterpret_cast<uintptr_t>(slot.pcs[first]) != pc) ++first;
-  if (first == n) {
-    // The unwinder could not step through the signal frame: report at least where the thread was.
-    slot.pcs[0] = reinterpret_cast<void*>(pc);
-    slot.frame_count = 1;
-    return;
-  }
-  for (int i = first; i < n; ++i) slot.pcs[i - first] = slot.pcs[i];
-  slot.frame_count = static_cast<uint32_t>(n - first);
+  slot.frame_count = static_cast<uint32_t>(unwindInterrupted(slot.pcs, kMaxFrames, context));
 }
 
 void handler(int signo, siginfo_t* info, void* context) {
@@ -83,7 +39,7 @@ void handler(int signo, siginfo_t* info, void* context) {
   const bool ours = info->si_code == SI_QUEUE && info->si_pid == getpid() &&
                     (value >> (kIndexBits + kGenerationBits)) == kRequestMagic;
   if (!ours) {
-    chain(signo, info, context);
+    chainSignal(g_previous, signo, info, context);
     errno = saved_errno;
     return;
   }

@@ -35,6 +35,8 @@ class Connection {
   Result<std::vector<uint8_t>> call(protocol::Command command, const std::vector<uint8_t>& args = {});
 
   bool supports(protocol::Command command) const;
+  // The deadline of each later call(): a profile's reply comes only after its duration.
+  void setTimeout(Milliseconds timeout) { timeout_ = timeout; }
   const protocol::HelloReply& hello() const { return hello_; }
   const discovery::Endpoint& endpoint() const { return endpoint_; }
 

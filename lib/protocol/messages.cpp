@@ -139,6 +139,134 @@ bool StackReply::decode(wire::Reader& r) {
   return r.ok();
 }
 
+void SymbolsRequest::encode(wire::Writer& w) const {
+  w.u32(static_cast<uint32_t>(addresses.size()));
+  for (uint64_t a : addresses) w.u64(a);
+}
+
+bool SymbolsRequest::decode(wire::Reader& r) {
+  uint32_t n = r.count(sizeof(uint64_t));
+  addresses.resize(n);
+  for (auto& a : addresses) a = r.u64();
+  return r.ok();
+}
+
+void SymbolsReply::encode(wire::Writer& w) const {
+  w.u32(static_cast<uint32_t>(symbols.size()));
+  for (const auto& s : symbols) {
+    w.str(s.module);
+    w.str(s.name);
+    w.u64(s.offset);
+  }
+}
+
+bool SymbolsReply::decode(wire::Reader& r) {
+  uint32_t n = r.count(kMinStringSize * 2 + sizeof(uint64_t));
+  symbols.resize(n);
+  for (auto& s : symbols) {
+    s.module = r.str();
+    s.name = r.str();
+    s.offset = r.u64();
+  }
+  return r.ok();
+}
+
+void ProfileRequest::encode(wire::Writer& w) const {
+  w.u32(duration_ms);
+  w.u32(rate_hz);
+  w.u8(mode);
+}
+
+bool ProfileRequest::decode(wire::Reader& r) {
+  // An empty request means the defaults: 10 s of cpu samples at 100 Hz.
+  if (r.remaining() == 0) return true;
+  duration_ms = r.u32();
+  rate_hz = r.u32();
+  mode = r.u8();
+  return r.ok();
+}
+
+void ProfileThread::encode(wire::Writer& w) const {
+  w.u32(tid);
+  w.str(name);
+  w.u32(static_cast<uint32_t>(labels.size()));
+  for (const auto& l : labels) {
+    w.str(l.key);
+    w.str(l.value);
+  }
+}
+
+bool ProfileThread::decode(wire::Reader& r) {
+  tid = r.u32();
+  name = r.str();
+  uint32_t n = r.count(kMinStringSize * 2);
+  labels.clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ProfileLabel l;
+    l.key = r.str();
+    l.value = r.str();
+    labels.push_back(std::move(l));
+  }
+  return r.ok();
+}
+
+void ProfileSample::encode(wire::Writer& w) const {
+  w.u32(tid);
+  w.u64(weight);
+  w.str(syscall_line);
+  w.u32(static_cast<uint32_t>(pcs.size()));
+  for (uint64_t pc : pcs) w.u64(pc);
+}
+
+bool ProfileSample::decode(wire::Reader& r) {
+  tid = r.u32();
+  weight = r.u64();
+  syscall_line = r.str();
+  uint32_t n = r.count(sizeof(uint64_t));
+  pcs.resize(n);
+  for (auto& pc : pcs) pc = r.u64();
+  return r.ok();
+}
+
+void ProfileReply::encode(wire::Writer& w) const {
+  w.u64(duration_ns);
+  w.u64(period_ns);
+  w.u64(dropped);
+  w.u32(static_cast<uint32_t>(threads.size()));
+  for (const auto& t : threads) t.encode(w);
+  w.u32(static_cast<uint32_t>(samples.size()));
+  for (const auto& s : samples) s.encode(w);
+  w.u32(static_cast<uint32_t>(notes.size()));
+  for (const auto& n : notes) w.str(n);
+}
+
+bool ProfileReply::decode(wire::Reader& r) {
+  duration_ns = r.u64();
+  period_ns = r.u64();
+  dropped = r.u64();
+  // A thread is at least tid + two counts; a sample at least tid + weight + two counts.
+  uint32_t n = r.count(4 + kMinStringSize + 4);
+  threads.clear();
+  threads.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ProfileThread t;
+    if (!t.decode(r)) break;
+    threads.push_back(std::move(t));
+  }
+  n = r.count(4 + 8 + kMinStringSize + 4);
+  samples.clear();
+  samples.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ProfileSample s;
+    if (!s.decode(r)) break;
+    samples.push_back(std::move(s));
+  }
+  n = r.count(kMinStringSize);
+  notes.clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) notes.push_back(r.str());
+  return r.ok();
+}
+
 void ErrorReply::encode(wire::Writer& w) const { w.str(message); }
 
 bool ErrorReply::decode(wire::Reader& r) {

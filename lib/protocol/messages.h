@@ -87,6 +87,82 @@ struct StackReply {
   bool decode(wire::Reader& r);
 };
 
+// Addresses the CLI could not name because it cannot read the binaries (another mount namespace without
+// access, a deleted file and no CAP_SYS_ADMIN for /proc/PID/map_files). The agent answers from its own dynamic
+// symbol tables (dladdr), which need no file access.
+struct SymbolsRequest {
+  std::vector<uint64_t> addresses;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct AgentSymbol {
+  std::string module;     // "" when the address is in no loaded object
+  std::string name;       // mangled, as dladdr reports it; "" when no dynamic symbol covers the address
+  uint64_t offset = 0;    // address - symbol start (or - module base when name is empty)
+};
+
+struct SymbolsReply {
+  std::vector<AgentSymbol> symbols;  // one per requested address, same order
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// PROFILE: sample every thread's stack for a while. mode: kProfileCpu (each thread's CPU-time timer: samples
+// where threads burn CPU) or kProfileWall (every thread at the rate, whatever it does, with its kernel facts).
+enum ProfileMode : uint8_t { kProfileCpu = 0, kProfileWall = 1 };
+
+struct ProfileRequest {
+  uint32_t duration_ms = 10000;  // 1 to 3600000
+  uint32_t rate_hz = 100;        // 1 to 10000
+  uint8_t mode = kProfileCpu;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct ProfileLabel {
+  std::string key;
+  std::string value;
+};
+
+// A thread that appears in the samples. `labels` is empty today; it is where per-thread facts the agent learns
+// later (request ids and the like) will travel, without a new message.
+struct ProfileThread {
+  uint32_t tid = 0;
+  std::string name;  // /proc/self/task/TID/comm when the thread was first seen
+  std::vector<ProfileLabel> labels;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// One distinct stack of one thread. Identical samples (same tid, syscall_line and pcs) are merged by the agent and
+// their weights added.
+struct ProfileSample {
+  uint32_t tid = 0;
+  uint64_t weight = 0;        // sampling periods this stands for (cpu mode: 1 + timer overruns per delivery)
+  std::string syscall_line;   // wall mode: /proc/self/task/TID/syscall when the sample was taken; "" in cpu mode
+  std::vector<uint64_t> pcs;  // innermost first, pcs[0] the interrupted pc; empty when the thread never answered
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct ProfileReply {
+  uint64_t duration_ns = 0;  // how long the agent sampled
+  uint64_t period_ns = 0;    // 1e9 / rate: the time one unit of weight stands for
+  uint64_t dropped = 0;      // samples (by weight) lost: buffers full, signal queue full, reply too large
+  std::vector<ProfileThread> threads;
+  std::vector<ProfileSample> samples;
+  std::vector<std::string> notes;  // remarks for a person (threads without a timer, skipped ticks, ...)
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
 // Error replies carry a human message that the CLI prints verbatim.
 struct ErrorReply {
   std::string message;

@@ -12,6 +12,7 @@ struct CommandEntry {
 constexpr CommandEntry kCommands[] = {
     {Command::kHello, "hello"},   {Command::kStats, "stats"},     {Command::kVersion, "version"},
     {Command::kStack, "stack"},   {Command::kSymbols, "symbols"},
+    {Command::kProfile, "profile"},
 };
 }  // namespace
 

@@ -26,6 +26,7 @@ enum class Command : uint16_t {
   kVersion = 3,  // build facts: build-id, executable, how the agent was loaded
   kStack = 4,    // raw per-thread stacks and kernel wait facts (issue: stack)
   kSymbols = 5,  // names the agent can resolve itself (dladdr), when the CLI cannot read the binaries
+  kProfile = 6,  // samples of every thread's stack over a duration, cpu or wall-clock (issue: profile)
 };
 
 enum class Status : uint16_t {

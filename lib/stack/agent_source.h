@@ -13,7 +13,8 @@ namespace cppops::stack {
 
 struct DumpOptions {
   std::chrono::milliseconds timeout{5000};          // for the whole request
-  std::chrono::milliseconds capture_timeout{1000};  // how long the agent waits for threads to answer
+  std::chrono::milliseconds capture_timeout{1000};  // how long the agent waits for threads to answer (ptrace:
+                                                    // how long one thread may take to stop)
   bool use_signals = true;
 };
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include <algorithm>
 #include <cstring>
@@ -318,8 +319,29 @@ std::string syscallLabel(long number) {
   return name.empty() ? "syscall_" + std::to_string(number) : std::string(name);
 }
 
+// A timed sleep, futex or poll wait that a stop interrupted (a ptrace stop, or a signal handler) is resumed by the
+// kernel through restart_syscall(2): /proc then shows that number, with the original arguments still in the
+// registers. The innermost named frame is the libc wrapper that made the original call.
+long restartedSyscall(const std::vector<SourceFrame>& frames) {
+  constexpr size_t kWrapperDepth = 3;  // the wrapper, or what it was inlined into
+  size_t named = 0;
+  for (const SourceFrame& frame : frames) {
+    if (frame.function.empty()) continue;
+    const std::string name = lockMatchName(frame.function);
+    if (name.compare(0, 5, "futex") == 0 || name == "do_futex_wait") return SYS_futex;
+    if (name.compare(0, 15, "clock_nanosleep") == 0) return SYS_clock_nanosleep;
+    if (name == "nanosleep") return SYS_nanosleep;
+    if (name.compare(0, 5, "ppoll") == 0) return SYS_ppoll;
+    if (name == "poll") return SYS_poll;
+    if (++named == kWrapperDepth) break;
+  }
+  return SYS_restart_syscall;
+}
+
 void classify(Thread& thread, const RawThread& raw, DumpContext& context) {
   proc::SyscallInfo info = proc::parseSyscall(raw.syscall_line);
+  if (info.kind == proc::SyscallInfo::Kind::kInSyscall && info.number == SYS_restart_syscall)
+    info.number = restartedSyscall(thread.frames);
   if (info.kind == proc::SyscallInfo::Kind::kInSyscall) thread.syscall = syscallLabel(info.number);
   // The scheduler state outranks the syscall: a stopped thread stays stopped whatever it was doing.
   switch (thread.kernel_state) {
@@ -409,7 +431,8 @@ Thread buildThread(const RawThread& raw, const std::map<pid_t, proc::TaskStat>& 
   thread.frames = symbolizeAll(raw.pcs, frames);
   // Frames first: a futex wait is told apart by the functions on the stack.
   classify(thread, raw, context);
-  if (thread.frames.empty()) thread.no_stack_reason = noStackReason(thread, context);
+  if (thread.frames.empty())
+    thread.no_stack_reason = raw.no_stack_reason.empty() ? noStackReason(thread, context) : raw.no_stack_reason;
   return thread;
 }
 
@@ -522,6 +545,25 @@ StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& sta
     dump.notes.insert(dump.notes.end(), notes.begin(), notes.end());
   }
   return dump;
+}
+
+ThreadState stateFromSyscall(std::string_view syscall_line, const std::vector<SourceFrame>& frames) {
+  proc::SyscallInfo info = proc::parseSyscall(syscall_line);
+  switch (info.kind) {
+    case proc::SyscallInfo::Kind::kRunning:
+      return ThreadState::kRunning;
+    case proc::SyscallInfo::Kind::kInSyscall:
+      break;
+    case proc::SyscallInfo::Kind::kBlockedNotInSyscall:
+    case proc::SyscallInfo::Kind::kUnknown:
+      return ThreadState::kUnknown;
+  }
+  proc::SyscallClass kind = proc::classifySyscall(info.number);
+  if (kind != proc::SyscallClass::kFutex) return stateOfSyscall(kind);
+  if (const LockFunction* lock = innermostLockFunction(frames)) return lock->state;
+  // Only mutexes use priority-inheritance futexes.
+  std::optional<proc::FutexCall> call = proc::decodeFutex(info);
+  return call && call->pi ? ThreadState::kMutex : ThreadState::kAtomicWait;
 }
 
 }  // namespace cppops::stack

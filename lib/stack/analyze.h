@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string_view>
 #include <vector>
 
 #include "proc/task.h"
@@ -28,5 +29,10 @@ StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& sta
 // The same, with frames from any source: tests inject their own, the Symbolizer overload forwards here.
 StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, const FrameSource& frames,
                   int stack_signal);
+
+// One thread's state from its kernel facts alone (the text of /proc/PID/task/TID/syscall) and its frames, with no
+// lock owner, fd description or scheduler state: how a wall-clock profile labels each sample. A futex wait is told
+// apart (mutex, rwlock, condition variable, semaphore) by the functions on the stack, as in analyze().
+ThreadState stateFromSyscall(std::string_view syscall_line, const std::vector<SourceFrame>& frames);
 
 }  // namespace cppops::stack

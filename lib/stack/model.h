@@ -33,7 +33,8 @@ struct RawThread {
   std::string syscall_line;              // /proc/PID/task/TID/syscall as read before the thread was interrupted
   uint64_t lock_window_address = 0;      // start of lock_window in the target's address space
   std::vector<uint8_t> lock_window;      // bytes around a futex address, from which lock owners are read
-  uint64_t handler_ns = 0;               // time the thread spent capturing itself (agent path)
+  uint64_t handler_ns = 0;               // time the thread was held: in its handler (agent), stopped (ptrace)
+  std::string no_stack_reason;           // why there are no frames, when the source knows better than analyze()
 };
 
 struct RawDump {

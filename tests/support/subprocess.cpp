@@ -24,7 +24,8 @@ namespace cppops::test {
 
 namespace {
 
-std::string slurp(const std::string& path) { return proc::readFile(path).value_or(""); }
+// Whole files: a --json stack dump of a thousand threads is several MiB.
+std::string slurp(const std::string& path) { return proc::readFile(path, size_t{256} << 20).value_or(""); }
 
 std::vector<std::string> environmentWith(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> env;
@@ -101,22 +102,32 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 
-TempDir::~TempDir() {
-  // Flat directories only (sockets, output files), so no recursion is needed.
-  if (DIR* d = opendir(path_.c_str())) {
-    while (dirent* e = readdir(d))
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-        ::unlink((path_ + "/" + e->d_name).c_str());
+namespace {
+
+void removeTree(const std::string& path) {
+  if (DIR* d = opendir(path.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      const std::string child = path + "/" + e->d_name;
+      if (e->d_type == DT_DIR)
+        removeTree(child);
+      else
+        ::unlink(child.c_str());
+    }
     closedir(d);
   }
-  ::rmdir(path_.c_str());
+  ::rmdir(path.c_str());
 }
+
+}  // namespace
+
+TempDir::~TempDir() { removeTree(path_); }
 
 TargetProcess::TargetProcess(TargetOptions options, const std::string& socket_dir) : socket_dir_(socket_dir) {
   auto env_map = options.env;
   env_map.emplace("CPPOPS_SOCKET_DIR", socket_dir);
   if (options.preload) env_map["LD_PRELOAD"] = agentLibraryPath();
-  std::vector<std::string> argv{targetPath(options.program)};
+  std::vector<std::string> argv{options.program[0] == '/' ? options.program : targetPath(options.program)};
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   if (options.run_as) chmod(files_.path().c_str(), 0755);
   pid_ = spawn(argv, environmentWith(env_map), files_.path() + "/out", files_.path() + "/err", options.run_as);
@@ -195,6 +206,28 @@ CliResult runCaptured(const std::vector<std::string>& argv, const std::map<std::
 }
 
 }  // namespace
+
+BackgroundCli::BackgroundCli(const std::vector<std::string>& args, const std::string& socket_dir) {
+  std::vector<std::string> argv{cliPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_ = spawn(argv, environmentWith({{"CPPOPS_SOCKET_DIR", socket_dir}}), files_.path() + "/out",
+               files_.path() + "/err", std::nullopt);
+}
+
+BackgroundCli::~BackgroundCli() {
+  if (!reaped_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitWithLimit(pid_, 10s);
+  }
+}
+
+std::optional<int> BackgroundCli::wait(std::chrono::milliseconds limit) {
+  auto status = waitWithLimit(pid_, limit);
+  if (status) reaped_ = true;
+  return status;
+}
+
+std::string BackgroundCli::out() const { return slurp(files_.path() + "/out"); }
 
 CliResult runProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                      std::chrono::milliseconds limit) {

@@ -40,7 +40,7 @@ struct RunAs {
 inline constexpr RunAs kNobody{65534, 65534};
 
 struct TargetOptions {
-  std::string program;                // a name in tests/targets (built next to the tests)
+  std::string program;                // a name in tests/targets (built next to the tests), or an absolute path
   std::vector<std::string> args;
   bool preload = false;               // LD_PRELOAD the shared agent
   std::map<std::string, std::string> env;  // added to (or replacing) the test's environment
@@ -83,6 +83,26 @@ struct CliResult {
 // Runs the real cppops binary with CPPOPS_SOCKET_DIR=socket_dir.
 CliResult runCli(const std::vector<std::string>& args, const std::string& socket_dir,
                  std::optional<RunAs> run_as = std::nullopt, std::chrono::milliseconds limit = 60s);
+
+// The real cppops binary running in the background, for tests that act on it while it works (signals, timing).
+// Killed (SIGKILL) in the destructor if still running.
+class BackgroundCli {
+ public:
+  BackgroundCli(const std::vector<std::string>& args, const std::string& socket_dir);
+  ~BackgroundCli();
+  BackgroundCli(const BackgroundCli&) = delete;
+  BackgroundCli& operator=(const BackgroundCli&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits for exit; returns the raw wait status, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds limit = 10s);
+  std::string out() const;
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  TempDir files_;
+};
 
 // Runs any command line and captures its output (for comparisons against programs without the agent).
 CliResult runProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,

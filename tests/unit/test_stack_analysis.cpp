@@ -664,5 +664,25 @@ TEST_CASE("a live thread: its fd described, its blocked stack signal named", "[s
   REQUIRE(analyzed.no_stack_reason == "blocks signal 40, so it could not unwind itself");
 }
 
+TEST_CASE("a wait resumed through restart_syscall is named by the wrapper that made it", "[stack]") {
+  // After a stop (ptrace, or a handler), the kernel resumes timed sleeps and futex waits through restart_syscall
+  // with the original arguments still in the registers.
+  auto restarted = [](RawThread thread) {
+    thread.syscall_line.replace(0, thread.syscall_line.find(' '), std::to_string(SYS_restart_syscall));
+    return thread;
+  };
+  RawDump raw = dumpOf({restarted(mutexWaiter(101, 0x5000, 102)), sleeper(102), restarted(sleeper(103))});
+  StackDump dump = analyzeFake(raw);
+  Thread waiter = threadOf(dump, 101);
+  REQUIRE(waiter.state == ThreadState::kMutex);
+  REQUIRE(waiter.owner_tid == 102);
+  REQUIRE(waiter.wait == "mutex 0x5000");
+  REQUIRE(waiter.syscall == "futex");
+  // ticker() is no libc wrapper: the frames decide, not the arguments, so this stays what the kernel says.
+  Thread unknown = threadOf(dump, 103);
+  REQUIRE(unknown.syscall == "restart_syscall");
+  REQUIRE(unknown.state == ThreadState::kSyscall);
+}
+
 }  // namespace
 }  // namespace cppops::stack

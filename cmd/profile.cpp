@@ -1,0 +1,307 @@
+// cppops profile PID: sample where the process spends CPU (or wall-clock) time, and print the top functions or
+// write pprof, folded stacks, a flame graph or a speedscope file.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include "command.h"
+#include "exit_codes.h"
+#include "profile/agent_source.h"
+#include "profile/build.h"
+#include "profile/flamegraph.h"
+#include "profile/folded.h"
+#include "profile/names.h"
+#include "profile/pprof.h"
+#include "profile/speedscope.h"
+#include "profile/top.h"
+
+namespace cppops::cli {
+
+namespace {
+
+using namespace std::chrono;
+
+struct ProfileFlags {
+  pid_t pid = 0;
+  std::string duration = "10s";
+  uint32_t rate_hz = 100;
+  std::string mode = "cpu";
+  bool per_thread = false;
+  std::vector<pid_t> tids;
+  std::string name;
+  std::string output;
+  std::string format;
+  size_t top = 20;
+};
+
+enum class Format { kTop, kPprof, kFolded, kSvg, kSpeedscope };
+
+// "10s", "500ms", "2m", "1.5s"; a bare number is seconds.
+Result<milliseconds> parseDuration(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double value = std::strtod(text.c_str(), &end);
+  const std::string unit = end != nullptr ? std::string(end) : "";
+  double ms = -1;
+  if (errno == 0 && end != text.c_str()) {
+    if (unit.empty() || unit == "s") ms = value * 1000;
+    else if (unit == "ms") ms = value;
+    else if (unit == "m") ms = value * 60000;
+  }
+  if (ms < 1 || ms > 3600000)
+    return makeError(ErrorKind::kUsage, "invalid --duration '" + text +
+                                            "': use a time from 1ms to 1h such as 500ms, 10s or 2m");
+  return milliseconds(static_cast<int64_t>(ms));
+}
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Result<Format> chooseFormat(const ProfileFlags& f) {
+  if (!f.format.empty()) {
+    static const std::map<std::string, Format> kNames = {
+        {"pprof", Format::kPprof}, {"folded", Format::kFolded}, {"svg", Format::kSvg},
+        {"speedscope", Format::kSpeedscope}, {"top", Format::kTop}};
+    auto it = kNames.find(f.format);
+    if (it == kNames.end())
+      return makeError(ErrorKind::kUsage,
+                       "unknown --format '" + f.format + "'; use pprof, folded, svg, speedscope or top");
+    return it->second;
+  }
+  if (f.output.empty()) return Format::kTop;
+  for (const char* ext : {".pb.gz", ".pprof", ".pb"})
+    if (endsWith(f.output, ext)) return Format::kPprof;
+  for (const char* ext : {".folded", ".txt", ".collapsed"})
+    if (endsWith(f.output, ext)) return Format::kFolded;
+  if (endsWith(f.output, ".svg")) return Format::kSvg;
+  if (endsWith(f.output, ".json")) return Format::kSpeedscope;
+  return makeError(ErrorKind::kUsage, "cannot tell the format from the name '" + f.output +
+                                          "'; add --format pprof|folded|svg|speedscope, or name the file "
+                                          "*.pb.gz, *.folded, *.svg or *.json");
+}
+
+const char* formatName(Format format) {
+  switch (format) {
+    case Format::kTop: return "top";
+    case Format::kPprof: return "pprof";
+    case Format::kFolded: return "folded";
+    case Format::kSvg: return "svg";
+    case Format::kSpeedscope: return "speedscope";
+  }
+  return "top";
+}
+
+std::string threadName(const profile::RawProfile& raw, pid_t tid) {
+  for (const auto& [t, name] : raw.thread_names)
+    if (t == tid) return name;
+  return "";
+}
+
+// --tid and --name keep the samples of the matching threads only.
+void filterThreads(profile::RawProfile& raw, const ProfileFlags& f) {
+  if (f.tids.empty() && f.name.empty()) return;
+  auto keep = [&](pid_t tid) {
+    if (!f.tids.empty() && std::find(f.tids.begin(), f.tids.end(), tid) == f.tids.end()) return false;
+    return f.name.empty() || threadName(raw, tid).find(f.name) != std::string::npos;
+  };
+  raw.samples.erase(std::remove_if(raw.samples.begin(), raw.samples.end(),
+                                   [&](const profile::RawSample& s) { return !keep(s.tid); }),
+                    raw.samples.end());
+}
+
+struct ThreadTotal {
+  pid_t tid = 0;
+  std::string name;
+  uint64_t samples = 0;
+};
+
+std::vector<ThreadTotal> threadTotals(const profile::RawProfile& raw) {
+  std::map<pid_t, uint64_t> by_tid;
+  for (const auto& s : raw.samples) by_tid[s.tid] += s.weight;
+  std::vector<ThreadTotal> out;
+  for (const auto& [tid, samples] : by_tid) out.push_back({tid, threadName(raw, tid), samples});
+  std::stable_sort(out.begin(), out.end(), [](const ThreadTotal& a, const ThreadTotal& b) { return a.samples > b.samples; });
+  return out;
+}
+
+std::string encode(const profile::Profile& profile, Format format, const ProfileFlags& f, int64_t start_unix_ns) {
+  const std::string title =
+      fmt::format("cppops {} profile of {}", profile.mode == profile::Mode::kWall ? "wall" : "cpu", f.pid);
+  switch (format) {
+    case Format::kPprof: {
+      profile::PprofOptions options;
+      options.time_nanos = start_unix_ns;
+      return profile::encodePprof(profile, options);
+    }
+    case Format::kFolded: {
+      profile::FoldedOptions options;
+      options.thread_root = f.per_thread;
+      return profile::encodeFolded(profile, options);
+    }
+    case Format::kSvg: {
+      profile::FlameGraphOptions options;
+      options.title = title;
+      options.thread_root = f.per_thread;
+      return profile::renderFlameGraph(profile, options);
+    }
+    case Format::kSpeedscope: {
+      profile::SpeedscopeOptions options;
+      options.name = title;
+      return profile::encodeSpeedscope(profile, options).dump() + "\n";
+    }
+    case Format::kTop: break;
+  }
+  return profile::renderTop(profile::computeTop(profile, f.top));
+}
+
+nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawProfile& raw, const ProfileFlags& f,
+                           uint32_t rate_hz, const std::vector<std::string>& notes, std::optional<Format> written) {
+  const profile::TopTable top = profile::computeTop(profile, f.top);
+  nlohmann::json doc;
+  doc["schema_version"] = 1;
+  doc["pid"] = f.pid;
+  doc["mode"] = profile.mode == profile::Mode::kWall ? "wall" : "cpu";
+  doc["rate_hz"] = rate_hz;
+  doc["period_ns"] = profile.period_ns;
+  doc["duration_ns"] = profile.duration_ns;
+  doc["samples"] = top.total;
+  doc["dropped"] = profile.dropped;
+  nlohmann::json threads = nlohmann::json::array();
+  for (const ThreadTotal& t : threadTotals(raw)) threads.push_back({{"tid", t.tid}, {"name", t.name}, {"samples", t.samples}});
+  doc["threads"] = std::move(threads);
+  nlohmann::json functions = nlohmann::json::array();
+  for (const profile::TopEntry& e : top.entries)
+    functions.push_back({{"function", e.function}, {"flat", e.flat}, {"flat_fraction", e.flat_fraction},
+                         {"cum", e.cum}, {"cum_fraction", e.cum_fraction}});
+  doc["top"] = std::move(functions);
+  if (written) doc["output"] = {{"file", f.output}, {"format", formatName(*written)}};
+  doc["notes"] = notes;
+  return doc;
+}
+
+int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
+  auto duration = parseDuration(f.duration);
+  if (!duration) return reportError(duration.error(), flags);
+  if (f.mode != "cpu" && f.mode != "wall")
+    return reportError(makeError(ErrorKind::kUsage, "unknown --mode '" + f.mode + "'; use cpu or wall"), flags);
+  auto format = chooseFormat(f);
+  if (!format) return reportError(format.error(), flags);
+  // Debug info must come from this machine: a configured debuginfod server could stall on the network.
+  unsetenv("DEBUGINFOD_URLS");
+
+  if (f.output.empty() && *format == Format::kPprof && isatty(STDOUT_FILENO))
+    return reportError(makeError(ErrorKind::kUsage, "pprof is a binary format: write it with -o FILE.pb.gz, or "
+                                                    "redirect standard output"),
+                       flags);
+  // Check the output before sampling: a bad path should fail now, not after the whole duration. An existing
+  // file is left as it is until there is a profile to put in it.
+  const bool existed = !f.output.empty() && ::access(f.output.c_str(), F_OK) == 0;
+  if (!f.output.empty()) {
+    FILE* probe = std::fopen(f.output.c_str(), "ab");
+    if (probe == nullptr)
+      return reportError(makeError(ErrorKind::kUsage, "cannot write " + f.output + ": " + std::strerror(errno)), flags);
+    std::fclose(probe);
+  }
+
+  profile::CaptureOptions options;
+  options.duration = *duration;
+  options.rate_hz = f.rate_hz;
+  options.mode = f.mode == "wall" ? profile::Mode::kWall : profile::Mode::kCpu;
+  options.timeout = flags.timeout();
+  const int64_t start_unix_ns =
+      duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+  auto capture = profile::profileThroughAgent(f.pid, options);
+  if (!capture) {
+    if (!f.output.empty() && !existed) std::remove(f.output.c_str());
+    return reportError(capture.error(), flags);
+  }
+  filterThreads(capture->raw, f);
+  profile::Profile profile = profile::buildProfile(capture->raw, capture->symbolizer.get());
+  std::vector<std::string> notes = capture->notes;
+  if (capture->symbolizer != nullptr) {
+    const auto& more = capture->symbolizer->notes();
+    notes.insert(notes.end(), more.begin(), more.end());
+  }
+  if (capture->raw.samples.empty() && options.mode == profile::Mode::kCpu && f.tids.empty() && f.name.empty())
+    notes.push_back("no samples: no thread used CPU while the profile ran; --mode wall shows where threads wait");
+
+  const bool to_stdout = f.output.empty() && *format != Format::kTop;
+  if (!f.output.empty() || to_stdout) {
+    std::string bytes = encode(profile, *format, f, start_unix_ns);
+    FILE* sink = to_stdout ? stdout : std::fopen(f.output.c_str(), "wb");
+    bool ok = sink != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), sink) == bytes.size() &&
+              std::fflush(sink) == 0;
+    if (sink != nullptr && !to_stdout) ok = std::fclose(sink) == 0 && ok;
+    if (!ok)
+      return reportError(makeError(ErrorKind::kInternal, "cannot write " + (f.output.empty() ? "to stdout" : f.output) +
+                                                             ": " + std::strerror(errno)),
+                         flags);
+  }
+
+  if (flags.json) {
+    printJson(summaryJson(profile, capture->raw, f, f.rate_hz, notes,
+                          f.output.empty() ? std::nullopt : std::optional<Format>(*format)));
+    return kExitOk;
+  }
+  if (to_stdout) {
+    for (const auto& note : notes) fmt::print(stderr, "note: {}\n", note);
+    return kExitOk;
+  }
+  if (!f.output.empty()) {
+    uint64_t total = 0;
+    for (const auto& s : profile.samples) total += s.count;
+    fmt::print("wrote {} ({}): {} samples of process {} over {}, {} dropped\n", f.output, formatName(*format), total,
+               f.pid, profile::formatDuration(profile.duration_ns), profile.dropped);
+  } else {
+    fmt::print("{}", profile::renderTop(profile::computeTop(profile, f.top)));
+    if (f.per_thread) {
+      fmt::print("\n{:>10}  {:>8}  {}\n", "samples", "tid", "thread");
+      for (const ThreadTotal& t : threadTotals(capture->raw)) fmt::print("{:>10}  {:>8}  {}\n", t.samples, t.tid, t.name);
+    }
+  }
+  for (const auto& note : notes) fmt::print("note: {}\n", note);
+  return kExitOk;
+}
+
+}  // namespace
+
+void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
+  static ProfileFlags f;
+  auto* cmd = app.add_subcommand("profile", "Sample where the process spends CPU (or wall-clock) time");
+  addPidArgument(*cmd, f.pid);
+  cmd->add_option("--duration,-d", f.duration, "How long to sample, e.g. 500ms, 10s, 2m (default 10s)");
+  cmd->add_option("--rate,-r", f.rate_hz, "Samples per second per thread (default 100)")->check(CLI::Range(1, 10000));
+  cmd->add_option("--mode,-m", f.mode,
+                  "cpu: where threads burn CPU (default); wall: every thread, running or waiting, with its state");
+  cmd->add_option("--output,-o", f.output,
+                  "Write the profile to FILE; the format follows its name (.pb.gz/.pprof, .folded/.txt, .svg, .json)");
+  cmd->add_option("--format,-f", f.format,
+                  "pprof, folded, svg, speedscope or top; without -o, pprof/folded/svg/speedscope go to stdout");
+  cmd->add_flag("--threads", f.per_thread,
+                "One flame per thread (folded, svg) and a per-thread sample count under the top table");
+  cmd->add_option("--tid", f.tids, "Only these threads (comma-separated)")->delimiter(',');
+  cmd->add_option("--name", f.name, "Only threads whose name contains this text");
+  cmd->add_option("--top", f.top, "Rows of the top table, and of `top` under --json (default 20; 0: all)");
+  addCommonFlags(*cmd, flags);
+  cmd->footer(
+      "Nothing runs in the process except while a profile runs; one profile at a time per process.\n"
+      "Interrupting cppops ends the profile in the process too.\n\n"
+      "Examples:\n"
+      "  cppops profile 1234                          top functions by CPU over 10 s\n"
+      "  cppops profile 1234 -d 30s -o cpu.pb.gz      then: go tool pprof -http=: cpu.pb.gz\n"
+      "  cppops profile 1234 -o flame.svg --threads   a flame graph, one flame per thread\n"
+      "  cppops profile 1234 --mode wall -o wall.json open in https://www.speedscope.app\n"
+      "  cppops profile 1234 --format folded | flamegraph.pl > flame.svg");
+  cmd->callback([&] { exit_code = runProfile(f, flags); });
+}
+
+}  // namespace cppops::cli

@@ -1,0 +1,256 @@
+#include "stack/remote_unwinder.h"
+
+#include <libunwind-ptrace.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proc/maps.h"
+
+namespace cppops::stack {
+
+namespace {
+
+// The target's memory as libunwind reads it: aligned words from a few stack pages and, the first time a pc is
+// seen, from the unwind tables. Whole pages come in with one process_vm_readv each and serve the following words.
+// Pages of read-only mappings (code, unwind tables) cannot change during the dump and are kept across threads;
+// the others (stacks) are forgotten between threads.
+class RemoteMemory {
+ public:
+  RemoteMemory(pid_t pid, const std::vector<proc::Mapping>& maps) : pid_(pid), maps_(maps) {}
+
+  void forgetWritable() {
+    for (Page& page : writable_.pages) page.valid = false;
+  }
+
+  bool readWord(uint64_t address, uint64_t& value) {
+    const uint64_t offset = address % kPageSize;
+    const Page* first = page(address - offset);
+    if (first == nullptr) return false;
+    if (offset + sizeof value <= kPageSize) {
+      std::memcpy(&value, first->bytes.data() + offset, sizeof value);
+      return true;
+    }
+    // A word across a page boundary: copy each part before the second lookup may evict the first page.
+    uint8_t bytes[sizeof value];
+    const size_t head = kPageSize - offset;
+    std::memcpy(bytes, first->bytes.data() + offset, head);
+    const Page* second = page(address - offset + kPageSize);
+    if (second == nullptr) return false;
+    std::memcpy(bytes + head, second->bytes.data(), sizeof value - head);
+    std::memcpy(&value, bytes, sizeof value);
+    return true;
+  }
+
+ private:
+  static constexpr uint64_t kPageSize = 4096;
+
+  struct Page {
+    uint64_t base = 0;
+    bool valid = false;
+    std::array<uint8_t, kPageSize> bytes{};
+  };
+
+  struct Pages {
+    explicit Pages(size_t count) : pages(count) {}
+    std::vector<Page> pages;
+    size_t next = 0;  // round robin: lookups are few per page, so anything smarter costs more than it saves
+  };
+
+  const Page* page(uint64_t base) {
+    const proc::Mapping* mapping = proc::findMapping(maps_, base);
+    Pages& pool = mapping != nullptr && !mapping->writable ? read_only_ : writable_;
+    for (const Page& cached : pool.pages)
+      if (cached.valid && cached.base == base) return &cached;
+    Page& slot = pool.pages[pool.next];
+    pool.next = (pool.next + 1) % pool.pages.size();
+    iovec local{slot.bytes.data(), kPageSize};
+    iovec remote{reinterpret_cast<void*>(base), kPageSize};
+    slot.valid = process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(kPageSize);
+    slot.base = base;
+    return slot.valid ? &slot : nullptr;
+  }
+
+  pid_t pid_;
+  const std::vector<proc::Mapping>& maps_;
+  Pages writable_{8};     // a deep stack's pages
+  Pages read_only_{128};  // the table pages a dump's distinct pcs need
+};
+
+// libunwind-ptrace's table lookup keeps one ELF image mapped per UPT_info, and moving to another module means
+// reading /proc/PID/maps (thousands of lines in a process with thousands of threads) and mapping the file anew.
+// One UPT_info per module keeps every module's image at hand.
+class ModuleTables {
+ public:
+  ModuleTables(pid_t pid, const std::vector<proc::Mapping>& maps) : pid_(pid), maps_(maps) {}
+  ~ModuleTables() {
+    for (auto& [path, upt] : by_path_) _UPT_destroy(upt);
+  }
+  ModuleTables(const ModuleTables&) = delete;
+  ModuleTables& operator=(const ModuleTables&) = delete;
+
+  // The UPT_info for the module that holds `pc`; `fallback` for code outside any named file (JIT code).
+  void* forPc(uint64_t pc, void* fallback) {
+    const proc::Mapping* mapping = proc::findMapping(maps_, pc);
+    if (mapping == nullptr || mapping->path.empty() || mapping->path[0] == '[') return fallback;
+    void*& upt = by_path_[mapping->path];
+    if (upt == nullptr) upt = _UPT_create(pid_);
+    return upt != nullptr ? upt : fallback;
+  }
+
+ private:
+  pid_t pid_;
+  const std::vector<proc::Mapping>& maps_;
+  std::map<std::string, void*> by_path_;
+};
+
+// What the accessors below work on during one unwind.
+struct UnwindTarget {
+  pid_t tid = 0;
+  user_regs_struct regs{};
+  RemoteMemory* memory = nullptr;
+  ModuleTables* modules = nullptr;
+};
+
+// libunwind hands accessors the argument of whoever calls them, and inside _UPT_find_proc_info that is its own
+// UPT_info, not ours; so the thread being unwound travels in a thread_local, set for the span of one unwind.
+thread_local UnwindTarget* t_current = nullptr;
+
+bool registerValue(const user_regs_struct& regs, unw_regnum_t reg, unw_word_t& value) {
+#if defined(__x86_64__)
+  switch (reg) {
+    case UNW_X86_64_RAX: value = regs.rax; return true;
+    case UNW_X86_64_RDX: value = regs.rdx; return true;
+    case UNW_X86_64_RCX: value = regs.rcx; return true;
+    case UNW_X86_64_RBX: value = regs.rbx; return true;
+    case UNW_X86_64_RSI: value = regs.rsi; return true;
+    case UNW_X86_64_RDI: value = regs.rdi; return true;
+    case UNW_X86_64_RBP: value = regs.rbp; return true;
+    case UNW_X86_64_RSP: value = regs.rsp; return true;
+    case UNW_X86_64_R8: value = regs.r8; return true;
+    case UNW_X86_64_R9: value = regs.r9; return true;
+    case UNW_X86_64_R10: value = regs.r10; return true;
+    case UNW_X86_64_R11: value = regs.r11; return true;
+    case UNW_X86_64_R12: value = regs.r12; return true;
+    case UNW_X86_64_R13: value = regs.r13; return true;
+    case UNW_X86_64_R14: value = regs.r14; return true;
+    case UNW_X86_64_R15: value = regs.r15; return true;
+    case UNW_X86_64_RIP: value = regs.rip; return true;
+    default: return false;
+  }
+#else
+#error "RemoteUnwinder maps user_regs_struct to libunwind's registers for x86_64 only"
+#endif
+}
+
+int findProcInfo(unw_addr_space_t space, unw_word_t pc, unw_proc_info_t* info, int need_unwind_info, void* upt) {
+  if (t_current != nullptr) upt = t_current->modules->forPc(pc, upt);
+  return _UPT_find_proc_info(space, pc, info, need_unwind_info, upt);
+}
+
+int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void*) {
+  if (write != 0 || t_current == nullptr) return -UNW_EINVAL;
+  uint64_t word = 0;
+  if (!t_current->memory->readWord(address, word)) return -UNW_EINVAL;
+  *value = word;
+  return 0;
+}
+
+int accessReg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* value, int write, void*) {
+  if (write != 0 || t_current == nullptr) return -UNW_EINVAL;
+  return registerValue(t_current->regs, reg, *value) ? 0 : -UNW_EBADREG;
+}
+
+int accessFpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
+
+// We only read: nothing in the target is ever resumed or changed through libunwind.
+int resume(unw_addr_space_t, unw_cursor_t*, void*) { return -UNW_EINVAL; }
+
+unw_accessors_t g_accessors = {
+    findProcInfo, _UPT_put_unwind_info, _UPT_get_dyn_info_list_addr, accessMem, accessReg, accessFpreg,
+    resume,       _UPT_get_proc_name,
+};
+
+}  // namespace
+
+struct RemoteUnwinder::Impl {
+  explicit Impl(pid_t target) : pid(target), maps(proc::readMaps(target)), memory(target, maps), modules(target, maps) {}
+  ~Impl() {
+    if (upt != nullptr) _UPT_destroy(upt);
+    if (space != nullptr) unw_destroy_addr_space(space);
+  }
+
+  pid_t pid;
+  // As of the start of the dump: a library loaded later is found through the fallback, at the old cost.
+  std::vector<proc::Mapping> maps;
+  RemoteMemory memory;
+  ModuleTables modules;
+  unw_addr_space_t space = nullptr;
+  void* upt = nullptr;  // for what is not in a module's file, and what libunwind asks without a pc
+
+  // Maps every module's ELF image and reads the start of its unwind table now, while no thread is stopped, so
+  // that the first threads' stops are not spent on it.
+  void warmUp() {
+    UnwindTarget nobody;
+    nobody.memory = &memory;
+    nobody.modules = &modules;
+    t_current = &nobody;
+    for (const proc::Mapping& mapping : maps) {
+      if (!mapping.executable) continue;
+      unw_proc_info_t info{};
+      if (findProcInfo(space, mapping.start, &info, 0, upt) == 0) _UPT_put_unwind_info(space, &info, upt);
+    }
+    t_current = nullptr;
+  }
+};
+
+RemoteUnwinder::RemoteUnwinder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RemoteUnwinder::~RemoteUnwinder() = default;
+
+Result<std::unique_ptr<RemoteUnwinder>> RemoteUnwinder::create(pid_t pid) {
+  auto impl = std::make_unique<Impl>(pid);
+  impl->space = unw_create_addr_space(&g_accessors, 0);
+  // UPT_infos find tables through /proc/PID/maps, which describes every thread of the process alike.
+  impl->upt = _UPT_create(pid);
+  if (impl->space == nullptr || impl->upt == nullptr)
+    return makeError(ErrorKind::kInternal, "libunwind could not set up remote unwinding (out of memory?)");
+  unw_set_caching_policy(impl->space, UNW_CACHE_GLOBAL);
+  impl->warmUp();
+  return std::unique_ptr<RemoteUnwinder>(new RemoteUnwinder(std::move(impl)));
+}
+
+Result<std::vector<uint64_t>> RemoteUnwinder::unwind(pid_t tid, size_t max_frames) {
+  UnwindTarget state;
+  state.tid = tid;
+  state.memory = &impl_->memory;
+  state.modules = &impl_->modules;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &state.regs) != 0)
+    return makeError(ErrorKind::kInternal, std::string("cannot read the thread's registers: ") + std::strerror(errno));
+  impl_->memory.forgetWritable();
+  t_current = &state;
+  struct Reset {
+    ~Reset() { t_current = nullptr; }
+  } reset;
+
+  std::vector<uint64_t> pcs;
+  unw_cursor_t cursor;
+  if (unw_init_remote(&cursor, impl_->space, impl_->upt) != 0) {
+    pcs.push_back(state.regs.rip);  // no unwinding, but where the thread is remains worth knowing
+    return pcs;
+  }
+  do {
+    unw_word_t pc = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &pc) != 0 || pc == 0) break;
+    pcs.push_back(pc);
+  } while (pcs.size() < max_frames && unw_step(&cursor) > 0);
+  return pcs;
+}
+
+}  // namespace cppops::stack

@@ -1,0 +1,460 @@
+// cppops profile against real targets: a CPU burner that spends 3/4 of its CPU in hotFunction() and 1/4 in
+// coldFunction() (tests/targets/cpu_burner.cpp), read back in every format, including by `go tool pprof`.
+//
+// Tolerances, written down once:
+//   - shares: 75% +/- 10 and 25% +/- 10 (the issue's figure), in every format;
+//   - sample counts: within 30% of the CPU time the burner threads really used times the rate (the kernel charges
+//     CPU time by tick, the profile and the /proc reading bracket slightly different windows);
+//   - wall mode: every thread is sampled at the rate, so samples = threads x duration x rate within 15%;
+//   - duration: the agent's sampling time within 10% (and 300 ms) of --duration.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "proc/process.h"
+#include "proc/task.h"
+#include "subprocess.h"
+
+using namespace cppops::test;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kShareTolerance = 0.10;
+constexpr const char* kHot = "hotFunction";
+constexpr const char* kCold = "coldFunction";
+
+struct Burner {
+  explicit Burner(std::string program = "cpu_burner", std::vector<std::string> args = {})
+      : target({program, std::move(args), program == "cpu_burner", {}, {}}, dir.path()) {
+    REQUIRE(target.waitForOutput("ready", 20s));
+    REQUIRE_FALSE(target.waitForSocket().empty());
+    std::istringstream lines(target.out());
+    std::string word, role;
+    long tid = 0;
+    while (lines >> word)
+      if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+  }
+  std::string pid() const { return std::to_string(target.pid()); }
+  TempDir dir;
+  TempDir files;
+  TargetProcess target;
+  std::map<std::string, pid_t> tids;
+};
+
+std::string slurp(const std::string& path) { return cppops::proc::readFile(path).value_or(""); }
+
+// A tool's full path from $PATH (runProgram does not search it), or the bare name, which then fails with 127.
+std::string tool(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':'))
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+  return name;
+}
+
+void checkShares(double hot, double cold, const std::string& where) {
+  INFO(where << ": hot " << hot * 100 << "%, cold " << cold * 100 << "%");
+  CHECK(hot == Approx(0.75).margin(kShareTolerance));
+  CHECK(cold == Approx(0.25).margin(kShareTolerance));
+}
+
+// Runs a profile with --json and returns the summary; the profile itself goes to `output` when given.
+json profileJson(const Burner& b, std::vector<std::string> extra, CliResult* raw = nullptr) {
+  std::vector<std::string> args{"profile", b.pid(), "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  CliResult r = runCli(args, b.dir.path());
+  INFO("cppops " << args[2] << ": exit " << r.exit_code << "\n" << r.err);
+  REQUIRE(r.exit_code == 0);
+  if (raw != nullptr) *raw = r;
+  return json::parse(r.out);
+}
+
+// CPU seconds (user + system) the named threads have used so far.
+double cpuSeconds(const Burner& b, const std::vector<std::string>& roles) {
+  double total = 0;
+  for (const auto& role : roles) {
+    std::string stat = slurp("/proc/" + b.pid() + "/task/" + std::to_string(b.tids.at(role)) + "/stat");
+    size_t close = stat.rfind(')');
+    REQUIRE(close != std::string::npos);
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; fields >> field; ++i) {
+      if (i == 14) utime = std::stoull(field);
+      if (i == 15) {
+        stime = std::stoull(field);
+        break;
+      }
+    }
+    total += static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return total;
+}
+
+size_t timerCount(const Burner& b) {
+  std::string timers = slurp("/proc/" + b.pid() + "/timers");
+  size_t n = 0;
+  for (size_t at = timers.find("ID:"); at != std::string::npos; at = timers.find("ID:", at + 1)) ++n;
+  return n;
+}
+
+size_t threadCount(const Burner& b) { return cppops::proc::listTasks(b.target.pid()).size(); }
+
+// Starts the CLI as a process of its own (so a test can kill it), output discarded.
+pid_t spawnCli(const std::vector<std::string>& args, const std::string& socket_dir) {
+  std::vector<std::string> argv{cliPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("CPPOPS_SOCKET_DIR", socket_dir.c_str(), 1);
+    int null_fd = ::open("/dev/null", O_RDWR);
+    dup2(null_fd, 1);
+    dup2(null_fd, 2);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+template <typename Predicate>
+bool eventually(Predicate p, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return p();
+}
+
+// The shares of the hot and cold functions as leaves of folded stacks ("a;b;leaf COUNT" lines).
+std::pair<double, double> foldedShares(const std::string& folded, uint64_t* total_out = nullptr) {
+  uint64_t hot = 0, cold = 0, total = 0;
+  std::istringstream lines(folded);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    uint64_t count = std::stoull(line.substr(space + 1));
+    std::string stack = line.substr(0, space);
+    std::string leaf = stack.substr(stack.rfind(';') == std::string::npos ? 0 : stack.rfind(';') + 1);
+    total += count;
+    if (leaf.find(kHot) != std::string::npos) hot += count;
+    if (leaf.find(kCold) != std::string::npos) cold += count;
+  }
+  if (total_out != nullptr) *total_out = total;
+  REQUIRE(total > 0);
+  return {static_cast<double>(hot) / static_cast<double>(total), static_cast<double>(cold) / static_cast<double>(total)};
+}
+
+// flat% of a function in a `go tool pprof -top` or `cppops profile` table: the second column.
+double flatShare(const std::string& table, const std::string& function) {
+  std::istringstream lines(table);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find(function) == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::string flat, flat_percent;
+    fields >> flat >> flat_percent;
+    if (!flat_percent.empty() && flat_percent.back() == '%') return std::stod(flat_percent) / 100.0;
+  }
+  FAIL("no row for " << function << " in:\n" << table);
+  return 0;
+}
+
+const std::vector<std::string> kBurners{"burner-0", "burner-1"};
+
+}  // namespace
+
+TEST_CASE("profile: go tool pprof reads the pprof output, names the hot function and sees the 3:1 split") {
+  Burner b;
+  const std::string file = b.files.path() + "/cpu.pb.gz";
+  json summary = profileJson(b, {"-d", "4s", "-r", "250", "-o", file});
+  CHECK(summary.at("output").at("format") == "pprof");
+  CHECK(summary.at("samples").get<uint64_t>() > 100);
+  CliResult top = runProgram({tool("go"), "tool", "pprof", "-top", file},
+                             {{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}});
+  INFO("go tool pprof -top (install golang-go: scripts/setup.sh):\n" << top.out << top.err);
+  REQUIRE(top.exit_code == 0);
+  CHECK(top.out.find("Type: cpu") != std::string::npos);
+  // The first row after the header is the hottest function.
+  const size_t header = top.out.find("flat%");
+  REQUIRE(header != std::string::npos);
+  const size_t first_row = top.out.find('\n', header) + 1;
+  CHECK(top.out.substr(first_row, top.out.find('\n', first_row) - first_row).find(kHot) != std::string::npos);
+  checkShares(flatShare(top.out, kHot), flatShare(top.out, kCold), "go tool pprof -top");
+
+  // Thread labels travel as pprof tags.
+  CliResult tags = runProgram({tool("go"), "tool", "pprof", "-tags", file},
+                              {{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}});
+  REQUIRE(tags.exit_code == 0);
+  CHECK(tags.out.find("thread_name") != std::string::npos);
+  CHECK(tags.out.find("burner-0") != std::string::npos);
+  CHECK(tags.out.find("thread_id") != std::string::npos);
+  CHECK(tags.out.find(std::to_string(b.tids.at("burner-1"))) != std::string::npos);
+}
+
+TEST_CASE("profile: folded stacks parse, sum to the sample count and show the 3:1 split") {
+  Burner b;
+  const std::string file = b.files.path() + "/cpu.folded";
+  json summary = profileJson(b, {"-d", "4s", "-r", "250", "-o", file});
+  CHECK(summary.at("output").at("format") == "folded");
+  uint64_t total = 0;
+  auto [hot, cold] = foldedShares(slurp(file), &total);
+  CHECK(total == summary.at("samples").get<uint64_t>());
+  checkShares(hot, cold, "folded");
+
+  // --threads: one flame per thread, the thread as the root frame.
+  const std::string per_thread = b.files.path() + "/threads.txt";
+  profileJson(b, {"-d", "1s", "-o", per_thread, "--threads"});
+  std::string text = slurp(per_thread);
+  CHECK(text.find("burner-0 (" + std::to_string(b.tids.at("burner-0")) + ");") != std::string::npos);
+}
+
+TEST_CASE("profile: the top table and --json show the 3:1 split") {
+  Burner b;
+  CliResult r = runCli({"profile", b.pid(), "-d", "4s", "-r", "250"}, b.dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("Type: cpu") != std::string::npos);
+  checkShares(flatShare(r.out, kHot), flatShare(r.out, kCold), "top table");
+
+  json summary = profileJson(b, {"-d", "4s", "-r", "250"});
+  CHECK(summary.at("schema_version") == 1);
+  CHECK(summary.at("mode") == "cpu");
+  CHECK(summary.at("rate_hz") == 250);
+  CHECK(summary.at("dropped") == 0);
+  const json& top = summary.at("top");
+  REQUIRE(top.size() >= 2);
+  CHECK(top[0].at("function").get<std::string>().find(kHot) != std::string::npos);
+  CHECK(top[1].at("function").get<std::string>().find(kCold) != std::string::npos);
+  checkShares(top[0].at("flat_fraction").get<double>(), top[1].at("flat_fraction").get<double>(), "--json top");
+  std::set<std::string> names;
+  for (const auto& t : summary.at("threads")) names.insert(t.at("name").get<std::string>());
+  CHECK(names.count("burner-0") == 1);
+  CHECK(names.count("burner-1") == 1);
+  CHECK(names.count("sleeper") == 0);  // it used no CPU
+}
+
+TEST_CASE("profile: speedscope weights and the SVG flame graph show the 3:1 split") {
+  Burner b;
+  const std::string json_file = b.files.path() + "/cpu.json";
+  profileJson(b, {"-d", "4s", "-r", "250", "-o", json_file});
+  json doc = json::parse(slurp(json_file));
+  CHECK(doc.at("$schema").get<std::string>().find("speedscope") != std::string::npos);
+  const json& frames = doc.at("shared").at("frames");
+  double hot = 0, cold = 0, total = 0;
+  for (const auto& p : doc.at("profiles")) {
+    CHECK(p.at("type") == "sampled");
+    const json& samples = p.at("samples");
+    const json& weights = p.at("weights");
+    REQUIRE(samples.size() == weights.size());
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const std::string leaf = frames.at(samples[i].back().get<size_t>()).at("name");
+      const double w = weights[i].get<double>();
+      total += w;
+      if (leaf.find(kHot) != std::string::npos) hot += w;
+      if (leaf.find(kCold) != std::string::npos) cold += w;
+    }
+  }
+  REQUIRE(total > 0);
+  checkShares(hot / total, cold / total, "speedscope");
+
+  const std::string svg_file = b.files.path() + "/flame.svg";
+  profileJson(b, {"-d", "4s", "-r", "250", "-o", svg_file});
+  std::string svg = slurp(svg_file);
+  CliResult lint = runProgram({tool("xmllint"), "--noout", svg_file}, {});
+  INFO("xmllint (libxml2-utils): " << lint.err);
+  CHECK(lint.exit_code == 0);
+  // Each frame is <g data-s=".." data-n="COUNT"><title>NAME (COUNT samples, P%)</title>: add up the leaves.
+  double svg_hot = 0, svg_cold = 0, svg_total = 0;
+  const std::string count_attr = "data-n=\"", title_open = "<title>";
+  for (size_t at = svg.find("<g data-s="); at != std::string::npos; at = svg.find("<g data-s=", at + 1)) {
+    const size_t count = svg.find(count_attr, at) + count_attr.size();
+    const size_t title = svg.find(title_open, at) + title_open.size();
+    const std::string text = svg.substr(title, svg.find("</title>", title) - title);
+    const std::string name = text.substr(0, text.rfind(" ("));
+    const double n = std::stod(svg.substr(count, svg.find('"', count) - count));
+    if (name == "all") svg_total = n;
+    if (name.find(kHot) != std::string::npos) svg_hot += n;
+    if (name.find(kCold) != std::string::npos) svg_cold += n;
+  }
+  REQUIRE(svg_total > 0);
+  checkShares(svg_hot / svg_total, svg_cold / svg_total, "svg");
+}
+
+TEST_CASE("profile: --duration and --rate are honoured, and cpu samples follow the CPU the threads used") {
+  Burner b;
+  for (uint32_t rate : {100u, 500u}) {
+    INFO("rate " << rate);
+    const double cpu_before = cpuSeconds(b, kBurners);
+    const auto start = std::chrono::steady_clock::now();
+    json summary = profileJson(b, {"-d", "2s", "-r", std::to_string(rate)});
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double cpu = cpuSeconds(b, kBurners) - cpu_before;
+    const double duration = summary.at("duration_ns").get<double>() / 1e9;
+    CHECK(duration == Approx(2.0).margin(0.3));
+    CHECK(wall >= 2.0);
+    CHECK(summary.at("period_ns") == 1000000000ull / rate);
+    // The CPU the burners used while the agent sampled, prorated from the window the test could bracket.
+    const double expected = cpu * (duration / wall) * rate;
+    const double samples = summary.at("samples").get<double>();
+    INFO("samples " << samples << ", CPU " << cpu << " s over " << wall << " s, expected ~" << expected);
+    CHECK(samples == Approx(expected).epsilon(0.30));
+    CHECK(samples <= duration * rate * static_cast<double>(kBurners.size()) * 1.1);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  profileJson(b, {"-d", "500ms"});
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("profile --mode wall: every thread at the rate, with its state from the stack analysis") {
+  Burner b;
+  const std::string file = b.files.path() + "/wall.pb.gz";
+  json summary = profileJson(b, {"-d", "2s", "--mode", "wall", "-o", file});
+  CHECK(summary.at("mode") == "wall");
+  // main (joining), sleeper and two burners; the agent's own threads are left out.
+  const double expected = 4 * 2.0 * 100;
+  CHECK(summary.at("samples").get<double>() == Approx(expected).epsilon(0.15));
+  std::map<std::string, uint64_t> per_thread;
+  for (const auto& t : summary.at("threads")) per_thread[t.at("name")] = t.at("samples");
+  CHECK(per_thread.count("sleeper") == 1);
+  CHECK(per_thread["sleeper"] == Approx(per_thread["burner-0"]).epsilon(0.05));
+
+  const std::map<std::string, std::string> env{{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}};
+  CliResult tags = runProgram({tool("go"), "tool", "pprof", "-tags", file}, env);
+  INFO(tags.out << tags.err);
+  REQUIRE(tags.exit_code == 0);
+  CHECK(tags.out.find("state") != std::string::npos);
+  CHECK(tags.out.find("sleep") != std::string::npos);
+  CHECK(tags.out.find("running") != std::string::npos);
+  CliResult sleeping = runProgram({tool("go"), "tool", "pprof", "-top", "-tagfocus=state=sleep", file}, env);
+  REQUIRE(sleeping.exit_code == 0);
+  CHECK(sleeping.out.find("sleepForever") != std::string::npos);
+  CHECK(sleeping.out.find(kHot) == std::string::npos);
+}
+
+TEST_CASE("profile: --tid and --name keep only those threads") {
+  Burner b;
+  json by_name = profileJson(b, {"-d", "1s", "--name", "burner-1"});
+  REQUIRE(by_name.at("threads").size() == 1);
+  CHECK(by_name.at("threads")[0].at("name") == "burner-1");
+  json by_tid = profileJson(b, {"-d", "1s", "--tid", std::to_string(b.tids.at("burner-0"))});
+  REQUIRE(by_tid.at("threads").size() == 1);
+  CHECK(by_tid.at("threads")[0].at("tid") == b.tids.at("burner-0"));
+}
+
+TEST_CASE("profile: nothing runs in the target before or after; a second profile gets busy; stack still works") {
+  Burner b;
+  const size_t idle_threads = threadCount(b);
+  CHECK(timerCount(b) == 0);
+
+  auto first = std::async(std::launch::async, [&] { return runCli({"profile", b.pid(), "-d", "3s"}, b.dir.path()); });
+  // While it runs: one CPU timer per thread of the program and one more thread, the profile thread.
+  REQUIRE(eventually([&] { return timerCount(b) >= 4; }));
+  CHECK(threadCount(b) == idle_threads + 1);
+
+  CliResult second = runCli({"profile", b.pid(), "-d", "1s"}, b.dir.path());
+  CHECK(second.exit_code == 5);
+  CHECK(second.err.find("already running") != std::string::npos);
+  CHECK(second.err.find("ends in") != std::string::npos);
+
+  CliResult stack = runCli({"stack", b.pid(), "--json"}, b.dir.path());
+  INFO(stack.err);
+  REQUIRE(stack.exit_code == 0);
+  json dump = json::parse(stack.out);
+  bool burner_frames = false;
+  for (const auto& t : dump.at("threads")) {
+    if (t.at("tid") != b.tids.at("burner-0")) continue;
+    for (const auto& f : t.at("frames")) burner_frames |= f.value("function", "").find("burner") != std::string::npos;
+  }
+  CHECK(burner_frames);
+
+  CliResult done = first.get();
+  CHECK(done.exit_code == 0);
+  CHECK(done.out.find(kHot) != std::string::npos);
+  CHECK(eventually([&] { return threadCount(b) == idle_threads && timerCount(b) == 0; }));
+}
+
+TEST_CASE("profile: a client that goes away ends the profile, and the agent serves again") {
+  Burner b;
+  const size_t idle_threads = threadCount(b);
+  pid_t client = spawnCli({"profile", b.pid(), "-d", "30s"}, b.dir.path());
+  REQUIRE(eventually([&] { return timerCount(b) >= 4; }));
+  ::kill(client, SIGKILL);
+  int status = 0;
+  waitpid(client, &status, 0);
+  // The profile thread sees the hang-up at once: no thread and no timer are left long before the 30 s.
+  CHECK(eventually([&] { return threadCount(b) == idle_threads && timerCount(b) == 0; }, 3s));
+  json again = profileJson(b, {"-d", "500ms"});
+  CHECK(again.at("samples").get<uint64_t>() > 0);
+  CHECK(b.target.alive());
+}
+
+// The issue asks for 30 s; 10 s (cpu) and 3 s (wall) keep the suite short and exercise the same paths: timers
+// armed and disarmed for threads that come and go, samples taken while libraries are mapped and unmapped and
+// exceptions unwind.
+TEST_CASE("profile: a target that churns threads, libraries and exceptions is profiled without a hang or crash") {
+  TempDir dir;
+  TargetProcess target({"thread_churn", {}, true, {}, {}}, dir.path());
+  REQUIRE(target.waitForOutput("ready", 20s));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  const std::string pid = std::to_string(target.pid());
+  const auto start = std::chrono::steady_clock::now();
+  CliResult cpu = runCli({"profile", pid, "-d", "10s", "--json"}, dir.path(), std::nullopt, 60s);
+  INFO(cpu.err);
+  REQUIRE(cpu.exit_code == 0);
+  CHECK(std::chrono::steady_clock::now() - start < 40s);
+  json summary = json::parse(cpu.out);
+  CHECK(summary.at("samples").get<uint64_t>() > 0);
+  CliResult wall = runCli({"profile", pid, "-d", "3s", "--mode", "wall", "--json"}, dir.path());
+  INFO(wall.err);
+  CHECK(wall.exit_code == 0);
+  CHECK(target.alive());
+  CHECK(runCli({"stack", pid}, dir.path()).exit_code == 0);
+}
+
+TEST_CASE("profile: the linked agent (sanitized with the target in sanitizer builds) profiles too") {
+  Burner b("cpu_burner_linked");
+  json summary = profileJson(b, {"-d", "2s", "-r", "250"});
+  CHECK(summary.at("samples").get<uint64_t>() > 0);
+  const json& top = summary.at("top");
+  REQUIRE_FALSE(top.empty());
+  CHECK(top[0].at("function").get<std::string>().find(kHot) != std::string::npos);
+  json wall = profileJson(b, {"-d", "1s", "--mode", "wall"});
+  CHECK(wall.at("samples").get<uint64_t>() > 0);
+}
+
+TEST_CASE("profile: usage errors are caught before any sampling") {
+  Burner b;
+  auto bad_duration = runCli({"profile", b.pid(), "-d", "ten"}, b.dir.path());
+  CHECK(bad_duration.exit_code == 2);
+  CHECK(bad_duration.err.find("--duration") != std::string::npos);
+  auto bad_mode = runCli({"profile", b.pid(), "--mode", "io"}, b.dir.path());
+  CHECK(bad_mode.exit_code == 2);
+  auto bad_name = runCli({"profile", b.pid(), "-o", b.files.path() + "/out.bin"}, b.dir.path());
+  CHECK(bad_name.exit_code == 2);
+  CHECK(bad_name.err.find("--format") != std::string::npos);
+  const auto start = std::chrono::steady_clock::now();
+  auto unwritable = runCli({"profile", b.pid(), "-o", "/nonexistent/dir/cpu.pb.gz"}, b.dir.path());
+  CHECK(unwritable.exit_code == 2);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);  // not after a 10 s profile
+  auto bad_rate = runCli({"profile", b.pid(), "-r", "0"}, b.dir.path());
+  CHECK(bad_rate.exit_code == 2);
+  CHECK(timerCount(b) == 0);
+}

@@ -1,0 +1,255 @@
+// cppops stack without an agent (ptrace, one thread stopped at a time), and when the agent cannot answer: the
+// same answers as the agent path, no thread ever left stopped or traced, and permission problems explained.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proc/process.h"
+#include "stack_scenario.h"
+#include "subprocess.h"
+
+using namespace cppops;
+using namespace cppops::test;
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a ptrace dump of the 25-thread scenario target may take on top of the agent deadline before the
+// fallback counts as late: a dump takes well under a second, sanitizer builds of the CLI included.
+constexpr auto kPtraceDumpAllowance = 10s;
+
+std::vector<pid_t> tasksOf(pid_t pid) {
+  std::vector<pid_t> tids;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::stol(e->d_name)));
+    closedir(d);
+  }
+  return tids;
+}
+
+std::string taskFile(pid_t pid, pid_t tid, const std::string& name) {
+  return proc::readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + name).value_or("");
+}
+
+pid_t taskNamed(pid_t pid, const std::string& name) {
+  for (pid_t tid : tasksOf(pid))
+    if (taskFile(pid, tid, "comm") == name + "\n") return tid;
+  return 0;
+}
+
+// Every thread of `pid` runs free: nobody traces it and it is not in a ptrace stop ('t').
+void checkNobodyTraces(pid_t pid) {
+  std::vector<pid_t> tids = tasksOf(pid);
+  REQUIRE_FALSE(tids.empty());
+  size_t traced = 0, stopped = 0;
+  for (pid_t tid : tids) {
+    const std::string status = taskFile(pid, tid, "status");
+    if (status.find("\nTracerPid:\t0\n") == std::string::npos) ++traced;
+    if (status.find("\nState:\tt") != std::string::npos) ++stopped;
+  }
+  CHECK(traced == 0);
+  CHECK(stopped == 0);
+}
+
+// A thread held in a ptrace stop by this test, as a wedged agent: the process runs on, but that thread cannot
+// answer anyone.
+class FrozenThread {
+ public:
+  explicit FrozenThread(pid_t tid) : tid_(tid) {
+    REQUIRE(ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0);
+    REQUIRE(ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0);
+    int status = 0;
+    REQUIRE(waitpid(tid_, &status, __WALL) == tid_);
+    REQUIRE(WIFSTOPPED(status));
+  }
+  ~FrozenThread() { ptrace(PTRACE_DETACH, tid_, nullptr, nullptr); }
+  FrozenThread(const FrozenThread&) = delete;
+  FrozenThread& operator=(const FrozenThread&) = delete;
+
+ private:
+  pid_t tid_;
+};
+
+// Without reaping it, so that the caller's wait() still sees how it ended.
+bool hasExited(pid_t child) {
+  siginfo_t info{};
+  return waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == child;
+}
+
+json dumpJson(const CliResult& r) {
+  INFO("stderr: " << r.err);
+  REQUIRE_FALSE(r.out.empty());
+  return json::parse(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("stack without an agent: every scenario through ptrace, with the agent path's exact answers") {
+  Scenario s(ScenarioAgent::kNone);
+  const std::string pid = std::to_string(s.target.pid());
+  // Twice: the first dump's stops make the kernel resume timed sleeps and futex waits through restart_syscall,
+  // which the second must see through.
+  for (int round = 0; round < 2; ++round) {
+    INFO("dump " << round + 1);
+    auto r = runCli({"stack", pid, "--json"}, s.dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 7);  // deadlocks found
+    json dump = dumpJson(r);
+    CHECK(dump.at("source") == "ptrace");
+    checkScenarioDump(dump, s);
+    // Blocked signals do not matter to ptrace: this thread has its stack too.
+    checkThread(dump, s, "no-signals", "sleep", "sleepWithSignalsBlocked");
+    CHECK(threadOf(dump, s.tids.at("no-signals")).at("capture") == "captured");
+    checkNobodyTraces(s.target.pid());
+  }
+  CHECK(s.target.alive());
+}
+
+TEST_CASE("stack without an agent: the text view says ptrace and what it cost") {
+  Scenario s(ScenarioAgent::kNone);
+  auto r = runCli({"stack", std::to_string(s.target.pid())}, s.dir.path());
+  CHECK(r.exit_code == 7);
+  CHECK(r.out.find(", via ptrace in ") != std::string::npos);
+  CHECK(r.out.find("longest thread pause") != std::string::npos);
+  CHECK(r.out.find("Found 2 deadlocks") != std::string::npos);
+}
+
+TEST_CASE("stack --no-signal without an agent: kernel facts and owners, no thread stopped") {
+  Scenario s(ScenarioAgent::kNone);
+  auto r = runCli({"stack", std::to_string(s.target.pid()), "--no-signal", "--json"}, s.dir.path());
+  REQUIRE(r.exit_code == 7);  // the deadlocks are found from lock owners alone
+  json dump = dumpJson(r);
+  CHECK(dump.at("source") == "ptrace");
+  CHECK(dump.at("cost").at("max_pause_ns") == 0);
+  const json& waiter = threadOf(dump, s.tids.at("waiter"));
+  CHECK(waiter.at("capture") == "not_requested");
+  CHECK(waiter.at("frames").empty());
+  CHECK(waiter.at("state") == "mutex");
+  CHECK(waiter.at("owner_tid") == s.tids.at("holder"));
+}
+
+TEST_CASE("stack --ptrace and --agent-only force a path") {
+  Scenario s(ScenarioAgent::kPreload);
+  const std::string pid = std::to_string(s.target.pid());
+  auto forced = runCli({"stack", pid, "--ptrace", "--json"}, s.dir.path());
+  REQUIRE(forced.exit_code == 7);
+  json dump = dumpJson(forced);
+  CHECK(dump.at("source") == "ptrace");
+  checkScenarioDump(dump, s);
+  // The agent's own thread is a thread like any other here.
+  CHECK(threadOf(dump, taskNamed(s.target.pid(), "cppops-agent")).at("capture") == "captured");
+
+  auto agent = runCli({"stack", pid, "--agent-only", "--json"}, s.dir.path());
+  CHECK(agent.exit_code == 7);
+  CHECK(dumpJson(agent).at("source") == "agent");
+
+  auto both = runCli({"stack", pid, "--ptrace", "--agent-only"}, s.dir.path());
+  CHECK(both.exit_code == 2);
+
+  TempDir dir;
+  TargetProcess plain({"plain_target", {}, false, {}, {}}, dir.path());
+  REQUIRE(plain.waitForOutput("ready"));
+  auto no_agent = runCli({"stack", std::to_string(plain.pid()), "--agent-only"}, dir.path());
+  CHECK(no_agent.exit_code == 3);
+  CHECK(no_agent.err.find("has no cppops agent") != std::string::npos);
+}
+
+TEST_CASE("stack falls back to ptrace when the agent does not answer within the deadline") {
+  Scenario s(ScenarioAgent::kPreload);
+  const pid_t agent_tid = taskNamed(s.target.pid(), "cppops-agent");
+  REQUIRE(agent_tid != 0);
+  const std::string pid = std::to_string(s.target.pid());
+  FrozenThread wedged(agent_tid);
+
+  const auto start = Clock::now();
+  auto r = runCli({"stack", pid, "--json", "--agent-deadline", "500"}, s.dir.path());
+  const auto took = Clock::now() - start;
+  INFO(r.err);
+  REQUIRE(r.exit_code == 7);
+  CHECK(took < 500ms + kPtraceDumpAllowance);
+  json dump = dumpJson(r);
+  CHECK(dump.at("source") == "ptrace");
+  REQUIRE_FALSE(dump.at("notes").empty());
+  CHECK(dump.at("notes")[0] == "the agent did not answer within 500 ms; answered through ptrace");
+  checkScenarioDump(dump, s);
+  // The wedged thread is ours to hold: listed with its kernel state and why it has no stack.
+  const json& agent = threadOf(dump, agent_tid);
+  CHECK(agent.at("capture") == "no_answer");
+  CHECK(agent.at("state") == "stopped");
+  CHECK(agent.at("reason").get<std::string>().find("already traced by process " + std::to_string(getpid())) !=
+        std::string::npos);
+
+  // Forced to the agent, the same process times out instead (exit 6).
+  auto agent_only = runCli({"stack", pid, "--agent-only", "--timeout", "300"}, s.dir.path());
+  CHECK(agent_only.exit_code == 6);
+}
+
+TEST_CASE("stack through ptrace killed mid-dump leaves every thread of a 1,000-thread target running, untraced") {
+  TempDir dir;
+  TargetProcess target({"stack_scenarios", {"--extra", "975"}, false, {{"TSAN_OPTIONS", "detect_deadlocks=0"}}, {}},
+                       dir.path());
+  REQUIRE(target.waitForOutput("ready", 60s));
+  const std::string pid = std::to_string(target.pid());
+
+  for (int signal : {SIGKILL, SIGTERM}) {
+    INFO("signal " << signal);
+    // The walk's threads are named cppops-ptrace and live only while threads are being stopped: killing the CLI
+    // once one exists is killing it mid-dump. A run that finishes before it is seen is retried.
+    bool killed_mid_dump = false;
+    for (int attempt = 0; attempt < 5 && !killed_mid_dump; ++attempt) {
+      BackgroundCli cli({"stack", pid, "--ptrace"}, dir.path());
+      const auto give_up = Clock::now() + 60s;
+      while (!killed_mid_dump && Clock::now() < give_up) {
+        if (taskNamed(cli.pid(), "cppops-ptrace") != 0) {
+          ::kill(cli.pid(), signal);
+          killed_mid_dump = true;
+        } else if (hasExited(cli.pid())) {
+          break;  // finished before the walk was seen
+        }
+      }
+      auto status = cli.wait(10s);
+      REQUIRE(status);
+      if (!killed_mid_dump) continue;
+      // SIGTERM is held until no thread is stopped, then takes effect as usual: no dump, death by SIGTERM.
+      CHECK(WIFSIGNALED(*status));
+      CHECK(WTERMSIG(*status) == signal);
+      CHECK(cli.out().empty());
+    }
+    REQUIRE(killed_mid_dump);
+    CHECK(target.alive());
+    checkNobodyTraces(target.pid());
+  }
+  // And it still answers a complete dump.
+  auto r = runCli({"stack", pid, "--ptrace", "--json"}, dir.path());
+  CHECK(r.exit_code == 7);
+  CHECK(dumpJson(r).at("threads").size() == tasksOf(target.pid()).size());
+  checkNobodyTraces(target.pid());
+}
+
+TEST_CASE("stack through ptrace on another user's process says why it cannot and what to do") {
+  if (!runningAsRoot()) {
+    WARN("skipped: needs root to start a target as one user and cppops as another");
+    return;
+  }
+  TempDir dir;
+  TargetProcess target({"plain_target", {}, false, {}, {}}, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  auto r = runCli({"stack", std::to_string(target.pid())}, dir.path(), kNobody);
+  CHECK(r.exit_code == 4);
+  INFO(r.err);
+  CHECK(r.err.find("cannot ptrace process " + std::to_string(target.pid())) != std::string::npos);
+  CHECK(r.err.find("belongs to user root") != std::string::npos);
+  CHECK(r.err.find("sudo cppops stack " + std::to_string(target.pid())) != std::string::npos);
+}

@@ -1,0 +1,43 @@
+// The stack_scenarios target (tests/targets/stack_scenarios.cpp) and what every stack source must find in it:
+// exact states, owners, the frame that made each call (function and file), and both deadlocks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "subprocess.h"
+
+namespace cppops::test {
+
+enum class ScenarioAgent {
+  kPreload,  // stack_scenarios with LD_PRELOAD of the shared agent
+  kLinked,   // stack_scenarios_linked, which starts the static agent itself
+  kNone,     // stack_scenarios with no cppops code in it at all
+};
+
+// Starts the target and waits until every scenario thread is in place (and the agent's socket, if any).
+struct Scenario {
+  explicit Scenario(ScenarioAgent agent);
+  ScenarioAgent agent;
+  TempDir dir;
+  TargetProcess target;
+  std::map<std::string, pid_t> tids;  // role ("dl2-a", "sleeper", ...) -> tid, as the target printed them
+};
+
+const nlohmann::json& threadOf(const nlohmann::json& dump, pid_t tid);
+bool hasFrame(const nlohmann::json& thread, const std::string& function,
+              const std::string& file = "stack_scenarios.cpp");
+// The thread of `role` has this name, state, owner (when owner_role is given) and a frame in `function`.
+void checkThread(const nlohmann::json& dump, const Scenario& s, const std::string& role, const std::string& state,
+                 const std::string& function, const std::string& owner_role = "");
+std::set<std::set<pid_t>> deadlockSets(const nlohmann::json& dump);
+
+// The assertions every source (agent or ptrace) must pass on a `stack --json` dump of the scenario target: the
+// schema, every role but "no-signals" (which sources treat differently), both deadlocks and the cost figures.
+void checkScenarioDump(const nlohmann::json& dump, const Scenario& s);
+
+}  // namespace cppops::test

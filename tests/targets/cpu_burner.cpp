@@ -1,0 +1,135 @@
+// A CPU-bound program that knows nothing of cppops: each burner thread spends three times as much CPU in
+// hotFunction() as in coldFunction() (the same loop, 3n iterations against n), so a correct CPU profile shows
+// them at 75% and 25%. A "sleeper" thread only sleeps: no CPU samples, but present in wall-clock profiles.
+//
+//   cpu_burner [--threads N] [--report-ms MS]
+//     --threads N     burner threads (default 2), named burner-0, burner-1, ...
+//     --report-ms MS  every MS milliseconds print "progress MONOTONIC_NS ROUNDS WORK PROCESS_CPU_NS": rounds of
+//                     hot+cold and loop iterations completed by all burners together, and the CPU time of the
+//                     whole process, read at the same moment (what the overhead benchmark measures)
+// Prints "tid ROLE TID" for each thread, then "ready".
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifdef CPPOPS_BURNER_LINKED
+#include "cppops/agent.h"
+#endif
+
+namespace {
+
+// About 2 ms of CPU for the cold part of a round here; each round scales both parts by the same random factor
+// (0.5 to 1.5) so that rounds never fall into step with the sampling period and bias the ratio.
+constexpr uint64_t kColdIterations = 1500000;
+
+std::atomic<uint64_t> g_units{0};
+std::atomic<uint64_t> g_work{0};
+std::atomic<int> g_announced{0};
+std::mutex g_print_lock;
+
+// One step of a 64-bit LCG; the empty asm keeps the compiler from folding the loop away. The loop is written out
+// in each function (not shared) so that each one's samples land in its own code.
+#define CPPOPS_BURN(n, x)                                            \
+  for (uint64_t i = 0; i < (n); ++i) {                               \
+    (x) = (x) * 6364136223846793005ull + 1442695040888963407ull;     \
+    asm volatile("" : "+r"(x));                                      \
+  }
+
+__attribute__((noinline)) uint64_t hotFunction(uint64_t n, uint64_t x) {
+  CPPOPS_BURN(3 * n, x)
+  return x;
+}
+
+__attribute__((noinline)) uint64_t coldFunction(uint64_t n, uint64_t x) {
+  CPPOPS_BURN(n, x)
+  return x;
+}
+
+void announce(const std::string& role) {
+  pthread_setname_np(pthread_self(), role.c_str());
+  std::lock_guard<std::mutex> lock(g_print_lock);
+  std::printf("tid %s %ld\n", role.c_str(), static_cast<long>(syscall(SYS_gettid)));
+  std::fflush(stdout);
+  g_announced.fetch_add(1);
+}
+
+[[noreturn]] void burner(int index) {
+  announce("burner-" + std::to_string(index));
+  uint64_t x = static_cast<uint64_t>(index) + 1;
+  uint64_t random = 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(index) + 1);
+  for (;;) {
+    random ^= random << 13;
+    random ^= random >> 7;
+    random ^= random << 17;
+    const uint64_t n = kColdIterations / 2 + random % kColdIterations;
+    x = hotFunction(n, x);
+    x = coldFunction(n, x);
+    g_units.fetch_add(1, std::memory_order_relaxed);
+    g_work.fetch_add(4 * n, std::memory_order_relaxed);
+  }
+}
+
+[[noreturn]] __attribute__((noinline)) void sleepForever() {
+  for (;;) {
+    timespec t{3600, 0};
+    nanosleep(&t, nullptr);
+  }
+}
+
+void sleeper() {
+  announce("sleeper");
+  sleepForever();
+}
+
+uint64_t clockNs(clockid_t clock) {
+  timespec t{};
+  clock_gettime(clock, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef CPPOPS_BURNER_LINKED
+  if (cppops_agent_start(nullptr) != 0) return 3;
+#endif
+  int threads = 2;
+  long report_ms = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--report-ms") == 0) report_ms = std::atol(argv[i + 1]);
+  }
+  std::vector<std::thread> pool;
+  pool.emplace_back(sleeper);
+  for (int i = 0; i < threads; ++i) pool.emplace_back(burner, i);
+  while (g_announced.load() < threads + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  {
+    std::lock_guard<std::mutex> lock(g_print_lock);
+    std::printf("ready\n");
+    std::fflush(stdout);
+  }
+  if (report_ms > 0) {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(report_ms));
+      std::lock_guard<std::mutex> lock(g_print_lock);
+      std::printf("progress %llu %llu %llu %llu\n", static_cast<unsigned long long>(clockNs(CLOCK_MONOTONIC)),
+                  static_cast<unsigned long long>(g_units.load(std::memory_order_relaxed)),
+                  static_cast<unsigned long long>(g_work.load(std::memory_order_relaxed)),
+                  static_cast<unsigned long long>(clockNs(CLOCK_PROCESS_CPUTIME_ID)));
+      std::fflush(stdout);
+    }
+  }
+  for (auto& t : pool) t.join();
+}
