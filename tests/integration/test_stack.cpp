@@ -1,6 +1,7 @@
 // cppops stack against a target with every scenario the command must recognise: exact states, owners, the
 // frame that made the call (function and file), and both deadlocks.
 #include <catch2/catch.hpp>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -35,6 +36,13 @@ TEST_CASE("stack: every scenario in a preloaded target has its exact state, owne
 }
 
 TEST_CASE("stack: the same through the linked agent (sanitized with the target in sanitizer builds)") {
+  // ThreadSanitizer runs a sanitized thread's asynchronous signal handlers only at its own interceptors, so many
+  // threads of a TSan-built target cannot unwind themselves on request. The ASan tree covers this test; the
+  // other linked-agent tests still run the agent under TSan.
+  if (std::string(CPPOPS_TEST_SANITIZE) == "thread") {
+    WARN("skipped under ThreadSanitizer: it defers signal handlers of sanitized threads to its interceptors");
+    return;
+  }
   checkScenarios(ScenarioAgent::kLinked);
 }
 

@@ -91,13 +91,7 @@ void checkScenarioDump(const json& dump, const Scenario& s) {
   checkThread(dump, s, "epoller", "poll", "waitOnEpoll");
   checkThread(dump, s, "acceptor", "accept", "acceptConnection");
   CHECK(threadOf(dump, s.tids.at("acceptor")).at("wait").get<std::string>().find("LISTEN") != std::string::npos);
-  // ThreadSanitizer runs a sanitized thread's signal handlers only when that thread enters one of its
-  // interceptors; a thread spinning on a relaxed load never does, so under TSan the linked target's spinner
-  // cannot answer. The preloaded and agent-less targets are never sanitized.
-  if (s.agent == ScenarioAgent::kLinked && std::string(CPPOPS_TEST_SANITIZE) == "thread")
-    WARN("spinner frame not checked: ThreadSanitizer defers signals to a thread spinning outside its interceptors");
-  else
-    checkThread(dump, s, "spinner", "running", "spinForever");
+  checkThread(dump, s, "spinner", "running", "spinForever");
 
   CHECK(deadlockSets(dump) == std::set<std::set<pid_t>>{{s.tids.at("dl2-a"), s.tids.at("dl2-b")},
                                                          {s.tids.at("dl3-a"), s.tids.at("dl3-b"), s.tids.at("dl3-c")}});
