@@ -359,7 +359,7 @@ TEST_CASE("profile: --tid and --name keep only those threads") {
   CHECK(by_tid.at("threads")[0].at("tid") == b.tids.at("burner-0"));
 }
 
-TEST_CASE("profile: nothing runs in the target before or after; a second profile gets busy; stack still works") {
+TEST_CASE("profile: nothing runs in the target before or after, a second profile gets busy, a stack dump works") {
   Burner b;
   const size_t idle_threads = threadCount(b);
   CHECK(timerCount(b) == 0);
