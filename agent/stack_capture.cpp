@@ -174,6 +174,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   std::vector<pid_t> tids = tasks.threads();
   tids.erase(std::remove(tids.begin(), tids.end(), self), tids.end());
   reply.threads.resize(tids.size());
+  reply.thread_names.resize(tids.size());
   for (size_t i = 0; i < tids.size(); ++i) reply.threads[i].tid = static_cast<uint32_t>(tids[i]);
 
   auto readKernelFacts = [&](size_t i) {
@@ -197,6 +198,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   for (size_t i = 0; i < tids.size(); ++i) {
     arena->slots[i].tid = tids[i];
     arena->slots[i].frame_count = 0;
+    arena->slots[i].name[0] = '\0';
     arena->slots[i].state.store(slotState(kPending, generation), std::memory_order_relaxed);
   }
   sigsafe::publishArena(arena);
@@ -262,6 +264,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     } else if (state == slotState(kDone, generation)) {
       t.status = 0;
       t.handler_ns = slot.handler_ns;
+      reply.thread_names[i].assign(slot.name, strnlen(slot.name, sizeof slot.name));
       reply.max_handler_ns = std::max(reply.max_handler_ns, slot.handler_ns);
       t.pcs.assign(slot.frame_count, 0);
       for (uint32_t f = 0; f < slot.frame_count; ++f) t.pcs[f] = reinterpret_cast<uint64_t>(slot.pcs[f]);

@@ -48,4 +48,10 @@ void printJson(const nlohmann::json& doc) {
   std::fputc('\n', stdout);
 }
 
+void printJsonText(const std::string& compact) {
+  if (isatty(STDOUT_FILENO)) return printJson(nlohmann::json::parse(compact));
+  std::fwrite(compact.data(), 1, compact.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
 }  // namespace cppops::cli

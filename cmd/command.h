@@ -31,6 +31,8 @@ int reportError(const Error& error, const CommonFlags& flags);
 
 // Prints a JSON document on stdout, indented for people, one line per document for pipes.
 void printJson(const nlohmann::json& doc);
+// The same for JSON already rendered as compact text (large documents are never built as a DOM).
+void printJsonText(const std::string& compact);
 
 // Each command registers itself and sets `exit_code` when it runs.
 using Registrar = void (*)(CLI::App& app, CommonFlags& flags, int& exit_code);

@@ -82,7 +82,7 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
   if (!dump) return reportError(dump.error(), flags);
 
   if (flags.json) {
-    printJson(stack::renderJson(*dump, *filter));
+    printJsonText(stack::renderJson(*dump, *filter));
   } else {
     stack::RenderOptions render;
     render.every_thread = f.every_thread;

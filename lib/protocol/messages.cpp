@@ -117,6 +117,8 @@ void StackReply::encode(wire::Writer& w) const {
   for (const auto& n : notes) w.str(n);
   w.u32(static_cast<uint32_t>(threads.size()));
   for (const auto& t : threads) t.encode(w);
+  w.u32(static_cast<uint32_t>(thread_names.size()));
+  for (const auto& name : thread_names) w.str(name);
 }
 
 bool StackReply::decode(wire::Reader& r) {
@@ -135,6 +137,11 @@ bool StackReply::decode(wire::Reader& r) {
     StackThread t;
     if (!t.decode(r)) break;
     threads.push_back(std::move(t));
+  }
+  thread_names.clear();
+  if (r.ok() && r.remaining() > 0) {
+    uint32_t names = r.count(kMinStringSize);
+    for (uint32_t i = 0; i < names && r.ok(); ++i) thread_names.push_back(r.str());
   }
   return r.ok();
 }

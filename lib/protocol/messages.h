@@ -82,6 +82,9 @@ struct StackReply {
   uint32_t signal = 0;          // the signal used, 0 when none was sent
   std::vector<std::string> notes;
   std::vector<StackThread> threads;
+  // Each thread's name as the thread read it itself in the handler ("" when it did not answer). It comes after
+  // `threads`, where older decoders stop reading; empty from an agent that predates it.
+  std::vector<std::string> thread_names;
 
   void encode(wire::Writer& w) const;
   bool decode(wire::Reader& r);

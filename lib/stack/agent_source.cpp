@@ -17,8 +17,10 @@ RawDump toRaw(pid_t pid, protocol::StackReply reply) {
   raw.max_pause_ns = reply.max_handler_ns;
   raw.notes = std::move(reply.notes);
   raw.threads.reserve(reply.threads.size());
-  for (auto& t : reply.threads) {
+  for (size_t i = 0; i < reply.threads.size(); ++i) {
+    auto& t = reply.threads[i];
     RawThread r;
+    if (i < reply.thread_names.size()) r.name = std::move(reply.thread_names[i]);
     r.tid = static_cast<pid_t>(t.tid);
     r.status = t.status <= 3 ? static_cast<CaptureStatus>(t.status) : CaptureStatus::kNoAnswer;
     r.pcs = std::move(t.pcs);

@@ -1,5 +1,9 @@
 #include "stack/dump_pipeline.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <utility>
 
 #include "stack/analyze.h"
@@ -7,6 +11,8 @@
 namespace cppops::stack {
 
 namespace {
+
+constexpr int kLoaderNice = 10;
 
 std::map<pid_t, proc::TaskStat> readTaskStats(pid_t pid) {
   std::map<pid_t, proc::TaskStat> stats;
@@ -16,6 +22,10 @@ std::map<pid_t, proc::TaskStat> readTaskStats(pid_t pid) {
 }
 
 Result<std::unique_ptr<Symbolizer>> loadSymbolizer(pid_t pid) {
+  // Below the thread that captures: on a busy machine this work must not preempt it while a target thread is
+  // stopped for ptrace, nor compete with the target's own threads answering the agent. It is done long before
+  // the capture anyway.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kLoaderNice);
   auto symbolizer = Symbolizer::forProcess(pid);
   if (symbolizer) (*symbolizer)->loadDebugInfo();
   return symbolizer;
@@ -31,22 +41,39 @@ uint64_t elapsedNs(DumpPipeline::Clock::time_point since) {
 DumpPipeline::DumpPipeline(pid_t pid, Clock::time_point start)
     : pid_(pid),
       start_(start),
-      stats_future_(std::async(std::launch::async, readTaskStats, pid)),
       symbolizer_future_(std::async(std::launch::async, loadSymbolizer, pid)) {}
 
-// The futures' destructors wait for their work: an early return of a source never leaves a thread behind.
+// The future's destructor waits for its work: an early return of a source never leaves a thread behind.
 DumpPipeline::~DumpPipeline() = default;
 
 const std::map<pid_t, proc::TaskStat>& DumpPipeline::taskStats() {
   if (!have_stats_) {
-    stats_ = stats_future_.get();
+    stats_ = readTaskStats(pid_);
     have_stats_ = true;
   }
   return stats_;
 }
 
+// A thread that answered the signal was in an interruptible state (S) or running (R) when its syscall file was
+// read, which is all analyze() asks of the scheduler state.
+void DumpPipeline::completeStats(const RawDump& raw) {
+  for (const RawThread& thread : raw.threads) {
+    if (stats_.count(thread.tid) != 0 || thread.status == CaptureStatus::kExited) continue;
+    if (!thread.name.empty() && thread.status == CaptureStatus::kCaptured) {
+      proc::TaskStat stat;
+      stat.tid = thread.tid;
+      stat.name = thread.name;
+      stat.state = proc::parseSyscall(thread.syscall_line).kind == proc::SyscallInfo::Kind::kRunning ? 'R' : 'S';
+      stats_.emplace(thread.tid, std::move(stat));
+    } else if (auto stat = proc::readTaskStat(pid_, thread.tid)) {
+      stats_.emplace(thread.tid, std::move(*stat));
+    }
+  }
+}
+
 StackDump DumpPipeline::finish(const RawDump& raw, int stack_signal) {
-  const std::map<pid_t, proc::TaskStat>& stats = taskStats();
+  if (!have_stats_) completeStats(raw);
+  const std::map<pid_t, proc::TaskStat>& stats = stats_;
   auto symbolizer = symbolizer_future_.get();
   StackDump dump;
   if (symbolizer) {

@@ -28,6 +28,7 @@ enum class CaptureStatus {
 
 struct RawThread {
   pid_t tid = 0;
+  std::string name;                      // when the source learnt it (the agent's handler); "" otherwise
   CaptureStatus status = CaptureStatus::kCaptured;
   std::vector<uint64_t> pcs;             // pcs[0] exact (interrupted pc), the rest return addresses
   std::string syscall_line;              // /proc/PID/task/TID/syscall as read before the thread was interrupted

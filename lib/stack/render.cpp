@@ -1,6 +1,9 @@
 #include "stack/render.h"
 
+#include "render/json_text.h"
+
 #include <fmt/format.h>
+#include <iterator>
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -218,33 +221,98 @@ const char* captureName(CaptureStatus status) {
   return "unknown";
 }
 
-nlohmann::json frameJson(const SourceFrame& frame) {
-  return {{"function", frame.function}, {"file", frame.file},           {"line", frame.line},
-          {"module", frame.module},     {"address", hex(frame.address)}, {"inlined", frame.inlined}};
+// JSON is appended as text: the DOM of a 1,000-thread dump costs more than the whole dump (see json_text.h).
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& out) : out_(out) {}
+
+  void open(char bracket) {
+    comma();
+    out_ += bracket;
+    first_ = true;
+  }
+  void close(char bracket) {
+    out_ += bracket;
+    first_ = false;
+  }
+  // A key, after which exactly one value (or open) follows.
+  JsonOut& key(std::string_view name) {
+    comma();
+    render::appendJsonString(out_, name);
+    out_ += ':';
+    first_ = true;
+    return *this;
+  }
+  void string(std::string_view value) {
+    comma();
+    render::appendJsonString(out_, value);
+  }
+  template <typename Number>
+  void number(Number value) {
+    comma();
+    fmt::format_to(std::back_inserter(out_), "{}", value);
+  }
+  void boolean(bool value) {
+    comma();
+    out_ += value ? "true" : "false";
+  }
+
+ private:
+  void comma() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+
+  std::string& out_;
+  bool first_ = true;
+};
+
+void frameJson(JsonOut& json, const SourceFrame& frame) {
+  json.open('{');
+  json.key("function").string(frame.function);
+  json.key("file").string(frame.file);
+  json.key("line").number(frame.line);
+  json.key("module").string(frame.module);
+  json.key("address").string(hex(frame.address));
+  json.key("inlined").boolean(frame.inlined);
+  json.close('}');
 }
 
-nlohmann::json threadJson(const Thread& thread) {
-  nlohmann::json json = {{"tid", thread.tid},
-                         {"name", thread.name},
-                         {"state", stateName(thread.state)},
-                         {"kernel_state", std::string(1, thread.kernel_state)},
-                         {"capture", captureName(thread.capture)}};
-  if (thread.owner_tid) json["owner_tid"] = *thread.owner_tid;
-  if (thread.held_by_readers) json["held_by_readers"] = true;
-  if (!thread.wait.empty()) json["wait"] = thread.wait;
-  if (!thread.syscall.empty()) json["syscall"] = thread.syscall;
-  if (thread.frames.empty()) json["reason"] = thread.no_stack_reason;
+void threadJson(JsonOut& json, const Thread& thread) {
+  json.open('{');
+  json.key("tid").number(thread.tid);
+  json.key("name").string(thread.name);
+  json.key("state").string(stateName(thread.state));
+  json.key("kernel_state").string(std::string_view(&thread.kernel_state, 1));
+  json.key("capture").string(captureName(thread.capture));
+  if (thread.owner_tid) json.key("owner_tid").number(*thread.owner_tid);
+  if (thread.held_by_readers) json.key("held_by_readers").boolean(true);
+  if (!thread.wait.empty()) json.key("wait").string(thread.wait);
+  if (!thread.syscall.empty()) json.key("syscall").string(thread.syscall);
+  if (thread.frames.empty()) json.key("reason").string(thread.no_stack_reason);
   // The time this thread was held for the capture (its own unwind in the handler, or its ptrace stop).
-  if (thread.capture == CaptureStatus::kCaptured) json["pause_ns"] = thread.handler_ns;
-  json["frames"] = nlohmann::json::array();
-  for (const SourceFrame& frame : thread.frames) json["frames"].push_back(frameJson(frame));
-  return json;
+  if (thread.capture == CaptureStatus::kCaptured) json.key("pause_ns").number(thread.handler_ns);
+  json.key("frames").open('[');
+  for (const SourceFrame& frame : thread.frames) frameJson(json, frame);
+  json.close(']');
+  json.close('}');
 }
 
-nlohmann::json groupJson(const Members& members) {
-  nlohmann::json tids = nlohmann::json::array();
+void tidsJson(JsonOut& json, const std::vector<pid_t>& tids) {
+  json.open('[');
+  for (pid_t tid : tids) json.number(tid);
+  json.close(']');
+}
+
+void groupJson(JsonOut& json, const Members& members) {
+  json.open('{');
+  json.key("count").number(members.size());
+  json.key("state").string(stateName(members.front()->state));
+  std::vector<pid_t> tids;
   for (const Thread* thread : members) tids.push_back(thread->tid);
-  return {{"count", members.size()}, {"state", stateName(members.front()->state)}, {"tids", std::move(tids)}};
+  json.key("tids");
+  tidsJson(json, tids);
+  json.close('}');
 }
 
 }  // namespace
@@ -267,26 +335,39 @@ std::string renderText(const StackDump& dump, const RenderOptions& options) {
   return out;
 }
 
-nlohmann::json renderJson(const StackDump& dump, const Filter& filter) {
-  nlohmann::json threads = nlohmann::json::array();
-  for (const Thread& thread : dump.threads) {
-    if (filter.matches(thread)) threads.push_back(threadJson(thread));
+std::string renderJson(const StackDump& dump, const Filter& filter) {
+  std::string out;
+  out.reserve(256 + dump.threads.size() * 2048);
+  JsonOut json(out);
+  json.open('{');
+  json.key("schema_version").number(1);
+  json.key("pid").number(dump.pid);
+  json.key("source").string(dump.source);
+  json.key("threads").open('[');
+  for (const Thread& thread : dump.threads)
+    if (filter.matches(thread)) threadJson(json, thread);
+  json.close(']');
+  json.key("deadlocks").open('[');
+  for (const Deadlock& deadlock : dump.deadlocks) {
+    json.open('{');
+    json.key("tids");
+    tidsJson(json, deadlock.tids);
+    json.close('}');
   }
-  nlohmann::json deadlocks = nlohmann::json::array();
-  for (const Deadlock& deadlock : dump.deadlocks) deadlocks.push_back({{"tids", deadlock.tids}});
-  nlohmann::json groups = nlohmann::json::array();
-  for (const Members& members : shownGroups(dump, filter)) groups.push_back(groupJson(members));
-  return {{"schema_version", 1},
-          {"pid", dump.pid},
-          {"source", dump.source},
-          {"threads", std::move(threads)},
-          {"deadlocks", std::move(deadlocks)},
-          {"groups", std::move(groups)},
-          {"cost",
-           {{"total_ns", dump.cost.total_ns},
-            {"capture_ns", dump.cost.capture_ns},
-            {"max_pause_ns", dump.cost.max_pause_ns}}},
-          {"notes", dump.notes}};
+  json.close(']');
+  json.key("groups").open('[');
+  for (const Members& members : shownGroups(dump, filter)) groupJson(json, members);
+  json.close(']');
+  json.key("cost").open('{');
+  json.key("total_ns").number(dump.cost.total_ns);
+  json.key("capture_ns").number(dump.cost.capture_ns);
+  json.key("max_pause_ns").number(dump.cost.max_pause_ns);
+  json.close('}');
+  json.key("notes").open('[');
+  for (const std::string& note : dump.notes) json.string(note);
+  json.close(']');
+  json.close('}');
+  return out;
 }
 
 }  // namespace cppops::stack

@@ -3,7 +3,6 @@
 
 #include <sys/types.h>
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -27,6 +26,7 @@ struct RenderOptions {
 
 // Deadlocks come first and are always shown whole, whatever the filter: a cycle cut in half explains nothing.
 std::string renderText(const StackDump& dump, const RenderOptions& options);
-nlohmann::json renderJson(const StackDump& dump, const Filter& filter);
+// Compact JSON text (schema_version 1, documented in cppops(1)).
+std::string renderJson(const StackDump& dump, const Filter& filter);
 
 }  // namespace cppops::stack

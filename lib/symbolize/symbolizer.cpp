@@ -1,5 +1,7 @@
 #include "symbolize/symbolizer.h"
 
+#include "symbolize/debug_cache.h"
+
 #include <cxxabi.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <unordered_map>
 #include <unordered_set>
+#include <tuple>
 #include <utility>
 
 namespace cppops {
@@ -62,6 +65,9 @@ class ModuleFiles {
         notes_(notes) {}
 
   bool sharesOurView() const { return shares_our_view_; }
+
+  // Where inflated copies of compressed debug files are kept (see debug_cache.h); "" when caching is off.
+  const std::string& debugCacheDir() const { return debug_cache_dir_; }
 
   // The Dwfl_Callbacks::find_elf contract: an fd that libdwfl then owns plus a malloc'ed *file_name, or -1.
   int open(const std::string& module, char** file_name) {
@@ -120,12 +126,27 @@ class ModuleFiles {
   std::string proc_dir_;
   bool shares_our_view_;  // same root and mount namespace, so map paths are valid paths for us too
   Notes& notes_;
+  std::string debug_cache_dir_ = cppops::debugCacheDir();
 };
 
 int findElf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** file_name, Elf** elfp) {
   // The vDSO has no file. Without attach state libdwfl copies it from /proc/PID/mem, which stops nothing.
   if (name[0] != '/') return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
   return static_cast<ModuleFiles*>(*userdata)->open(name, file_name);
+}
+
+// The inflated copy from the cache when there is one; libdwfl's standard search otherwise.
+int findDebuginfo(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Addr base, const char* file_name,
+                  const char* debuglink_file, GElf_Word debuglink_crc, char** debuginfo_file_name) {
+  const std::string cached =
+      cachedDebugFile(static_cast<ModuleFiles*>(*userdata)->debugCacheDir(), buildIdHex(mod));
+  if (!cached.empty()) {
+    const int fd = open(cached.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && (*debuginfo_file_name = strdup(cached.c_str())) != nullptr) return fd;
+    if (fd >= 0) close(fd);
+  }
+  return dwfl_standard_find_debuginfo(mod, userdata, module_name, base, file_name, debuglink_file, debuglink_crc,
+                                      debuginfo_file_name);
 }
 
 // libdwfl's default, plus the target's own debug directory when it lives in a container: debug files are found by
@@ -303,10 +324,72 @@ void describeModule(Dwfl_Module* mod, uint64_t pc, SourceFrame& frame) {
   frame.module_offset = pc - (dwfl_module_getelf(mod, &bias) != nullptr ? bias : start);
 }
 
-std::string symbolName(Dwfl_Module* mod, Dwarf_Addr addr) {
-  GElf_Off offset = 0;
-  GElf_Sym sym;
-  const char* name = dwfl_module_addrinfo(mod, addr, &offset, &sym, nullptr, nullptr, nullptr);
+// dwfl_module_addrinfo scans the whole symbol table on every call (10,000 symbols for libc); this index answers
+// the common case, a pc inside a sized symbol, with a binary search, and leaves every other case to libdwfl.
+class SymbolIndex {
+ public:
+  explicit SymbolIndex(Dwfl_Module* mod) : mod_(mod) {
+    const int count = dwfl_module_getsymtab(mod);
+    for (int i = 1; i < count; ++i) {
+      GElf_Sym sym;
+      GElf_Addr addr = 0;
+      const char* name = dwfl_module_getsym_info(mod, i, &sym, &addr, nullptr, nullptr, nullptr);
+      const int type = GELF_ST_TYPE(sym.st_info);
+      if (name == nullptr || name[0] == '\0' || sym.st_size == 0 || type == STT_SECTION || type == STT_FILE ||
+          type == STT_TLS)
+        continue;
+      entries_.push_back({addr, addr + sym.st_size, preference(sym), i, name});
+    }
+    // By start; at one start, the symbol libdwfl would pick first.
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.start, b.preference, a.index) < std::tie(b.start, a.preference, b.index);
+    });
+  }
+
+  const char* nameAt(Dwarf_Addr addr) const {
+    auto it = std::upper_bound(entries_.begin(), entries_.end(), addr,
+                               [](Dwarf_Addr a, const Entry& e) { return a < e.start; });
+    // The nearest symbols below addr: the first that spans it has the closest start. Past a few, addr is in
+    // a gap or in something unusual (nested or sizeless symbols): libdwfl's rules decide.
+    for (int looked = 0; it != entries_.begin() && looked < kMaxLook; ++looked) {
+      --it;
+      if (addr >= it->end) continue;
+      // Same start: the most preferred that spans addr comes first in the sort.
+      while (it != entries_.begin() && (it - 1)->start == it->start && addr < (it - 1)->end) --it;
+      return it->name;
+    }
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    return dwfl_module_addrinfo(mod_, addr, &offset, &sym, nullptr, nullptr, nullptr);
+  }
+
+ private:
+  static constexpr int kMaxLook = 16;
+
+  struct Entry {
+    Dwarf_Addr start;
+    Dwarf_Addr end;
+    int preference;
+    int index;
+    const char* name;  // owned by libdwfl for the module's lifetime
+  };
+
+  // libdwfl prefers, at equal distance, a global symbol to a weak one and a weak one to a local one.
+  static int preference(const GElf_Sym& sym) {
+    switch (GELF_ST_BIND(sym.st_info)) {
+      case STB_GLOBAL: return 3;
+      case STB_GNU_UNIQUE: return 2;
+      case STB_WEAK: return 1;
+      default: return 0;
+    }
+  }
+
+  Dwfl_Module* mod_;
+  std::vector<Entry> entries_;
+};
+
+std::string symbolName(const SymbolIndex& symbols, Dwarf_Addr addr) {
+  const char* name = symbols.nameAt(addr);
   if (name == nullptr) return "";
   // Symbol tables may spell the version into the name ("__libc_start_main@@GLIBC_2.34"); it is not the function's.
   return demangle(std::string(name, std::strcspn(name, "@")).c_str());
@@ -319,7 +402,7 @@ struct Symbolizer::Impl {
       : files(pid, notes),
         debuginfo_path(debuginfoPath(pid, files.sharesOurView())),
         debuginfo_path_data(debuginfo_path.data()),
-        callbacks{findElf, dwfl_standard_find_debuginfo, nullptr, &debuginfo_path_data},
+        callbacks{findElf, findDebuginfo, nullptr, &debuginfo_path_data},
         dwfl(dwfl_begin(&callbacks)) {}
 
   std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
@@ -336,6 +419,9 @@ struct Symbolizer::Impl {
   std::unordered_map<uint64_t, std::vector<SourceFrame>> cache[2];  // indexed by is_return_address
   std::unordered_set<Dwfl_Module*> debug_info_checked;
   std::unordered_map<Dwfl_Module*, std::vector<CuRange>> cu_ranges;
+  std::unordered_map<Dwfl_Module*, SymbolIndex> symbol_indexes;
+
+  const SymbolIndex& symbolsOf(Dwfl_Module* mod) { return symbol_indexes.try_emplace(mod, mod).first->second; }
 };
 
 Dwarf_Die* Symbolizer::Impl::cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias) {
@@ -360,7 +446,7 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
   if (mod == nullptr) return {outer};
   describeModule(mod, pc, outer);
   noteMissingDebugInfo(mod, outer.module);
-  outer.function = symbolName(mod, addr);
+  outer.function = symbolName(symbolsOf(mod), addr);
   Dwarf_Addr bias = 0;
   Dwarf_Die* cu = cuFor(mod, addr, &bias);
   if (cu == nullptr) return {outer};
@@ -402,12 +488,17 @@ Symbolizer::Symbolizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 void Symbolizer::loadDebugInfo() {
   dwfl_getmodules(
       impl_->dwfl.get(),
-      [](Dwfl_Module* mod, void**, const char*, Dwarf_Addr, void*) {
+      [](Dwfl_Module* mod, void** userdata, const char*, Dwarf_Addr, void* arg) {
         Dwarf_Addr bias = 0;
-        dwfl_module_getdwarf(mod, &bias);
+        // The symbol and CU address indexes are built on first use; build them now, off the critical path.
+        static_cast<Impl*>(arg)->symbolsOf(mod);
+        if (dwfl_module_getdwarf(mod, &bias) != nullptr) {
+          dwfl_module_addrdie(mod, bias, &bias);
+          cacheInflatedDebugFile(mod, static_cast<ModuleFiles*>(*userdata)->debugCacheDir());
+        }
         return static_cast<int>(DWARF_CB_OK);
       },
-      nullptr, 0);
+      impl_.get(), 0);
 }
 
 Symbolizer::~Symbolizer() = default;

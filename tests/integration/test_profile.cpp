@@ -56,15 +56,6 @@ struct Burner {
 std::string slurp(const std::string& path) { return cppops::proc::readFile(path).value_or(""); }
 
 // A tool's full path from $PATH (runProgram does not search it), or the bare name, which then fails with 127.
-std::string tool(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':'))
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
-  return name;
-}
-
 void checkShares(double hot, double cold, const std::string& where) {
   INFO(where << ": hot " << hot * 100 << "%, cold " << cold * 100 << "%");
   CHECK(hot == Approx(0.75).margin(kShareTolerance));
@@ -187,7 +178,7 @@ TEST_CASE("profile: go tool pprof reads the pprof output, names the hot function
   json summary = profileJson(b, {"-d", "4s", "-r", "250", "-o", file});
   CHECK(summary.at("output").at("format") == "pprof");
   CHECK(summary.at("samples").get<uint64_t>() > 100);
-  CliResult top = runProgram({tool("go"), "tool", "pprof", "-top", file},
+  CliResult top = runProgram({findTool("go"), "tool", "pprof", "-top", file},
                              {{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}});
   INFO("go tool pprof -top (install golang-go: scripts/setup.sh):\n" << top.out << top.err);
   REQUIRE(top.exit_code == 0);
@@ -200,7 +191,7 @@ TEST_CASE("profile: go tool pprof reads the pprof output, names the hot function
   checkShares(flatShare(top.out, kHot), flatShare(top.out, kCold), "go tool pprof -top");
 
   // Thread labels travel as pprof tags.
-  CliResult tags = runProgram({tool("go"), "tool", "pprof", "-tags", file},
+  CliResult tags = runProgram({findTool("go"), "tool", "pprof", "-tags", file},
                               {{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}});
   REQUIRE(tags.exit_code == 0);
   CHECK(tags.out.find("thread_name") != std::string::npos);
@@ -278,7 +269,7 @@ TEST_CASE("profile: speedscope weights and the SVG flame graph show the 3:1 spli
   const std::string svg_file = b.files.path() + "/flame.svg";
   profileJson(b, {"-d", "4s", "-r", "250", "-o", svg_file});
   std::string svg = slurp(svg_file);
-  CliResult lint = runProgram({tool("xmllint"), "--noout", svg_file}, {});
+  CliResult lint = runProgram({findTool("xmllint"), "--noout", svg_file}, {});
   INFO("xmllint (libxml2-utils): " << lint.err);
   CHECK(lint.exit_code == 0);
   // Each frame is <g data-s=".." data-n="COUNT"><title>NAME (COUNT samples, P%)</title>: add up the leaves.
@@ -337,13 +328,13 @@ TEST_CASE("profile --mode wall: every thread at the rate, with its state from th
   CHECK(per_thread["sleeper"] == Approx(per_thread["burner-0"]).epsilon(0.05));
 
   const std::map<std::string, std::string> env{{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}};
-  CliResult tags = runProgram({tool("go"), "tool", "pprof", "-tags", file}, env);
+  CliResult tags = runProgram({findTool("go"), "tool", "pprof", "-tags", file}, env);
   INFO(tags.out << tags.err);
   REQUIRE(tags.exit_code == 0);
   CHECK(tags.out.find("state") != std::string::npos);
   CHECK(tags.out.find("sleep") != std::string::npos);
   CHECK(tags.out.find("running") != std::string::npos);
-  CliResult sleeping = runProgram({tool("go"), "tool", "pprof", "-top", "-tagfocus=state=sleep", file}, env);
+  CliResult sleeping = runProgram({findTool("go"), "tool", "pprof", "-top", "-tagfocus=state=sleep", file}, env);
   REQUIRE(sleeping.exit_code == 0);
   CHECK(sleeping.out.find("sleepForever") != std::string::npos);
   CHECK(sleeping.out.find(kHot) == std::string::npos);

@@ -4,6 +4,10 @@
 #include <string>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <filesystem>
+#include <sstream>
+#include <sys/stat.h>
+#include <cstdio>
 
 #include "stack_scenario.h"
 #include "subprocess.h"
@@ -90,4 +94,89 @@ TEST_CASE("stack --json filters threads by state, name and tid") {
   CHECK(by_tid.at("threads")[0].at("name") == "sleeper");
   auto by_name = json::parse(runCli({"stack", pid, "--json", "--name", "dl3-"}, s.dir.path()).out);
   CHECK(by_name.at("threads").size() == 3);
+}
+
+namespace {
+
+// The frame of split_debug_wait in the target's only thread, or null.
+const json* splitDebugFrame(const json& dump) {
+  for (const json& thread : dump.at("threads"))
+    for (const json& frame : thread.at("frames"))
+      if (frame.at("function") == "split_debug_wait") return &frame;
+  return nullptr;
+}
+
+bool hasCompressedSections(const std::string& file) {
+  auto sections = runProgram({findTool("readelf"), "-S", "-W", file}, {});
+  REQUIRE(sections.exit_code == 0);
+  std::istringstream lines(sections.out);
+  for (std::string line; std::getline(lines, line);) {
+    // Section rows read "[Nr] Name Type Address Off Size ES Flg ..."; a compressed section has C among its flags.
+    std::istringstream fields(line.substr(line.find(']') == std::string::npos ? 0 : line.find(']') + 1));
+    std::string name, type, address, offset, size, entsize, flags;
+    if (line.find(".debug_") != std::string::npos && fields >> name >> type >> address >> offset >> size >> entsize >> flags &&
+        flags.find('C') != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("stack: compressed separate debug info is inflated once into a private cache, then read from it") {
+  TempDir dir;
+  TempDir libs;  // the library and its debug file, copied so the test may delete the debug file
+  TempDir cache_home;
+  const std::string cache = cache_home.path() + "/debuginfo";
+  const std::string library = targetPath("libsplit_debug_lib.so");
+  for (const std::string& file : {library, library + ".debug"})
+    std::filesystem::copy(file, libs.path());
+  const std::string debug_file = libs.path() + "/libsplit_debug_lib.so.debug";
+  REQUIRE(hasCompressedSections(debug_file));
+
+  TargetOptions options;
+  options.program = "split_debug_target";
+  options.preload = true;
+  options.env = {{"LD_LIBRARY_PATH", libs.path()}};
+  TargetProcess target(options, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  auto dump = [&] {
+    auto r = runProgram({cliPath(), "stack", std::to_string(target.pid()), "--json"},
+                        {{"CPPOPS_SOCKET_DIR", dir.path()}, {"CPPOPS_CACHE_DIR", cache}});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  };
+
+  const json first = dump();
+  const json* frame = splitDebugFrame(first);
+  REQUIRE(frame != nullptr);
+  CHECK(frame->at("file").get<std::string>().find("tests/targets/split_debug_lib.c") != std::string::npos);
+  CHECK(frame->at("line") == 6);
+  // Named by the library's build ID (on machines with libc6-dbg, libc's debug file is cached beside it).
+  auto notes = runProgram({findTool("readelf"), "-n", library}, {});
+  const size_t id_at = notes.out.find("Build ID: ");
+  REQUIRE(id_at != std::string::npos);
+  const std::string build_id = notes.out.substr(id_at + 10, notes.out.find('\n', id_at) - id_at - 10);
+  const std::string cached_file = cache + "/" + build_id + ".debug";
+  REQUIRE(std::filesystem::exists(cached_file));
+  CHECK_FALSE(hasCompressedSections(cached_file));
+
+  SECTION("later dumps read the cache: the original debug file is no longer needed") {
+    REQUIRE(std::remove(debug_file.c_str()) == 0);
+    const json second = dump();
+    REQUIRE(splitDebugFrame(second) != nullptr);
+    CHECK(*splitDebugFrame(second) == *frame);
+  }
+  SECTION("a cache directory others can write to is neither read nor written") {
+    REQUIRE(std::remove(debug_file.c_str()) == 0);
+    REQUIRE(::chmod(cache.c_str(), 0777) == 0);
+    const json second = dump();
+    REQUIRE(splitDebugFrame(second) != nullptr);
+    CHECK(splitDebugFrame(second)->at("file") == "");
+    REQUIRE(std::remove(cached_file.c_str()) == 0);
+    dump();
+    CHECK_FALSE(std::filesystem::exists(cached_file));
+  }
 }

@@ -241,4 +241,13 @@ CliResult runCli(const std::vector<std::string>& args, const std::string& socket
   return runCaptured(argv, {{"CPPOPS_SOCKET_DIR", socket_dir}}, run_as, limit);
 }
 
+std::string findTool(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':'))
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+  return name;
+}
+
 }  // namespace cppops::test

@@ -110,4 +110,7 @@ CliResult runProgram(const std::vector<std::string>& argv, const std::map<std::s
 
 bool runningAsRoot();
 
+// The full path of a program on $PATH (runProgram does not search it), or the bare name when it is not there.
+std::string findTool(const std::string& name);
+
 }  // namespace cppops::test

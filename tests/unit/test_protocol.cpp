@@ -75,6 +75,36 @@ TEST_CASE("messages decode what they encode, and ignore fields appended by a new
   CHECK(back.boottime_ns == 123456789);
 }
 
+TEST_CASE("a stack reply carries the threads' own names after the threads, where an older agent stops") {
+  protocol::StackReply reply;
+  reply.threads.resize(2);
+  reply.threads[0].tid = 41;
+  reply.threads[0].pcs = {0x1000, 0x2000};
+  reply.threads[1].tid = 42;
+  reply.thread_names = {"worker-1", ""};
+  wire::Writer w;
+  reply.encode(w);
+  auto bytes = w.take();
+  wire::Reader r(bytes);
+  protocol::StackReply back;
+  REQUIRE(back.decode(r));
+  CHECK(back.threads.size() == 2);
+  CHECK(back.threads[0].pcs == std::vector<uint64_t>{0x1000, 0x2000});
+  CHECK(back.thread_names == std::vector<std::string>{"worker-1", ""});
+
+  // What an agent without names sends: the same bytes up to the end of the threads.
+  protocol::StackReply older = reply;
+  older.thread_names.clear();
+  wire::Writer ow;
+  older.encode(ow);
+  auto older_bytes = ow.take();
+  wire::Reader older_reader(older_bytes.data(), older_bytes.size() - sizeof(uint32_t));
+  protocol::StackReply from_older;
+  REQUIRE(from_older.decode(older_reader));
+  CHECK(from_older.threads.size() == 2);
+  CHECK(from_older.thread_names.empty());
+}
+
 TEST_CASE("truncating any message at any byte makes decode fail, never crash") {
   protocol::HelloReply hello{"0.1.0", 1, 1234, 5678, {"hello", "stats", "version"}};
   wire::Writer w;

@@ -500,7 +500,7 @@ TEST_CASE("text view", "[stack][render]") {
 }
 
 TEST_CASE("JSON view", "[stack][render]") {
-  nlohmann::json json = renderJson(deadlockedMixedDump(), {});
+  nlohmann::json json = nlohmann::json::parse(renderJson(deadlockedMixedDump(), {}));
   INFO(json.dump(2));
   REQUIRE(json["schema_version"] == 1);
   REQUIRE(json["pid"] == kNoSuchPid);
@@ -559,7 +559,7 @@ TEST_CASE("filters restrict threads and groups, never deadlocks", "[stack][rende
   Filter filter;
   SECTION("by state") {
     filter.states = {ThreadState::kSleep, ThreadState::kRunning};
-    nlohmann::json json = renderJson(dump, filter);
+    nlohmann::json json = nlohmann::json::parse(renderJson(dump, filter));
     REQUIRE(jsonTids(json["threads"]) == std::vector<pid_t>{20, 21, 30, 40, 41});
     REQUIRE(json["groups"].size() == 3);
     REQUIRE(json["deadlocks"].size() == 1);
@@ -575,11 +575,11 @@ TEST_CASE("filters restrict threads and groups, never deadlocks", "[stack][rende
   }
   SECTION("by part of the name") {
     filter.name = "tick";
-    REQUIRE(jsonTids(renderJson(dump, filter)["threads"]) == std::vector<pid_t>{20, 21});
+    REQUIRE(jsonTids(nlohmann::json::parse(renderJson(dump, filter))["threads"]) == std::vector<pid_t>{20, 21});
   }
   SECTION("by tid: groups shrink to the threads shown") {
     filter.tids = {12, 10, 30};
-    nlohmann::json json = renderJson(dump, filter);
+    nlohmann::json json = nlohmann::json::parse(renderJson(dump, filter));
     REQUIRE(jsonTids(json["threads"]) == std::vector<pid_t>{10, 12, 30});
     REQUIRE(json["groups"] == nlohmann::json::parse(R"([{"count": 2, "state": "mutex", "tids": [10, 12]},
                                                         {"count": 1, "state": "running", "tids": [30]}])"));
@@ -589,7 +589,7 @@ TEST_CASE("filters restrict threads and groups, never deadlocks", "[stack][rende
     RenderOptions options;
     options.filter = filter;
     REQUIRE_THAT(renderText(dump, options), Contains("\nstates: none (filtered from 12)\n"));
-    REQUIRE(renderJson(dump, filter)["threads"].empty());
+    REQUIRE(nlohmann::json::parse(renderJson(dump, filter))["threads"].empty());
   }
 }
 

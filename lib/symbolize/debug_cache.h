@@ -1,0 +1,34 @@
+// A per-user cache of separate debug files with their compressed sections inflated, named by build ID.
+//
+// Distributions ship debug files (libc6-dbg, *-dbgsym) with zlib-compressed DWARF, and libdw inflates every
+// debug section of a file the moment it opens it: for glibc that is ~20 MB and 60-90 ms of CPU on every
+// `cppops stack`, more than the whole rest of a 1,000-thread dump. The first dump that needs such a file writes
+// the inflated copy here; later dumps map it and inflate nothing. perf's ~/.debug and debuginfod's client cache
+// work the same way: a file's build ID says exactly which bytes it holds, so an entry never goes stale.
+#pragma once
+
+#include <elfutils/libdwfl.h>
+
+#include <string>
+
+namespace cppops {
+
+// $CPPOPS_CACHE_DIR, else $XDG_CACHE_HOME/cppops/debuginfo, else $HOME/.cache/cppops/debuginfo; "" when caching
+// is off (CPPOPS_CACHE_DIR set to the empty string) or no directory can be named.
+std::string debugCacheDir();
+
+// The cached file for build ID `hex` in `dir`, if there is one and the directory is private to us (a file
+// someone else could plant would put wrong names on frames); else "".
+std::string cachedDebugFile(const std::string& dir, const std::string& hex);
+
+// Writes the debug file libdw loaded for `mod` into `dir`, inflated, when it had compressed sections and is not
+// already there. Best effort: any failure leaves the cache as it was (writes go to a temporary file that is
+// renamed into place). Keeps at most kMaxCachedDebugFiles entries, dropping the oldest.
+void cacheInflatedDebugFile(Dwfl_Module* mod, const std::string& dir);
+
+inline constexpr size_t kMaxCachedDebugFiles = 32;
+
+// The module's build ID as lowercase hex; "" when it has none.
+std::string buildIdHex(Dwfl_Module* mod);
+
+}  // namespace cppops
