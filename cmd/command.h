@@ -47,6 +47,8 @@ void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerMetrics(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerWatch(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerExporter(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerTop(CLI::App& app, CommonFlags& flags, int& exit_code);
 
 // The two commands that also run without a subcommand: `cppops` lists, `cppops PID` summarises.
 int runPs(const CommonFlags& flags);

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   addCommonFlags(app, flags);
 
   for (Registrar add : {registerPs, registerTree, registerVersion, registerStats, registerStack, registerProfile,
-                         registerMetrics, registerWatch}) add(app, flags, exit_code);
+                         registerMetrics, registerWatch, registerExporter, registerTop}) add(app, flags, exit_code);
   app.footer(
       "With no command, lists agent processes (like `cppops ps`); with only a PID, summarises that process.\n"
       "Exit status: 0 ok, 2 usage, 3 no such process or no agent, 4 permission denied, 5 agent error,\n"
