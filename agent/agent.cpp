@@ -12,6 +12,7 @@
 #include "agent_state.h"
 #include "cppops/agent.h"
 #include "log.h"
+#include "metrics/thread_counts.h"
 #include "options.h"
 #include "profiler.h"
 #include "server.h"
@@ -23,6 +24,8 @@ namespace cppops::agent {
 namespace {
 
 std::atomic<bool> g_preloaded{false};
+std::atomic<uint64_t> g_requests_served{0};
+std::atomic<uint64_t> g_requests_refused{0};
 
 struct Agent {
   std::mutex mu;  // serialises start/stop
@@ -74,6 +77,7 @@ int start(const Options& options) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  metrics::noteAgentStart();
   const long signo = options.stack_signal > 0 ? options.stack_signal : SIGRTMIN + 5;
   profiler().configure(static_cast<int>(options.profile_signal > 0 ? options.profile_signal : SIGRTMIN + 6),
                        static_cast<int>(signo), options.request_timeout_ms);
@@ -99,6 +103,11 @@ int start(const Options& options) {
 const char* loadMode() { return g_preloaded.load(std::memory_order_relaxed) ? "preload" : "linked"; }
 
 void markPreloaded() { g_preloaded.store(true, std::memory_order_relaxed); }
+
+void countRequestServed() { g_requests_served.fetch_add(1, std::memory_order_relaxed); }
+void countRequestRefused() { g_requests_refused.fetch_add(1, std::memory_order_relaxed); }
+uint64_t requestsServed() { return g_requests_served.load(std::memory_order_relaxed); }
+uint64_t requestsRefused() { return g_requests_refused.load(std::memory_order_relaxed); }
 
 }  // namespace cppops::agent
 

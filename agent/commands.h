@@ -43,5 +43,6 @@ Reply handleVersion(wire::Reader& args, const RequestContext& context);
 Reply handleStack(wire::Reader& args, const RequestContext& context);
 Reply handleSymbols(wire::Reader& args, const RequestContext& context);
 Reply handleProfile(wire::Reader& args, const RequestContext& context);
+Reply handleMetrics(wire::Reader& args, const RequestContext& context);
 
 }  // namespace cppops::agent

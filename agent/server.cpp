@@ -12,6 +12,7 @@
 #include <ctime>
 #include <vector>
 
+#include "agent_state.h"
 #include "commands.h"
 #include "log.h"
 #include "protocol/protocol.h"
@@ -227,6 +228,7 @@ void Server::run() {
                                             std::to_string(protocol::kMaxRequestPayload)));
           } else if (c.in.size() == protocol::kHeaderSize + h.length) {
             wire::Reader args(c.in.data() + protocol::kHeaderSize, h.length);
+            countRequestServed();
             Reply reply = dispatch(static_cast<protocol::Command>(h.code), args, c.peer);
             if (reply.take_connection) {
               const int fd = c.fd;
@@ -267,12 +269,14 @@ void Server::run() {
         c.peer.peer_pid = cred.pid;
         c.peer.peer_uid = cred.uid;
         if (!peerAllowed(cred.uid)) {
+          countRequestRefused();
           logRateLimited(RateBucket::kRefusal, "refused a connection from uid %d (pid %d): only uid %d or root may connect",
                          static_cast<int>(cred.uid), static_cast<int>(cred.pid), static_cast<int>(geteuid()));
           replyAndClose(c, errorReply(protocol::Status::kPermissionDenied,
                                       "permission denied: this process belongs to uid " + std::to_string(geteuid()) +
                                           "; run cppops as that user or as root"));
         } else if (conns.size() >= max_clients && (reapClosed(conns), conns.size() >= max_clients)) {
+          countRequestRefused();
           replyAndClose(c, errorReply(protocol::Status::kBusy,
                                       "the agent is serving " + std::to_string(max_clients) +
                                           " clients already; retry, or raise CPPOPS_MAX_CLIENTS in the target"));

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
+#include <string>
 
 #include "exit_codes.h"
 
@@ -40,6 +42,24 @@ int reportError(const Error& error, const CommonFlags& flags) {
     printJson({{"error", {{"kind", kindName(error.kind)}, {"message", error.message}}}});
   fmt::print(stderr, "cppops: {}\n", error.message);
   return exitCodeFor(error.kind);
+}
+
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  double ms = 0;
+  if (unit.empty() || unit == "s") ms = value * 1000;
+  else if (unit == "ms") ms = value;
+  else if (unit == "m") ms = value * 60000;
+  else return std::nullopt;
+  if (!(ms >= 1) || ms > 24 * 3600 * 1000.0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
 void printJson(const nlohmann::json& doc) {

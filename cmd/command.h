@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -29,6 +30,10 @@ void addPidArgument(CLI::App& command, pid_t& pid);
 // Prints an error (human line on stderr; with --json also {"error": ...} on stdout) and returns its exit code.
 int reportError(const Error& error, const CommonFlags& flags);
 
+// A duration as people write it: "10s", "500ms", "2m", or a plain number of seconds. nullopt when malformed or
+// not positive.
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& text);
+
 // Prints a JSON document on stdout, indented for people, one line per document for pipes.
 void printJson(const nlohmann::json& doc);
 // The same for JSON already rendered as compact text (large documents are never built as a DOM).
@@ -42,6 +47,10 @@ void registerVersion(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerStats(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerMetrics(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerWatch(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerExporter(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerTop(CLI::App& app, CommonFlags& flags, int& exit_code);
 
 // The two commands that also run without a subcommand: `cppops` lists, `cppops PID` summarises.
 int runPs(const CommonFlags& flags);

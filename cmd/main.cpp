@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   app.add_option("PID", summary_pid, "Show a one-screen summary of this process");
   addCommonFlags(app, flags);
 
-  for (Registrar add : {registerPs, registerTree, registerVersion, registerStats, registerStack, registerProfile}) add(app, flags, exit_code);
+  for (Registrar add : {registerPs, registerTree, registerVersion, registerStats, registerStack, registerProfile,
+                         registerMetrics, registerWatch, registerExporter, registerTop}) add(app, flags, exit_code);
   app.footer(
       "With no command, lists agent processes (like `cppops ps`); with only a PID, summarises that process.\n"
       "Exit status: 0 ok, 2 usage, 3 no such process or no agent, 4 permission denied, 5 agent error,\n"

@@ -2,12 +2,14 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <fstream>
 
 #include "command.h"
 #include "exit_codes.h"
 #include "discovery/discovery.h"
 #include "proc/process.h"
 #include "stack/agent_source.h"
+#include "stack/diff.h"
 #include "stack/ptrace_source.h"
 #include "stack/render.h"
 
@@ -26,6 +28,7 @@ struct StackFlags {
   bool ptrace = false;
   bool agent_only = false;
   int agent_deadline_ms = 2000;
+  std::string diff_file;
 };
 
 Result<stack::Filter> makeFilter(const StackFlags& f) {
@@ -68,6 +71,33 @@ Result<stack::StackDump> takeDump(const StackFlags& f, const stack::DumpOptions&
   return fallback;
 }
 
+// --diff FILE: the groups that changed since a dump saved with --json.
+int printDiff(const StackFlags& f, const stack::StackDump& dump, const CommonFlags& flags) {
+  std::ifstream in(f.diff_file);
+  if (!in)
+    return reportError(makeError(ErrorKind::kUsage, "cannot read " + f.diff_file +
+                                                        "; save a dump first with `cppops stack PID --json > FILE`"),
+                       flags);
+  const nlohmann::json saved = nlohmann::json::parse(in, nullptr, false);
+  auto before = stack::groupsFromJson(saved);
+  if (!before) return reportError(makeError(ErrorKind::kUsage, f.diff_file + " is " + before.error().message), flags);
+  auto after = stack::groupsFromJson(nlohmann::json::parse(stack::renderJson(dump, stack::Filter{})));
+  if (!after) return reportError(after.error(), flags);
+  const auto changes = stack::diffGroups(*before, *after);
+  const size_t then = saved.at("threads").size();
+  if (flags.json) {
+    printJson({{"schema_version", 1},
+               {"pid", dump.pid},
+               {"threads_before", then},
+               {"threads_after", dump.threads.size()},
+               {"changes", stack::changesJson(changes, false)}});
+  } else {
+    fmt::print("Compared with {}: {} threads then, {} now\n", f.diff_file, then, dump.threads.size());
+    fmt::print("{}", changes.empty() ? "no stack group changed size\n" : stack::renderChanges(changes, false));
+  }
+  return kExitOk;
+}
+
 int runStack(const StackFlags& f, const CommonFlags& flags) {
   auto filter = makeFilter(f);
   if (!filter) return reportError(filter.error(), flags);
@@ -80,6 +110,7 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
   options.use_signals = !f.no_signal;
   auto dump = takeDump(f, options);
   if (!dump) return reportError(dump.error(), flags);
+  if (!f.diff_file.empty()) return printDiff(f, *dump, flags);
 
   if (flags.json) {
     printJsonText(stack::renderJson(*dump, *filter));
@@ -117,6 +148,8 @@ void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code) {
       ->check(CLI::Range(10, 600000))
       ->excludes(ptrace)
       ->excludes(agent_only);
+  cmd->add_option("--diff", f.diff_file,
+                  "Show which stack groups grew or shrank since a dump saved with --json (thread counts by group)");
   addCommonFlags(*cmd, flags);
   cmd->footer(
       "Exit status 7 means the dump succeeded and found a deadlock.\n\n"
@@ -125,7 +158,8 @@ void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code) {
       "  cppops stack 1234 --threads --state mutex\n"
       "  cppops stack 1234 --json | jq '.deadlocks'\n"
       "  cppops stack 1234 --no-signal      # touch no thread, kernel facts only\n"
-      "  cppops stack 1234 --ptrace         # without the agent, even if the process has one");
+      "  cppops stack 1234 --ptrace         # without the agent, even if the process has one\n"
+      "  cppops stack 1234 --json > before.json; cppops stack 1234 --diff before.json");
   cmd->callback([&] { exit_code = runStack(f, flags); });
 }
 

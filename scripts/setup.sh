@@ -9,6 +9,7 @@ packages=(
   mandoc elfutils binutils gdb procps util-linux
   golang-go libxml2-utils
   libgoogle-perftools-dev
+  prometheus tmux
 )
 
 missing=()

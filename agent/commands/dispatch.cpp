@@ -22,6 +22,7 @@ constexpr Entry kHandlers[] = {
     {protocol::Command::kStack, handleStack},
     {protocol::Command::kSymbols, handleSymbols},
     {protocol::Command::kProfile, handleProfile},
+    {protocol::Command::kMetrics, handleMetrics},
 };
 
 }  // namespace

@@ -281,4 +281,76 @@ bool ErrorReply::decode(wire::Reader& r) {
   return r.ok();
 }
 
+void AppMetric::encode(wire::Writer& w) const {
+  w.str(name);
+  w.str(help);
+  w.u8(kind);
+  w.f64(value);
+  w.u32(static_cast<uint32_t>(bounds.size()));
+  for (double b : bounds) w.f64(b);
+  w.u32(static_cast<uint32_t>(bucket_counts.size()));
+  for (uint64_t c : bucket_counts) w.u64(c);
+  w.f64(sum);
+}
+
+bool AppMetric::decode(wire::Reader& r) {
+  name = r.str();
+  help = r.str();
+  kind = r.u8();
+  value = r.f64();
+  bounds.resize(r.count(sizeof(double)));
+  for (double& b : bounds) b = r.f64();
+  bucket_counts.resize(r.count(sizeof(uint64_t)));
+  for (uint64_t& c : bucket_counts) c = r.u64();
+  sum = r.f64();
+  if (kind > kMetricHistogram) r.fail();
+  if (kind == kMetricHistogram && bucket_counts.size() != bounds.size() + 1) r.fail();
+  return r.ok();
+}
+
+void MetricsReply::encode(wire::Writer& w) const {
+  process.encode(w);
+  w.u64(requests_served);
+  w.u64(requests_refused);
+  w.u8(thread_counts_known);
+  w.u64(threads_created);
+  w.u64(threads_exited);
+  w.u8(allocator_known);
+  w.u64(heap_arena_bytes);
+  w.u64(heap_mmap_bytes);
+  w.u64(heap_in_use_bytes);
+  w.u64(heap_free_bytes);
+  w.u32(agent_tid);
+  w.u32(static_cast<uint32_t>(threads.size()));
+  for (const auto& t : threads) t.encode(w);
+  w.str(thread_states);
+  w.u32(static_cast<uint32_t>(app.size()));
+  for (const auto& m : app) m.encode(w);
+}
+
+bool MetricsReply::decode(wire::Reader& r) {
+  if (!process.decode(r)) return false;
+  requests_served = r.u64();
+  requests_refused = r.u64();
+  thread_counts_known = r.u8();
+  threads_created = r.u64();
+  threads_exited = r.u64();
+  allocator_known = r.u8();
+  heap_arena_bytes = r.u64();
+  heap_mmap_bytes = r.u64();
+  heap_in_use_bytes = r.u64();
+  heap_free_bytes = r.u64();
+  agent_tid = r.u32();
+  // A thread record is at least 33 bytes (tid, status, handler_ns, two empty strings, address, pc count).
+  threads.resize(r.count(33));
+  for (auto& t : threads)
+    if (!t.decode(r)) return false;
+  thread_states = r.str();
+  if (thread_states.size() != threads.size()) r.fail();
+  app.resize(r.count(8));
+  for (auto& m : app)
+    if (!m.decode(r)) return false;
+  return r.ok();
+}
+
 }  // namespace cppops::protocol

@@ -166,6 +166,45 @@ struct ProfileReply {
   bool decode(wire::Reader& r);
 };
 
+// METRICS: what a dashboard plots. The agent sends raw figures; the CLI classifies the threads (with the stack
+// analysis, from the same kernel facts as `cppops stack --no-signal`) and writes the Prometheus exposition.
+enum MetricKind : uint8_t { kMetricCounter = 0, kMetricGauge = 1, kMetricHistogram = 2 };
+
+// One metric the application registered through cppops_agent_counter/gauge/histogram (cppops/agent.h).
+struct AppMetric {
+  std::string name;
+  std::string help;
+  uint8_t kind = kMetricCounter;
+  double value = 0;                     // counter or gauge
+  std::vector<double> bounds;           // histogram: upper bounds, ascending, +Inf implied
+  std::vector<uint64_t> bucket_counts;  // histogram: observations per bound, not cumulative; one more for +Inf
+  double sum = 0;                       // histogram: sum of observations
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct MetricsReply {
+  StatsReply process;
+  uint64_t requests_served = 0;   // requests the agent answered, including error replies, since it started
+  uint64_t requests_refused = 0;  // connections refused (credentials, too many clients) since it started
+  uint8_t thread_counts_known = 0;  // 1 when the agent sees pthread_create (preloaded or linked as a shared library)
+  uint64_t threads_created = 0;   // threads the process created since the agent started
+  uint64_t threads_exited = 0;    // of those and the ones before, how many have ended
+  uint8_t allocator_known = 0;    // 1 when the figures below come from glibc's mallinfo2
+  uint64_t heap_arena_bytes = 0;  // obtained from the system with brk/sbrk and in arenas (mallinfo2 arena)
+  uint64_t heap_mmap_bytes = 0;   // in large blocks obtained with mmap (hblkhd)
+  uint64_t heap_in_use_bytes = 0; // allocated and not freed (uordblks + hblkhd)
+  uint64_t heap_free_bytes = 0;   // held by the allocator but free (fordblks)
+  uint32_t agent_tid = 0;         // the agent's control thread, not in `threads`
+  std::vector<StackThread> threads;  // kernel facts only (status 3, no pcs): syscall line and lock window
+  std::string thread_states;         // each thread's scheduler state letter (stat field 3), '?' when unreadable
+  std::vector<AppMetric> app;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
 // Error replies carry a human message that the CLI prints verbatim.
 struct ErrorReply {
   std::string message;

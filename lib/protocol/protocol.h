@@ -27,6 +27,7 @@ enum class Command : uint16_t {
   kStack = 4,    // raw per-thread stacks and kernel wait facts (issue: stack)
   kSymbols = 5,  // names the agent can resolve itself (dladdr), when the CLI cannot read the binaries
   kProfile = 6,  // samples of every thread's stack over a duration, cpu or wall-clock (issue: profile)
+  kMetrics = 10,  // built-in and application metrics, with every thread's kernel wait facts (issue: metrics)
 };
 
 enum class Status : uint16_t {

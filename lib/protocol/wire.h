@@ -22,6 +22,7 @@ class Writer {
   void u32(uint32_t v) { put(v); }
   void u64(uint64_t v) { put(v); }
   void i64(int64_t v) { put(static_cast<uint64_t>(v)); }
+  void f64(double v) { put(v); }  // IEEE 754 binary64, the same bytes on both sides
   void str(std::string_view s) {
     u32(static_cast<uint32_t>(s.size()));
     out_.insert(out_.end(), s.begin(), s.end());
@@ -55,6 +56,7 @@ class Reader {
   uint32_t u32() { return get<uint32_t>(); }
   uint64_t u64() { return get<uint64_t>(); }
   int64_t i64() { return static_cast<int64_t>(get<uint64_t>()); }
+  double f64() { return get<double>(); }
   std::string str() {
     std::string_view v = view();
     return std::string(v);

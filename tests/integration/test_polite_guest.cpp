@@ -71,10 +71,12 @@ TEST_CASE("the shared agent exports only its public C API") {
   while (std::getline(lines, line)) {
     std::string symbol = line.substr(line.rfind(' ') + 1);
     INFO("exported: " << line);
+    // pthread_create is interposed on purpose, to count thread creations (agent/metrics/thread_interpose.cpp).
+    if (symbol == "pthread_create") continue;
     CHECK(symbol.rfind("cppops_agent_", 0) == 0);
     ++api;
   }
-  CHECK(api == 4);
+  CHECK(api == 11);
 }
 
 TEST_CASE("the agent's thread blocks the host's signals and sleeps without periodic wake-ups") {

@@ -50,6 +50,38 @@ CPPOPS_API const char* cppops_agent_version(void);
  * buf is too small. Thread-safe. Async-signal-safe: no. */
 CPPOPS_API int cppops_agent_socket_path(char* buf, size_t size);
 
+/* Application metrics, expvar-style: register once, update from any thread, and `cppops metrics PID` or
+ * `cppops exporter` publish them in the Prometheus text format next to the agent's built-in figures.
+ *
+ * Registration allocates (once per metric) and works whether or not the agent is running. Registering a name
+ * again with the same kind returns the same handle, so a library can register where it first needs a metric.
+ * Names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*, at most 200 bytes; the "cppops_" prefix is the agent's own.
+ * A registration returns NULL, and logs one line saying why, when the name is invalid or reserved, is already
+ * registered with another kind, or when 1024 metrics are registered already. Every update function accepts NULL
+ * and does nothing with it, so a failed registration never needs a branch on the hot path.
+ *
+ * Updates are lock-free atomic operations on memory allocated at registration: safe from any thread, and
+ * async-signal-safe. Handles are never freed. */
+typedef struct cppops_agent_metric cppops_agent_metric;
+
+/* A count that only goes up (requests served, bytes written). Exposed with a "_total" suffix when the name lacks
+ * one. Thread-safe. Async-signal-safe: no. */
+CPPOPS_API cppops_agent_metric* cppops_agent_counter(const char* name, const char* help);
+/* A value that goes up and down (queue depth, connections open). Thread-safe. Async-signal-safe: no. */
+CPPOPS_API cppops_agent_metric* cppops_agent_gauge(const char* name, const char* help);
+/* A distribution (latencies, sizes): `count` upper bounds, strictly ascending and finite, 1 to 32 of them; a
+ * "+Inf" bucket is added. Thread-safe. Async-signal-safe: no. */
+CPPOPS_API cppops_agent_metric* cppops_agent_histogram(const char* name, const char* help, const double* bounds,
+                                                       size_t count);
+
+/* Adds to a counter. Thread-safe. Async-signal-safe: yes. */
+CPPOPS_API void cppops_agent_counter_add(cppops_agent_metric* counter, unsigned long long delta);
+/* Sets or moves a gauge. Thread-safe. Async-signal-safe: yes. */
+CPPOPS_API void cppops_agent_gauge_set(cppops_agent_metric* gauge, double value);
+CPPOPS_API void cppops_agent_gauge_add(cppops_agent_metric* gauge, double delta);
+/* Records one observation in a histogram. Thread-safe. Async-signal-safe: yes. */
+CPPOPS_API void cppops_agent_histogram_observe(cppops_agent_metric* histogram, double value);
+
 #ifdef __cplusplus
 }
 #endif

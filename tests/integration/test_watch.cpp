@@ -1,0 +1,110 @@
+// cppops watch and cppops stack --diff against a preloaded program that knows nothing of cppops and leaks
+// threads behind one lock: the growing group must be named, with its stack, not just counted.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "subprocess.h"
+
+using namespace cppops::test;
+using nlohmann::json;
+
+namespace {
+
+// thread_leak.cpp: the handler threads block in lookupSession() (line 15) called from handleRequest() (line 18).
+const std::string kLeakFile = "tests/targets/thread_leak.cpp";
+
+bool namesTheLeak(const json& frames) {
+  for (size_t i = 0; i + 1 < frames.size(); ++i) {
+    const std::string inner = frames[i].get<std::string>();
+    const std::string outer = frames[i + 1].get<std::string>();
+    if (inner.find("lookupSession()  ") != std::string::npos && inner.find(kLeakFile + ":15") != std::string::npos &&
+        outer.find("handleRequest()  ") != std::string::npos && outer.find(kLeakFile + ":18") != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("cppops watch names the stack group that grows, with its stack") {
+  TempDir dir;
+  TargetProcess t({"thread_leak", {"200"}, true, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  auto r = runCli({"watch", std::to_string(t.pid()), "--interval", "1s", "--count", "3", "--json"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  int reports = 0;
+  while (std::getline(lines, line)) {
+    json report = json::parse(line);
+    ++reports;
+    CHECK(report.at("pid") == t.pid());
+    CHECK(report.at("threads_after").get<int>() > report.at("threads_before").get<int>());
+    // Exactly one group grows, and it is the leak: mutex waiters in lookupSession, each new thread in it.
+    const json& grown = report.at("grown");
+    REQUIRE(grown.size() == 1);
+    CHECK(grown[0].at("state") == "mutex");
+    CHECK(grown[0].at("delta").get<int>() >= 2);  // a thread every 200 ms, a dump every second
+    CHECK(grown[0].at("new_tids").size() == grown[0].at("delta").get<size_t>());
+    CHECK(namesTheLeak(grown[0].at("frames")));
+  }
+  CHECK(reports == 2);  // three dumps, two comparisons
+
+  auto text = runCli({"watch", std::to_string(t.pid()), "--interval", "500ms", "--count", "2"}, dir.path());
+  INFO(text.out << text.err);
+  REQUIRE(text.exit_code == 0);
+  CHECK(text.out.find("watching process " + std::to_string(t.pid())) != std::string::npos);
+  CHECK(text.out.find("; growing:\n+") != std::string::npos);
+  CHECK(text.out.find("  mutex  (") != std::string::npos);
+  CHECK(text.out.find("lookupSession()  " + sourceDir() + "/" + kLeakFile + ":15") != std::string::npos);
+}
+
+TEST_CASE("cppops stack --diff compares with a saved --json dump") {
+  TempDir dir;
+  TargetProcess t({"thread_leak", {"200"}, true, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  auto saved = runCli({"stack", std::to_string(t.pid()), "--json"}, dir.path());
+  REQUIRE(saved.exit_code == 0);
+  const std::string file = dir.path() + "/before.json";
+  std::ofstream(file) << saved.out;
+  const size_t before = json::parse(saved.out).at("threads").size();
+  std::this_thread::sleep_for(1s);
+
+  auto r = runCli({"stack", std::to_string(t.pid()), "--diff", file, "--json"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  json doc = json::parse(r.out);
+  CHECK(doc.at("threads_before") == before);
+  const json& changes = doc.at("changes");
+  REQUIRE(changes.size() == 1);  // the pollers and main did not change
+  CHECK(changes[0].at("state") == "mutex");
+  CHECK(changes[0].at("after").get<int>() - changes[0].at("before").get<int>() ==
+        doc.at("threads_after").get<int>() - doc.at("threads_before").get<int>());
+  CHECK(namesTheLeak(changes[0].at("frames")));
+
+  auto text = runCli({"stack", std::to_string(t.pid()), "--diff", file}, dir.path());
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.rfind("Compared with " + file + ": " + std::to_string(before) + " threads then, ", 0) == 0);
+
+  // Not a dump: a usage error that says how to make one.
+  auto bad = runCli({"stack", std::to_string(t.pid()), "--diff", sourceDir() + "/" + kLeakFile}, dir.path());
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("is not a cppops stack dump") != std::string::npos);
+  CHECK(bad.err.find("cppops stack PID --json > FILE") != std::string::npos);
+  auto missing = runCli({"stack", std::to_string(t.pid()), "--diff", dir.path() + "/nope.json"}, dir.path());
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("cannot read " + dir.path() + "/nope.json") != std::string::npos);
+}
+
+TEST_CASE("cppops watch: a bad interval is a usage error") {
+  TempDir dir;
+  auto r = runCli({"watch", "1", "--interval", "soon"}, dir.path());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--interval 'soon' is not a duration; write it like 10s, 500ms or 2m") != std::string::npos);
+}
