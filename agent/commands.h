@@ -43,5 +43,8 @@ Reply handleVersion(wire::Reader& args, const RequestContext& context);
 Reply handleStack(wire::Reader& args, const RequestContext& context);
 Reply handleSymbols(wire::Reader& args, const RequestContext& context);
 Reply handleProfile(wire::Reader& args, const RequestContext& context);
+Reply handleHeap(wire::Reader& args, const RequestContext& context);
+Reply handleGc(wire::Reader& args, const RequestContext& context);
+Reply handleHeapProfile(wire::Reader& args, const RequestContext& context);
 
 }  // namespace cppops::agent

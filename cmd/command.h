@@ -40,6 +40,8 @@ void registerVersion(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerStats(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerStack(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerHeap(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerGc(CLI::App& app, CommonFlags& flags, int& exit_code);
 
 // The two commands that also run without a subcommand: `cppops` lists, `cppops PID` summarises.
 int runPs(const CommonFlags& flags);

@@ -22,6 +22,9 @@ constexpr Entry kHandlers[] = {
     {protocol::Command::kStack, handleStack},
     {protocol::Command::kSymbols, handleSymbols},
     {protocol::Command::kProfile, handleProfile},
+    {protocol::Command::kHeap, handleHeap},
+    {protocol::Command::kGc, handleGc},
+    {protocol::Command::kHeapProfile, handleHeapProfile},
 };
 
 }  // namespace
