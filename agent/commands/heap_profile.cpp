@@ -44,6 +44,7 @@ protocol::HeapProfileReply toReply(const heap::Snapshot& snap) {
 Reply handleHeapProfile(wire::Reader& args, const RequestContext&) {
   protocol::HeapProfileRequest request;
   if (!request.decode(args)) return errorReply(protocol::Status::kBadRequest, "malformed heap profile request");
+  heap::NotSampled not_sampled;
   heap::Snapshot snap;
   switch (request.action) {
     case protocol::kHeapStart: {

@@ -85,6 +85,19 @@ struct Snapshot {
   std::vector<StackRecord> stacks;
 };
 
+// While one lives, the calling thread's allocations are not sampled: the agent reading its own tables would
+// otherwise show up in them.
+class NotSampled {
+ public:
+  NotSampled() : saved_(t_heap_state.busy) { t_heap_state.busy = 1; }
+  ~NotSampled() { t_heap_state.busy = saved_; }
+  NotSampled(const NotSampled&) = delete;
+  NotSampled& operator=(const NotSampled&) = delete;
+
+ private:
+  uint32_t saved_;
+};
+
 // Switches sampling on at `rate_bytes`, from empty tables. Returns "" or why it cannot (not interposed, out of
 // memory for the tables, already on).
 std::string startSampling(uint64_t rate_bytes);

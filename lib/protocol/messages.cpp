@@ -363,15 +363,13 @@ bool GcReply::decode(wire::Reader& r) {
 void HeapProfileRequest::encode(wire::Writer& w) const {
   w.u8(action);
   w.u64(rate_bytes);
-  w.u32(duration_ms);
 }
 
 bool HeapProfileRequest::decode(wire::Reader& r) {
-  // An empty request means the defaults: read, sampling 10 s at 512 KiB if it is off.
+  // An empty request means a read.
   if (r.remaining() == 0) return true;
   action = r.u8();
   rate_bytes = r.u64();
-  duration_ms = r.u32();
   return r.ok();
 }
 

@@ -222,14 +222,14 @@ struct GcReply {
   bool decode(wire::Reader& r);
 };
 
-// HEAP_PROFILE: kHeapRead reads what sampling has seen (switching it on first for `duration_ms` when it is off,
-// then off again); kHeapStart switches it on and leaves it on; kHeapStop reads and switches it off.
+// HEAP_PROFILE: kHeapRead reads what sampling has recorded so far and leaves it as it is; kHeapStart switches it
+// on from empty tables (kBusy when it is on already); kHeapStop reads and switches it off, emptying the tables.
+// Sampling stays on between requests: a client that wants a profile over a duration starts, waits, and stops.
 enum HeapProfileAction : uint8_t { kHeapRead = 0, kHeapStart = 1, kHeapStop = 2 };
 
 struct HeapProfileRequest {
   uint8_t action = kHeapRead;
   uint64_t rate_bytes = 512 * 1024;  // mean bytes between samples, when this request switches sampling on
-  uint32_t duration_ms = 10000;      // kHeapRead with sampling off: how long to sample
 
   void encode(wire::Writer& w) const;
   bool decode(wire::Reader& r);
