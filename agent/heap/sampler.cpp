@@ -100,7 +100,9 @@ uint64_t mix(uint64_t x) {
 }
 
 size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
-size_t filterIndex(uintptr_t address) { return (mix(address) >> 32) & (kFilter - 1); }
+// Address bits, not a hash: blocks freed one after the other often lie near each other (size classes, tcache),
+// so their counters share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing.
+size_t filterIndex(uintptr_t address) { return (address >> 4) & (kFilter - 1); }
 
 uint64_t monotonicNs() {
   timespec ts{};
