@@ -9,6 +9,7 @@ packages=(
   mandoc elfutils binutils gdb procps util-linux
   golang-go libxml2-utils
   libgoogle-perftools-dev
+  libjemalloc2 libtcmalloc-minimal4 heaptrack
 )
 
 missing=()
