@@ -39,7 +39,9 @@ int runGc(pid_t pid, const CommonFlags& flags) {
                {"after", sideJson(ka, sa, r.after)}, {"released_bytes", delta(kb.rss, ka.rss)}});
     return kExitOk;
   }
-  fmt::print("process {}: {} {} returned {} in {:.1f} ms\n\n", pid, r.allocator, r.method, r.result,
+  // tcmalloc's release returns nothing: its result is always 0 and says nothing.
+  const std::string returned = r.allocator == "tcmalloc" ? "" : fmt::format(" returned {}", r.result);
+  fmt::print("process {}: {} {}{} in {:.1f} ms\n\n", pid, r.allocator, r.method, returned,
              static_cast<double>(r.duration_ns) / 1e6);
   render::Table t({"", "BEFORE", "AFTER", "RELEASED"});
   auto row = [&t](const char* name, uint64_t before, uint64_t after) {

@@ -76,9 +76,8 @@ Reply handleHeap(wire::Reader&, const RequestContext&) {
   r.smaps = readWholeFile("/proc/self/smaps");
   r.stacks = threadStackPointers();
   r.heap_hooks = heap::hooksBound() ? 1 : 0;
-  heap::Snapshot sampling = heap::readSampling();
-  r.heap_sampling = sampling.sampling ? 1 : 0;
-  r.heap_rate_bytes = sampling.sampling ? sampling.rate_bytes : 0;
+  r.heap_rate_bytes = heap::samplingRate();
+  r.heap_sampling = r.heap_rate_bytes != 0 ? 1 : 0;
   wire::Writer w;
   r.encode(w);
   return okReply(w.take());

@@ -51,10 +51,9 @@ Reply handleHeapProfile(wire::Reader& args, const RequestContext&) {
       if (request.rate_bytes == 0 || request.rate_bytes > kMaxRateBytes)
         return errorReply(protocol::Status::kBadRequest, "the heap sampling rate must be 1 byte to 1 GiB, not " +
                                                              std::to_string(request.rate_bytes));
-      heap::Snapshot now = heap::readSampling();
-      if (now.sampling)
+      if (const uint64_t rate = heap::samplingRate(); rate != 0)
         return errorReply(protocol::Status::kBusy,
-                          "heap sampling is already on (every " + std::to_string(now.rate_bytes) +
+                          "heap sampling is already on (every " + std::to_string(rate) +
                               " bytes on average); read it with `cppops profile PID --heap`, or end it with --stop");
       if (std::string why = heap::startSampling(request.rate_bytes); !why.empty())
         return errorReply(protocol::Status::kInternal, std::move(why));

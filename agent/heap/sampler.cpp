@@ -371,6 +371,10 @@ Snapshot readSampling() {
   return snapshotLocked(std::move(storage));
 }
 
+uint64_t samplingRate() {
+  return g_sampling.load(std::memory_order_relaxed) ? g_rate.load(std::memory_order_relaxed) : 0;
+}
+
 Snapshot stopSampling() {
   std::vector<StackRecord> storage = storageForStacks();
   Snapshot snap;

@@ -103,6 +103,8 @@ class NotSampled {
 std::string startSampling(uint64_t rate_bytes);
 // What sampling has recorded so far.
 Snapshot readSampling();
+// Whether sampling is on, and its rate when it is (0 when off), without copying any records.
+uint64_t samplingRate();
 // The final records, and sampling off with the tables emptied.
 Snapshot stopSampling();
 
