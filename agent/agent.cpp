@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics/thread_counts.h"
 #include "options.h"
+#include "heap/sampler.h"
 #include "profiler.h"
 #include "server.h"
 #include "stack_capture.h"
@@ -95,6 +96,12 @@ int start(const Options& options) {
   });
   a.running = true;
   a.owner = getpid();
+  // Sampling from start-up, for allocations made before anyone could ask; a failure is the host's business only
+  // as a line on stderr.
+  if (options.heap_profile > 0) {
+    if (std::string why = heap::startSampling(static_cast<uint64_t>(options.heap_profile)); !why.empty())
+      logLine("CPPOPS_HEAP_PROFILE: %s", why.c_str());
+  }
   return 0;
 }
 

@@ -44,5 +44,8 @@ Reply handleStack(wire::Reader& args, const RequestContext& context);
 Reply handleSymbols(wire::Reader& args, const RequestContext& context);
 Reply handleProfile(wire::Reader& args, const RequestContext& context);
 Reply handleMetrics(wire::Reader& args, const RequestContext& context);
+Reply handleHeap(wire::Reader& args, const RequestContext& context);
+Reply handleGc(wire::Reader& args, const RequestContext& context);
+Reply handleHeapProfile(wire::Reader& args, const RequestContext& context);
 
 }  // namespace cppops::agent

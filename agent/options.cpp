@@ -37,6 +37,7 @@ Options optionsFromEnvironment(Options o) {
 #undef CPPOPS_OPTION
   o.max_clients = clamp(o.max_clients, 1, 256);
   o.request_timeout_ms = clamp(o.request_timeout_ms, 100, 600000);
+  o.heap_profile = clamp(o.heap_profile, 0, 1073741824);
   return o;
 }
 

@@ -51,6 +51,8 @@ void registerMetrics(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerWatch(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerExporter(CLI::App& app, CommonFlags& flags, int& exit_code);
 void registerTop(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerHeap(CLI::App& app, CommonFlags& flags, int& exit_code);
+void registerGc(CLI::App& app, CommonFlags& flags, int& exit_code);
 
 // The two commands that also run without a subcommand: `cppops` lists, `cppops PID` summarises.
 int runPs(const CommonFlags& flags);

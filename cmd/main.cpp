@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   addCommonFlags(app, flags);
 
   for (Registrar add : {registerPs, registerTree, registerVersion, registerStats, registerStack, registerProfile,
-                         registerMetrics, registerWatch, registerExporter, registerTop}) add(app, flags, exit_code);
+                         registerMetrics, registerWatch, registerExporter, registerTop, registerHeap,
+                         registerGc}) add(app, flags, exit_code);
   app.footer(
       "With no command, lists agent processes (like `cppops ps`); with only a PID, summarises that process.\n"
       "Exit status: 0 ok, 2 usage, 3 no such process or no agent, 4 permission denied, 5 agent error,\n"
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
       "  cppops 1234            summary of process 1234\n"
       "  cppops stack 1234      every thread's stack, states, lock owners, deadlocks\n"
       "  cppops profile 1234 -o cpu.pb.gz   a 10 s CPU profile for go tool pprof\n"
-      "  cppops stats 1234 --json");
+      "  cppops stats 1234 --json\n"
+      "  cppops heap 1234       allocator and kernel memory figures; cppops gc 1234 gives free memory back");
 
   try {
     app.parse(argc, argv);

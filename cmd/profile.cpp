@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -11,10 +12,13 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "command.h"
+#include "core/deferred_signals.h"
 #include "exit_codes.h"
 #include "profile/agent_source.h"
+#include "profile/heap_source.h"
 #include "profile/build.h"
 #include "profile/flamegraph.h"
 #include "profile/folded.h"
@@ -40,6 +44,11 @@ struct ProfileFlags {
   std::string output;
   std::string format;
   size_t top = 20;
+  bool heap = false;
+  std::string heap_rate = "512KiB";
+  bool start = false;
+  bool stop = false;
+  std::string sample_index = "inuse_space";
 };
 
 enum class Format { kTop, kPprof, kFolded, kSvg, kSpeedscope };
@@ -134,8 +143,7 @@ std::vector<ThreadTotal> threadTotals(const profile::RawProfile& raw) {
 }
 
 std::string encode(const profile::Profile& profile, Format format, const ProfileFlags& f, int64_t start_unix_ns) {
-  const std::string title =
-      fmt::format("cppops {} profile of {}", profile.mode == profile::Mode::kWall ? "wall" : "cpu", f.pid);
+  const std::string title = fmt::format("cppops {} profile of {}", profile::profileTypeName(profile), f.pid);
   switch (format) {
     case Format::kPprof: {
       profile::PprofOptions options;
@@ -163,6 +171,33 @@ std::string encode(const profile::Profile& profile, Format format, const Profile
   return profile::renderTop(profile::computeTop(profile, f.top));
 }
 
+// Writes the encoded profile to -o FILE, or to stdout for a non-top format without -o; nothing for top.
+Status writeProfile(const profile::Profile& profile, Format format, const ProfileFlags& f, int64_t start_unix_ns) {
+  const bool to_stdout = f.output.empty() && format != Format::kTop;
+  if (f.output.empty() && !to_stdout) return {};
+  std::string bytes = encode(profile, format, f, start_unix_ns);
+  FILE* sink = to_stdout ? stdout : std::fopen(f.output.c_str(), "wb");
+  bool ok = sink != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), sink) == bytes.size() && std::fflush(sink) == 0;
+  if (sink != nullptr && !to_stdout) ok = std::fclose(sink) == 0 && ok;
+  if (!ok)
+    return makeError(ErrorKind::kInternal,
+                     "cannot write " + (f.output.empty() ? "to stdout" : f.output) + ": " + std::strerror(errno));
+  return {};
+}
+
+// Checks -o before anything runs in the target: a bad path should fail now, not after the whole duration. An
+// existing file is left as it is until there is a profile to put in it. Sets *existed.
+Status probeOutput(const ProfileFlags& f, Format format, bool* existed) {
+  if (f.output.empty() && format == Format::kPprof && isatty(STDOUT_FILENO))
+    return makeError(ErrorKind::kUsage, "pprof is a binary format: write it with -o FILE.pb.gz, or redirect standard output");
+  *existed = !f.output.empty() && ::access(f.output.c_str(), F_OK) == 0;
+  if (f.output.empty()) return {};
+  FILE* probe = std::fopen(f.output.c_str(), "ab");
+  if (probe == nullptr) return makeError(ErrorKind::kUsage, "cannot write " + f.output + ": " + std::strerror(errno));
+  std::fclose(probe);
+  return {};
+}
+
 nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawProfile& raw, const ProfileFlags& f,
                            uint32_t rate_hz, const std::vector<std::string>& notes, std::optional<Format> written) {
   const profile::TopTable top = profile::computeTop(profile, f.top);
@@ -188,7 +223,12 @@ nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawPr
   return doc;
 }
 
+int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags);
+
 int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
+  if (f.heap) return runHeapProfile(f, flags);
+  if (f.start || f.stop)
+    return reportError(makeError(ErrorKind::kUsage, "--start and --stop are for heap profiles: add --heap"), flags);
   auto duration = parseDuration(f.duration);
   if (!duration) return reportError(duration.error(), flags);
   if (f.mode != "cpu" && f.mode != "wall")
@@ -198,19 +238,8 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   // Debug info must come from this machine: a configured debuginfod server could stall on the network.
   unsetenv("DEBUGINFOD_URLS");
 
-  if (f.output.empty() && *format == Format::kPprof && isatty(STDOUT_FILENO))
-    return reportError(makeError(ErrorKind::kUsage, "pprof is a binary format: write it with -o FILE.pb.gz, or "
-                                                    "redirect standard output"),
-                       flags);
-  // Check the output before sampling: a bad path should fail now, not after the whole duration. An existing
-  // file is left as it is until there is a profile to put in it.
-  const bool existed = !f.output.empty() && ::access(f.output.c_str(), F_OK) == 0;
-  if (!f.output.empty()) {
-    FILE* probe = std::fopen(f.output.c_str(), "ab");
-    if (probe == nullptr)
-      return reportError(makeError(ErrorKind::kUsage, "cannot write " + f.output + ": " + std::strerror(errno)), flags);
-    std::fclose(probe);
-  }
+  bool existed = false;
+  if (Status probed = probeOutput(f, *format, &existed); !probed) return reportError(probed.error(), flags);
 
   profile::CaptureOptions options;
   options.duration = *duration;
@@ -235,17 +264,7 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
     notes.push_back("no samples: no thread used CPU while the profile ran; --mode wall shows where threads wait");
 
   const bool to_stdout = f.output.empty() && *format != Format::kTop;
-  if (!f.output.empty() || to_stdout) {
-    std::string bytes = encode(profile, *format, f, start_unix_ns);
-    FILE* sink = to_stdout ? stdout : std::fopen(f.output.c_str(), "wb");
-    bool ok = sink != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), sink) == bytes.size() &&
-              std::fflush(sink) == 0;
-    if (sink != nullptr && !to_stdout) ok = std::fclose(sink) == 0 && ok;
-    if (!ok)
-      return reportError(makeError(ErrorKind::kInternal, "cannot write " + (f.output.empty() ? "to stdout" : f.output) +
-                                                             ": " + std::strerror(errno)),
-                         flags);
-  }
+  if (Status written = writeProfile(profile, *format, f, start_unix_ns); !written) return reportError(written.error(), flags);
 
   if (flags.json) {
     printJson(summaryJson(profile, capture->raw, f, f.rate_hz, notes,
@@ -272,6 +291,149 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   return kExitOk;
 }
 
+// "512KiB", "1MiB", "4096", "64k": bytes between heap samples, 1 byte to 1 GiB.
+Result<uint64_t> parseSize(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  std::string unit = end != nullptr ? std::string(end) : "";
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const std::map<std::string, double> kUnits = {{"", 1},          {"b", 1},          {"k", 1024},
+                                                       {"kb", 1024},     {"kib", 1024},     {"m", 1048576},
+                                                       {"mb", 1048576},  {"mib", 1048576},  {"g", 1073741824},
+                                                       {"gb", 1073741824}, {"gib", 1073741824}};
+  auto it = kUnits.find(unit);
+  const double bytes = it == kUnits.end() || errno != 0 || end == text.c_str() ? 0 : value * it->second;
+  if (bytes < 1 || bytes > 1073741824)
+    return makeError(ErrorKind::kUsage, "invalid --heap-rate '" + text + "': use a size from 1 byte to 1GiB such as 512KiB or 4096");
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<profile::HeapValue> parseSampleIndex(const std::string& text) {
+  for (size_t i = 0; i < profile::kHeapValues; ++i) {
+    const auto value = static_cast<profile::HeapValue>(i);
+    if (text == profile::heapValueName(value)) return value;
+  }
+  return makeError(ErrorKind::kUsage, "unknown --sample-index '" + text +
+                                          "'; use inuse_space, inuse_objects, alloc_space or alloc_objects");
+}
+
+nlohmann::json heapSummaryJson(const profile::Profile& profile, const ProfileFlags& f, bool sampling,
+                               const std::vector<std::string>& notes, std::optional<Format> written) {
+  uint64_t totals[profile::kHeapValues] = {};
+  for (const profile::Sample& sample : profile.samples)
+    for (size_t i = 0; i < profile::kHeapValues && i < sample.heap.size(); ++i) totals[i] += sample.heap[i];
+  nlohmann::json doc;
+  doc["schema_version"] = 1;
+  doc["pid"] = f.pid;
+  doc["mode"] = "heap";
+  doc["sample_index"] = profile::heapValueName(profile.heap_shown);
+  doc["rate_bytes"] = profile.heap_rate_bytes;
+  doc["sampled_ns"] = profile.duration_ns;
+  doc["sampling"] = sampling;
+  doc["dropped"] = profile.dropped;
+  doc["total"] = {{"alloc_objects", totals[profile::kAllocObjects]}, {"alloc_space", totals[profile::kAllocSpace]},
+                  {"inuse_objects", totals[profile::kInuseObjects]}, {"inuse_space", totals[profile::kInuseSpace]}};
+  nlohmann::json functions = nlohmann::json::array();
+  for (const profile::TopEntry& e : profile::computeTop(profile, f.top).entries)
+    functions.push_back({{"function", e.function}, {"flat", e.flat}, {"flat_fraction", e.flat_fraction},
+                         {"cum", e.cum}, {"cum_fraction", e.cum_fraction}});
+  doc["top"] = std::move(functions);
+  if (written) doc["output"] = {{"file", f.output}, {"format", formatName(*written)}};
+  doc["notes"] = notes;
+  return doc;
+}
+
+// Without --start or --stop: reads sampling that --start left on, or samples for --duration and switches it off.
+Result<protocol::HeapProfileReply> heapSession(const ProfileFlags& f, uint64_t rate, milliseconds duration,
+                                               const CommonFlags& flags) {
+  auto now = profile::heapProfileRequest(f.pid, protocol::kHeapRead, rate, flags.timeout());
+  if (!now || now->sampling != 0) return now;
+  auto started = profile::heapProfileRequest(f.pid, protocol::kHeapStart, rate, flags.timeout());
+  if (!started) return started.error();
+  // Ctrl-C or SIGTERM while sampling: switch it off in the target first, then go.
+  DeferredSignals signals;
+  const auto until = steady_clock::now() + duration;
+  while (steady_clock::now() < until && !DeferredSignals::pending()) {
+    const auto left = duration_cast<milliseconds>(until - steady_clock::now());
+    std::this_thread::sleep_for(std::min(left, milliseconds(50)));
+  }
+  return profile::heapProfileRequest(f.pid, protocol::kHeapStop, rate, flags.timeout());
+}
+
+int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
+  auto duration = parseDuration(f.duration);
+  if (!duration) return reportError(duration.error(), flags);
+  auto rate = parseSize(f.heap_rate);
+  if (!rate) return reportError(rate.error(), flags);
+  auto shown = parseSampleIndex(f.sample_index);
+  if (!shown) return reportError(shown.error(), flags);
+  if (f.start && f.stop) return reportError(makeError(ErrorKind::kUsage, "use --start or --stop, not both"), flags);
+  if (f.mode != "cpu" || !f.tids.empty() || !f.name.empty() || f.per_thread)
+    return reportError(makeError(ErrorKind::kUsage, "--mode, --tid, --name and --threads do not apply to heap "
+                                                    "profiles: allocations are counted by stack, not by thread"),
+                       flags);
+  auto format = chooseFormat(f);
+  if (!format) return reportError(format.error(), flags);
+  if (*format == Format::kSpeedscope)
+    return reportError(makeError(ErrorKind::kUsage, "heap profiles are written as pprof, folded, svg or top, not speedscope"), flags);
+  unsetenv("DEBUGINFOD_URLS");
+
+  if (f.start) {
+    auto started = profile::heapProfileRequest(f.pid, protocol::kHeapStart, *rate, flags.timeout());
+    if (!started) return reportError(started.error(), flags);
+    if (flags.json) {
+      printJson({{"schema_version", 1}, {"pid", f.pid}, {"mode", "heap"}, {"sampling", true}, {"rate_bytes", *rate}});
+      return kExitOk;
+    }
+    fmt::print("heap sampling on in process {}: one sample every {} bytes on average\n"
+               "read it with `cppops profile {} --heap`, switch it off with `cppops profile {} --heap --stop`\n",
+               f.pid, *rate, f.pid, f.pid);
+    return kExitOk;
+  }
+
+  bool existed = false;
+  if (Status probed = probeOutput(f, *format, &existed); !probed) return reportError(probed.error(), flags);
+  const int64_t start_unix_ns = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+  auto reply = f.stop ? profile::heapProfileRequest(f.pid, protocol::kHeapStop, *rate, flags.timeout())
+                      : heapSession(f, *rate, *duration, flags);
+  if (!reply) {
+    if (!f.output.empty() && !existed) std::remove(f.output.c_str());
+    return reportError(reply.error(), flags);
+  }
+  const bool sampling = reply->sampling != 0;
+  if (f.stop && reply->sampled_ns == 0 && reply->samples.empty())
+    reply->notes.push_back("heap sampling was not on in this process; start it with --start, or take a profile "
+                           "over --duration without --start");
+  profile::Capture capture = profile::heapCapture(f.pid, std::move(*reply), *shown);
+  profile::Profile profile = profile::buildProfile(capture.raw, capture.symbolizer.get());
+  std::vector<std::string> notes = capture.notes;
+  if (capture.symbolizer != nullptr) {
+    const auto& more = capture.symbolizer->notes();
+    notes.insert(notes.end(), more.begin(), more.end());
+  }
+  if (sampling) notes.push_back("heap sampling is still on; switch it off with `cppops profile " + std::to_string(f.pid) + " --heap --stop`");
+  if (Status written = writeProfile(profile, *format, f, start_unix_ns); !written) return reportError(written.error(), flags);
+
+  if (flags.json) {
+    printJson(heapSummaryJson(profile, f, sampling, notes, f.output.empty() ? std::nullopt : std::optional<Format>(*format)));
+    return kExitOk;
+  }
+  const bool to_stdout = f.output.empty() && *format != Format::kTop;
+  if (to_stdout) {
+    for (const auto& note : notes) fmt::print(stderr, "note: {}\n", note);
+    return kExitOk;
+  }
+  if (!f.output.empty())
+    fmt::print("wrote {} ({}): heap profile of process {}, {} stacks sampled every {} bytes over {}\n", f.output,
+               formatName(*format), f.pid, profile.samples.size(), profile.heap_rate_bytes,
+               profile::formatDuration(profile.duration_ns));
+  else
+    fmt::print("{}", profile::renderTop(profile::computeTop(profile, f.top)));
+  for (const auto& note : notes) fmt::print("note: {}\n", note);
+  return kExitOk;
+}
+
 }  // namespace
 
 void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
@@ -291,6 +453,15 @@ void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
   cmd->add_option("--tid", f.tids, "Only these threads (comma-separated)")->delimiter(',');
   cmd->add_option("--name", f.name, "Only threads whose name contains this text");
   cmd->add_option("--top", f.top, "Rows of the top table, and of `top` under --json (default 20; 0: all)");
+  cmd->add_flag("--heap", f.heap,
+                "Where memory is allocated, by allocation stack: in use and allocated space and objects, sampled "
+                "(needs the agent preloaded or linked as the shared library)");
+  cmd->add_option("--heap-rate", f.heap_rate, "Mean bytes between heap samples, e.g. 512KiB (default), 64KiB, 1MiB");
+  cmd->add_flag("--start", f.start, "Heap: switch sampling on and leave it on (read later with --heap, end with --stop)");
+  cmd->add_flag("--stop", f.stop, "Heap: read what sampling recorded since --start, and switch it off");
+  cmd->add_option("--sample-index", f.sample_index,
+                  "Heap: what the top table, folded stacks and flame graph count: inuse_space (default), "
+                  "inuse_objects, alloc_space or alloc_objects (pprof files hold all four)");
   addCommonFlags(*cmd, flags);
   cmd->footer(
       "Nothing runs in the process except while a profile runs; one profile at a time per process.\n"
@@ -300,7 +471,11 @@ void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
       "  cppops profile 1234 -d 30s -o cpu.pb.gz      then: go tool pprof -http=: cpu.pb.gz\n"
       "  cppops profile 1234 -o flame.svg --threads   a flame graph, one flame per thread\n"
       "  cppops profile 1234 --mode wall -o wall.json open in https://www.speedscope.app\n"
-      "  cppops profile 1234 --format folded | flamegraph.pl > flame.svg");
+      "  cppops profile 1234 --format folded | flamegraph.pl > flame.svg\n"
+      "  cppops profile 1234 --heap -d 30s -o heap.pb.gz   in-use memory by allocation stack: go tool pprof\n"
+      "  cppops profile 1234 --heap --start               leave sampling on; later:\n"
+      "  cppops profile 1234 --heap -o now.pb.gz          then: go tool pprof -base then.pb.gz now.pb.gz\n"
+      "  cppops profile 1234 --heap --stop -o last.pb.gz  the last read, and sampling off");
   cmd->callback([&] { exit_code = runProfile(f, flags); });
 }
 

@@ -23,6 +23,9 @@ constexpr Entry kHandlers[] = {
     {protocol::Command::kSymbols, handleSymbols},
     {protocol::Command::kProfile, handleProfile},
     {protocol::Command::kMetrics, handleMetrics},
+    {protocol::Command::kHeap, handleHeap},
+    {protocol::Command::kGc, handleGc},
+    {protocol::Command::kHeapProfile, handleHeapProfile},
 };
 
 }  // namespace

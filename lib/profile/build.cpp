@@ -93,6 +93,8 @@ Profile buildProfile(const RawProfile& raw, const FrameSource& frames) {
   profile.period_ns = raw.period_ns;
   profile.duration_ns = raw.duration_ns;
   profile.dropped = raw.dropped;
+  profile.heap_rate_bytes = raw.heap_rate_bytes;
+  profile.heap_shown = raw.heap_shown;
 
   std::map<pid_t, std::string> thread_names;
   for (const auto& [tid, name] : raw.thread_names) thread_names.emplace(tid, name);
@@ -102,12 +104,16 @@ Profile buildProfile(const RawProfile& raw, const FrameSource& frames) {
   for (const RawSample& raw_sample : raw.samples) {
     SampleKey key;
     for (size_t i = 0; i < raw_sample.pcs.size(); ++i) {
-      const std::vector<size_t>& locations = table.of(raw_sample.pcs[i], i != 0);
+      // A heap sample's pcs are all return addresses: the stack starts in the caller of malloc.
+      const std::vector<size_t>& locations = table.of(raw_sample.pcs[i], i != 0 || raw.mode == Mode::kHeap);
       key.locations.insert(key.locations.end(), locations.begin(), locations.end());
     }
-    auto name = thread_names.find(raw_sample.tid);
-    if (name != thread_names.end()) key.labels.emplace_back(kThreadNameLabel, name->second);
-    key.labels.emplace_back(kThreadIdLabel, std::to_string(raw_sample.tid));
+    // Heap samples belong to an allocation stack, not to a thread.
+    if (raw.mode != Mode::kHeap) {
+      auto name = thread_names.find(raw_sample.tid);
+      if (name != thread_names.end()) key.labels.emplace_back(kThreadNameLabel, name->second);
+      key.labels.emplace_back(kThreadIdLabel, std::to_string(raw_sample.tid));
+    }
     if (raw.mode == Mode::kWall && !raw_sample.state.empty()) key.labels.emplace_back(kStateLabel, raw_sample.state);
 
     auto [it, inserted] = merged.try_emplace(std::move(key), profile.samples.size());
@@ -117,7 +123,12 @@ Profile buildProfile(const RawProfile& raw, const FrameSource& frames) {
       sample.labels = it->first.labels;
       profile.samples.push_back(std::move(sample));
     }
-    profile.samples[it->second].count += raw_sample.weight;
+    Sample& sample = profile.samples[it->second];
+    sample.count += raw_sample.weight;
+    if (raw.mode == Mode::kHeap) {
+      sample.heap.resize(kHeapValues);
+      for (size_t i = 0; i < kHeapValues && i < raw_sample.heap.size(); ++i) sample.heap[i] += raw_sample.heap[i];
+    }
   }
   for (Sample& sample : profile.samples) sample.value_ns = sample.count * raw.period_ns;
   return profile;

@@ -302,12 +302,16 @@ std::string renderFlameGraph(const Profile& profile, const FlameGraphOptions& op
     }
   }
 
-  const char* mode = profile.mode == Mode::kWall ? "wall" : "cpu";
+  const std::string mode = profile.mode == Mode::kHeap ? "heap" : profile.mode == Mode::kWall ? "wall" : "cpu";
   const double width = std::max(options.width, 200);
   const double height = kTopPad + (depthOf(root) + 1) * kFrameHeight + kBottomPad;
   std::string title = options.title.empty() ? fmt::format("cppops {} profile of {}", mode, profile.pid)
                                             : options.title;
   std::string subtitle = fmt::format("{} sample{}", root.count, root.count == 1 ? "" : "s");
+  if (profile.mode == Mode::kHeap) {
+    const bool space = profile.heap_shown == kInuseSpace || profile.heap_shown == kAllocSpace;
+    subtitle = (space ? formatBytes(root.count) : std::to_string(root.count)) + " " + profileTypeName(profile);
+  }
   if (profile.period_ns != 0) {
     subtitle += fmt::format(" ({}) at {:.0f} Hz", formatDuration(root.count * profile.period_ns),
                             1e9 / static_cast<double>(profile.period_ns));

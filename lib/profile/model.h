@@ -14,13 +14,18 @@
 
 namespace cppops::profile {
 
-enum class Mode { kCpu, kWall };
+enum class Mode { kCpu, kWall, kHeap };
+
+// A heap profile's values per sample, in pprof's (and Go's) order: the last is what pprof shows by default.
+enum HeapValue : size_t { kAllocObjects = 0, kAllocSpace = 1, kInuseObjects = 2, kInuseSpace = 3, kHeapValues = 4 };
+const char* heapValueName(HeapValue value);  // "alloc_objects", ..., "inuse_space" 
 
 struct RawSample {
   pid_t tid = 0;
   std::vector<uint64_t> pcs;   // pcs[0] exact, the rest return addresses (as in stack::RawThread)
   uint64_t weight = 1;         // samples this one stands for (timer overruns are folded in here)
   std::string state;           // wall mode: the thread's state name (stack::stateName), "" in cpu mode
+  std::vector<uint64_t> heap;  // heap mode: kHeapValues figures; `weight` is the one the text views show
 };
 
 struct RawProfile {
@@ -29,6 +34,8 @@ struct RawProfile {
   uint64_t period_ns = 0;      // 1e9 / rate
   uint64_t duration_ns = 0;
   uint64_t dropped = 0;        // samples lost for any reason (buffer full, handler busy), counted by the agent
+  uint64_t heap_rate_bytes = 0;          // heap mode: mean bytes between samples
+  HeapValue heap_shown = kInuseSpace;    // heap mode: what RawSample::weight holds
   std::vector<std::pair<pid_t, std::string>> thread_names;
   std::vector<RawSample> samples;
 };
@@ -44,7 +51,8 @@ struct Location {
 
 struct Sample {
   std::vector<size_t> locations;  // indexes into Profile::locations, innermost first
-  uint64_t count = 0;             // samples
+  uint64_t count = 0;             // samples; in heap mode the figure Profile::heap_shown names
+  std::vector<uint64_t> heap;     // heap mode: kHeapValues figures (pprof writes all four)
   uint64_t value_ns = 0;          // count * period
   // pprof labels: "thread_name", "thread_id", "state" (wall mode), and whatever the agent learns later.
   std::vector<std::pair<std::string, std::string>> labels;
@@ -56,6 +64,8 @@ struct Profile {
   uint64_t period_ns = 0;
   uint64_t duration_ns = 0;
   uint64_t dropped = 0;
+  uint64_t heap_rate_bytes = 0;
+  HeapValue heap_shown = kInuseSpace;
   std::vector<Location> locations;
   std::vector<Sample> samples;
 };

@@ -44,4 +44,36 @@ std::string formatDuration(uint64_t ns) {
   return fmt::format("{}ns", ns);
 }
 
+std::string formatBytes(uint64_t bytes) {
+  static const char* kUnits[] = {"kB", "MB", "GB", "TB"};
+  if (bytes < 1024) return fmt::format("{}B", bytes);
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < sizeof kUnits / sizeof kUnits[0]) {
+    value /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.2f}{}", value, kUnits[unit]);
+}
+
+const char* heapValueName(HeapValue value) {
+  switch (value) {
+    case kAllocObjects: return "alloc_objects";
+    case kAllocSpace: return "alloc_space";
+    case kInuseObjects: return "inuse_objects";
+    case kInuseSpace: return "inuse_space";
+    case kHeapValues: break;
+  }
+  return "inuse_space";
+}
+
+std::string profileTypeName(const Profile& profile) {
+  switch (profile.mode) {
+    case Mode::kCpu: return "cpu";
+    case Mode::kWall: return "wall";
+    case Mode::kHeap: return heapValueName(profile.heap_shown);
+  }
+  return "cpu";
+}
+
 }  // namespace cppops::profile

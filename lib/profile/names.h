@@ -33,4 +33,10 @@ std::string threadTitle(const Sample& sample);
 // pprof's style: the largest unit that keeps the figure at least 1, two decimals ("3.00s", "12.50ms", "800ns").
 std::string formatDuration(uint64_t ns);
 
+// Bytes as pprof prints them: "512B", "64.00kB", "64.00MB", "1.50GB" (powers of 1024).
+std::string formatBytes(uint64_t bytes);
+
+// What a profile's text views count: "cpu", "wall", or the heap figure shown ("inuse_space", ...).
+std::string profileTypeName(const Profile& profile);
+
 }  // namespace cppops::profile

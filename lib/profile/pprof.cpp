@@ -152,9 +152,19 @@ std::string encodePprofProto(const Profile& profile, const PprofOptions& options
   StringTable strings;
   Message out;
 
+  const bool heap = profile.mode == Mode::kHeap;
   const std::string time_type = profile.mode == Mode::kWall ? "wall" : "cpu";
-  valueType(out, field::kProfileSampleType, strings, "samples", "count");
-  valueType(out, field::kProfileSampleType, strings, time_type, "nanoseconds");
+  if (heap) {
+    // As Go writes heap profiles: four values per sample, in_use space last so that pprof shows it by default.
+    for (size_t i = 0; i < kHeapValues; ++i) {
+      const auto value = static_cast<HeapValue>(i);
+      valueType(out, field::kProfileSampleType, strings, heapValueName(value),
+                value == kAllocSpace || value == kInuseSpace ? "bytes" : "count");
+    }
+  } else {
+    valueType(out, field::kProfileSampleType, strings, "samples", "count");
+    valueType(out, field::kProfileSampleType, strings, time_type, "nanoseconds");
+  }
 
   // pprof locations: one per distinct run of Profile locations (a pc with its inlined frames).
   std::map<std::vector<size_t>, uint64_t> location_ids;
@@ -178,7 +188,13 @@ std::string encodePprofProto(const Profile& profile, const PprofOptions& options
       ids.push_back(it->second);
     }
     encoded.packed(field::kSampleLocationId, ids);
-    encoded.packed(field::kSampleValue, {sample.count, sample.value_ns});
+    if (heap) {
+      std::vector<uint64_t> values = sample.heap;
+      values.resize(kHeapValues);
+      encoded.packed(field::kSampleValue, values);
+    } else {
+      encoded.packed(field::kSampleValue, {sample.count, sample.value_ns});
+    }
     for (const auto& [key, value] : sample.labels) {
       Message label;
       label.varint(field::kLabelKey, strings.of(key));
@@ -250,8 +266,9 @@ std::string encodePprofProto(const Profile& profile, const PprofOptions& options
   }
 
   // Everything that refers to a string comes before the table; these after it only need indexes taken here.
-  const uint64_t period_type = strings.of(time_type);
-  const uint64_t nanoseconds = strings.of("nanoseconds");
+  // A heap profile's period is its sampling rate in bytes of space, as in Go's.
+  const uint64_t period_type = strings.of(heap ? "space" : time_type);
+  const uint64_t nanoseconds = strings.of(heap ? "bytes" : "nanoseconds");
   uint64_t dropped_comment = 0;
   if (profile.dropped > 0)
     dropped_comment = strings.of(std::to_string(profile.dropped) + " samples dropped by the agent (not included)");
@@ -263,7 +280,7 @@ std::string encodePprofProto(const Profile& profile, const PprofOptions& options
   period.varint(field::kValueTypeType, period_type);
   period.varint(field::kValueTypeUnit, nanoseconds);
   out.message(field::kProfilePeriodType, period);
-  out.varintIfSet(field::kProfilePeriod, profile.period_ns);
+  out.varintIfSet(field::kProfilePeriod, heap ? profile.heap_rate_bytes : profile.period_ns);
   if (dropped_comment != 0) out.varint(field::kProfileComment, dropped_comment);
   return out.take();
 }

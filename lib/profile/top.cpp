@@ -18,6 +18,8 @@ std::string percent(double fraction) { return fmt::format("{:.2f}%", fraction * 
 TopTable computeTop(const Profile& profile, size_t limit) {
   TopTable table;
   table.mode = profile.mode;
+  table.type = profileTypeName(profile);
+  table.bytes = profile.mode == Mode::kHeap && (profile.heap_shown == kInuseSpace || profile.heap_shown == kAllocSpace);
   table.period_ns = profile.period_ns;
   table.duration_ns = profile.duration_ns;
   table.dropped = profile.dropped;
@@ -56,12 +58,14 @@ TopTable computeTop(const Profile& profile, size_t limit) {
 
 std::string renderTop(const TopTable& table) {
   const uint64_t period = table.period_ns;
-  auto amount = [period](uint64_t samples) {
+  const bool bytes = table.bytes;
+  auto amount = [period, bytes](uint64_t samples) {
     if (samples == 0) return std::string("0");
+    if (bytes) return formatBytes(samples);
     return period != 0 ? formatDuration(samples * period) : std::to_string(samples);
   };
   std::string out;
-  out += fmt::format("Type: {}\n", table.mode == Mode::kWall ? "wall" : "cpu");
+  out += fmt::format("Type: {}\n", table.type.empty() ? (table.mode == Mode::kWall ? "wall" : "cpu") : table.type);
   std::string duration = table.duration_ns != 0 ? formatDuration(table.duration_ns) : "unknown";
   out += fmt::format("Duration: {}, Total samples = {} ({})", duration, table.total, amount(table.total));
   if (table.dropped != 0) out += fmt::format(", {} dropped", table.dropped);

@@ -21,6 +21,8 @@ struct TopEntry {
 
 struct TopTable {
   Mode mode = Mode::kCpu;
+  std::string type;            // profileTypeName()
+  bool bytes = false;          // heap space: amounts are bytes, not samples
   uint64_t period_ns = 0;      // one sample's worth of time
   uint64_t duration_ns = 0;
   uint64_t total = 0;          // samples in the profile

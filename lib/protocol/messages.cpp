@@ -354,3 +354,154 @@ bool MetricsReply::decode(wire::Reader& r) {
 }
 
 }  // namespace cppops::protocol
+
+namespace cppops::protocol {
+
+namespace {
+
+void encodeFigures(wire::Writer& w, const std::vector<AllocatorFigure>& figures) {
+  w.u32(static_cast<uint32_t>(figures.size()));
+  for (const auto& f : figures) {
+    w.str(f.name);
+    w.u64(f.value);
+  }
+}
+
+bool decodeFigures(wire::Reader& r, std::vector<AllocatorFigure>& figures) {
+  uint32_t n = r.count(kMinStringSize + sizeof(uint64_t));
+  figures.resize(n);
+  for (auto& f : figures) {
+    f.name = r.str();
+    f.value = r.u64();
+  }
+  return r.ok();
+}
+
+}  // namespace
+
+void HeapReply::encode(wire::Writer& w) const {
+  w.str(allocator);
+  w.str(allocator_module);
+  w.str(allocator_version);
+  encodeFigures(w, figures);
+  w.str(allocator_report);
+  w.str(smaps_rollup);
+  w.str(smaps);
+  w.u32(static_cast<uint32_t>(stacks.size()));
+  for (const auto& s : stacks) {
+    w.u32(s.tid);
+    w.u64(s.sp);
+  }
+  w.u8(heap_hooks);
+  w.u8(heap_sampling);
+  w.u64(heap_rate_bytes);
+}
+
+bool HeapReply::decode(wire::Reader& r) {
+  allocator = r.str();
+  allocator_module = r.str();
+  allocator_version = r.str();
+  if (!decodeFigures(r, figures)) return false;
+  allocator_report = r.str();
+  smaps_rollup = r.str();
+  smaps = r.str();
+  uint32_t n = r.count(4 + 8);
+  stacks.resize(n);
+  for (auto& s : stacks) {
+    s.tid = r.u32();
+    s.sp = r.u64();
+  }
+  heap_hooks = r.u8();
+  heap_sampling = r.u8();
+  heap_rate_bytes = r.u64();
+  return r.ok();
+}
+
+void GcReply::encode(wire::Writer& w) const {
+  w.str(allocator);
+  w.str(method);
+  w.i64(result);
+  w.u64(duration_ns);
+  encodeFigures(w, before);
+  encodeFigures(w, after);
+  w.str(smaps_rollup_before);
+  w.str(smaps_rollup_after);
+}
+
+bool GcReply::decode(wire::Reader& r) {
+  allocator = r.str();
+  method = r.str();
+  result = r.i64();
+  duration_ns = r.u64();
+  if (!decodeFigures(r, before) || !decodeFigures(r, after)) return false;
+  smaps_rollup_before = r.str();
+  smaps_rollup_after = r.str();
+  return r.ok();
+}
+
+void HeapProfileRequest::encode(wire::Writer& w) const {
+  w.u8(action);
+  w.u64(rate_bytes);
+}
+
+bool HeapProfileRequest::decode(wire::Reader& r) {
+  // An empty request means a read.
+  if (r.remaining() == 0) return true;
+  action = r.u8();
+  rate_bytes = r.u64();
+  return r.ok();
+}
+
+void HeapSample::encode(wire::Writer& w) const {
+  w.u64(alloc_objects);
+  w.u64(alloc_bytes);
+  w.u64(free_objects);
+  w.u64(free_bytes);
+  w.u32(static_cast<uint32_t>(pcs.size()));
+  for (uint64_t pc : pcs) w.u64(pc);
+}
+
+bool HeapSample::decode(wire::Reader& r) {
+  alloc_objects = r.u64();
+  alloc_bytes = r.u64();
+  free_objects = r.u64();
+  free_bytes = r.u64();
+  uint32_t n = r.count(sizeof(uint64_t));
+  pcs.resize(n);
+  for (auto& pc : pcs) pc = r.u64();
+  return r.ok();
+}
+
+void HeapProfileReply::encode(wire::Writer& w) const {
+  w.u8(interposed);
+  w.u8(sampling);
+  w.u64(rate_bytes);
+  w.u64(sampled_ns);
+  w.u64(dropped);
+  w.u32(static_cast<uint32_t>(samples.size()));
+  for (const auto& s : samples) s.encode(w);
+  w.u32(static_cast<uint32_t>(notes.size()));
+  for (const auto& n : notes) w.str(n);
+}
+
+bool HeapProfileReply::decode(wire::Reader& r) {
+  interposed = r.u8();
+  sampling = r.u8();
+  rate_bytes = r.u64();
+  sampled_ns = r.u64();
+  dropped = r.u64();
+  uint32_t n = r.count(4 * 8 + 4);
+  samples.clear();
+  samples.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    HeapSample s;
+    if (!s.decode(r)) break;
+    samples.push_back(std::move(s));
+  }
+  n = r.count(kMinStringSize);
+  notes.clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) notes.push_back(r.str());
+  return r.ok();
+}
+
+}  // namespace cppops::protocol

@@ -214,3 +214,93 @@ struct ErrorReply {
 };
 
 }  // namespace cppops::protocol
+
+namespace cppops::protocol {
+
+// A named figure of the allocator, as it reports it (mallinfo2 fields, mallctl names, tcmalloc properties).
+struct AllocatorFigure {
+  std::string name;
+  uint64_t value = 0;
+};
+
+// A thread's stack pointer as the kernel last saw it (/proc/self/task/TID/syscall); 0 when the thread was
+// running, so the kernel had none to give.
+struct ThreadStackPointer {
+  uint32_t tid = 0;
+  uint64_t sp = 0;
+};
+
+// HEAP: which allocator the process calls and its own figures, with the kernel's raw view of memory; the CLI
+// parses and adds up (smaps, the stacks' mappings).
+struct HeapReply {
+  std::string allocator;          // "glibc", "jemalloc", "tcmalloc" or "unknown"
+  std::string allocator_module;   // the object that defines the malloc the process calls
+  std::string allocator_version;  // "" when the allocator does not say
+  std::vector<AllocatorFigure> figures;
+  std::string allocator_report;   // glibc: malloc_info(3)'s XML (per-arena figures); "" for the others
+  std::string smaps_rollup;       // /proc/self/smaps_rollup
+  std::string smaps;              // /proc/self/smaps
+  std::vector<ThreadStackPointer> stacks;
+  uint8_t heap_hooks = 0;         // 1: the agent's allocation entry points are the ones the process calls
+  uint8_t heap_sampling = 0;      // 1: allocation sampling is on
+  uint64_t heap_rate_bytes = 0;   // mean bytes between samples while sampling
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// GC: the allocator's figures and the kernel's before and after it gave free memory back.
+struct GcReply {
+  std::string allocator;
+  std::string method;             // what was called, e.g. "malloc_trim(0)"
+  int64_t result = 0;             // what it returned (malloc_trim: 1 if memory was released; mallctl: 0 or errno)
+  uint64_t duration_ns = 0;
+  std::vector<AllocatorFigure> before;
+  std::vector<AllocatorFigure> after;
+  std::string smaps_rollup_before;
+  std::string smaps_rollup_after;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// HEAP_PROFILE: kHeapRead reads what sampling has recorded so far and leaves it as it is; kHeapStart switches it
+// on from empty tables (kBusy when it is on already); kHeapStop reads and switches it off, emptying the tables.
+// Sampling stays on between requests: a client that wants a profile over a duration starts, waits, and stops.
+enum HeapProfileAction : uint8_t { kHeapRead = 0, kHeapStart = 1, kHeapStop = 2 };
+
+struct HeapProfileRequest {
+  uint8_t action = kHeapRead;
+  uint64_t rate_bytes = 512 * 1024;  // mean bytes between samples, when this request switches sampling on
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+// One allocation stack. Figures are estimates of the whole population the samples stand for (each sampled block
+// of n bytes stands for 1 / (1 - exp(-n / rate)) blocks), rounded; in use = allocated - freed.
+struct HeapSample {
+  uint64_t alloc_objects = 0;
+  uint64_t alloc_bytes = 0;
+  uint64_t free_objects = 0;
+  uint64_t free_bytes = 0;
+  std::vector<uint64_t> pcs;  // return addresses, innermost first: pcs[0] is in the caller of malloc
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+struct HeapProfileReply {
+  uint8_t interposed = 0;      // the agent's allocation entry points are the ones the process calls
+  uint8_t sampling = 0;        // sampling is on after this request
+  uint64_t rate_bytes = 0;
+  uint64_t sampled_ns = 0;     // how long sampling had been on when the figures were read
+  uint64_t dropped = 0;        // samples not recorded (tables full)
+  std::vector<HeapSample> samples;
+  std::vector<std::string> notes;
+
+  void encode(wire::Writer& w) const;
+  bool decode(wire::Reader& r);
+};
+
+}  // namespace cppops::protocol

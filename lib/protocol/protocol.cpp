@@ -13,6 +13,7 @@ constexpr CommandEntry kCommands[] = {
     {Command::kHello, "hello"},   {Command::kStats, "stats"},     {Command::kVersion, "version"},
     {Command::kStack, "stack"},   {Command::kSymbols, "symbols"},
     {Command::kProfile, "profile"},
+    {Command::kHeap, "heap"},     {Command::kGc, "gc"},           {Command::kHeapProfile, "heap-profile"},
     {Command::kMetrics, "metrics"},
 };
 }  // namespace

@@ -27,6 +27,9 @@ enum class Command : uint16_t {
   kStack = 4,    // raw per-thread stacks and kernel wait facts (issue: stack)
   kSymbols = 5,  // names the agent can resolve itself (dladdr), when the CLI cannot read the binaries
   kProfile = 6,  // samples of every thread's stack over a duration, cpu or wall-clock (issue: profile)
+  kHeap = 7,         // allocator statistics and the kernel's view of memory (issue: memory)
+  kGc = 8,           // give free memory back to the OS in the allocator's own way, figures before and after
+  kHeapProfile = 9,  // switch allocation sampling on or off, read the sampled allocations by stack
   kMetrics = 10,  // built-in and application metrics, with every thread's kernel wait facts (issue: metrics)
 };
 

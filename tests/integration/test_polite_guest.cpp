@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -62,21 +63,37 @@ TEST_CASE("exceptions and the host's SIGTERM/SIGUSR1 handlers behave identically
   CHECK(with.out.find("SIGTERM handled") != std::string::npos);
 }
 
-TEST_CASE("the shared agent exports only its public C API") {
+TEST_CASE("the shared agent exports only its public C API and the entry points it interposes") {
   auto nm = runProgram({"/usr/bin/nm", "-D", "--defined-only", agentLibraryPath()}, {});
   REQUIRE(nm.exit_code == 0);
+  // The heap profiler's entry points (agent/heap/hooks.cpp): the C allocator and every replaceable operator new
+  // and delete, exactly these.
+  std::set<std::string> allocator{"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "aligned_alloc",
+                                  "posix_memalign", "valloc", "pvalloc",
+                                  "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+                                  "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                  "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
+                                  "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t",
+                                  "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+                                  "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
   std::istringstream lines(nm.out);
   std::string line;
   int api = 0;
+  std::set<std::string> interposed;
   while (std::getline(lines, line)) {
     std::string symbol = line.substr(line.rfind(' ') + 1);
     INFO("exported: " << line);
+    if (symbol.rfind("cppops_agent_", 0) == 0) {
+      ++api;
+      continue;
+    }
     // pthread_create is interposed on purpose, to count thread creations (agent/metrics/thread_interpose.cpp).
     if (symbol == "pthread_create") continue;
-    CHECK(symbol.rfind("cppops_agent_", 0) == 0);
-    ++api;
+    CHECK(allocator.count(symbol) == 1);
+    interposed.insert(symbol);
   }
   CHECK(api == 11);
+  CHECK(interposed == allocator);
 }
 
 TEST_CASE("the agent's thread blocks the host's signals and sleeps without periodic wake-ups") {

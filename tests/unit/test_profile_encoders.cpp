@@ -567,5 +567,110 @@ TEST_CASE("the top table puts the hot function first at 75%", "[profile][top]") 
   CHECK(first.functions == 5);
 }
 
+// A heap profile: the "hot" site keeps 48 MiB of the 64 MiB it allocated, the "cold" one 16 MiB of 16 MiB; its
+// samples come from two threads (which heap profiles do not tell apart) and are merged.
+RawProfile heapRawProfile(HeapValue shown) {
+  RawProfile raw;
+  raw.pid = 4242;
+  raw.mode = Mode::kHeap;
+  raw.duration_ns = 3'000'000'000;
+  raw.heap_rate_bytes = 524288;
+  raw.heap_shown = shown;
+  auto add = [&raw, shown](pid_t tid, uint64_t leaf, std::vector<uint64_t> values) {
+    RawSample sample = rawSample(tid, leaf);
+    sample.heap = std::move(values);
+    sample.weight = sample.heap[shown];
+    raw.samples.push_back(std::move(sample));
+  };
+  add(101, kHotPc1, {2048, 32u << 20, 1536, 24u << 20});
+  add(102, kHotPc1, {2048, 32u << 20, 1536, 24u << 20});
+  add(101, kColdPc, {1024, 16u << 20, 1024, 16u << 20});
+  return raw;
+}
+
+Profile heapProfile(HeapValue shown = kInuseSpace) {
+  FakeSymbolizer symbolizer;
+  return buildProfile(heapRawProfile(shown), [&symbolizer](uint64_t pc, bool ret) { return symbolizer(pc, ret); });
+}
+
+TEST_CASE("heap profiles: merged by stack alone, four values per sample, as Go writes them", "[profile][pprof][heap]") {
+  Profile profile = heapProfile();
+  REQUIRE(profile.samples.size() == 2);
+  CHECK(profile.samples[0].labels.empty());
+  CHECK(profile.samples[0].heap == std::vector<uint64_t>{4096, 64u << 20, 3072, 48u << 20});
+  CHECK(profile.samples[0].count == 48u << 20);
+
+  std::string gz = encodePprof(profile);
+  std::string proto = gunzip(gz);
+  std::vector<std::string> strings;
+  std::vector<std::pair<uint64_t, uint64_t>> sample_types;
+  std::vector<std::vector<uint64_t>> values;
+  uint64_t period = 0;
+  std::pair<uint64_t, uint64_t> period_type;
+  for (const Field& field : parseFields(proto)) {
+    if (field.number == 6) strings.push_back(field.bytes);
+    if (field.number == 12) period = field.varint;
+    if (field.number == 1 || field.number == 11) {
+      std::pair<uint64_t, uint64_t> type;
+      for (const Field& inner : parseFields(field.bytes)) (inner.number == 1 ? type.first : type.second) = inner.varint;
+      (field.number == 1 ? sample_types.push_back(type) : void(period_type = type));
+    }
+    if (field.number == 2)
+      for (const Field& inner : parseFields(field.bytes))
+        if (inner.number == 2) values.push_back(packedVarints(inner.bytes));
+  }
+  REQUIRE(sample_types.size() == 4);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+  for (size_t i = 0; i < 4; ++i) {
+    CHECK(strings.at(sample_types[i].first) == expected[i].first);
+    CHECK(strings.at(sample_types[i].second) == expected[i].second);
+  }
+  CHECK(strings.at(period_type.first) == "space");
+  CHECK(strings.at(period_type.second) == "bytes");
+  CHECK(period == 524288);
+  REQUIRE(values.size() == 2);
+  CHECK(values[0] == std::vector<uint64_t>{4096, 64u << 20, 3072, 48u << 20});
+  CHECK(values[1] == std::vector<uint64_t>{1024, 16u << 20, 1024, 16u << 20});
+  CHECK(std::find(strings.begin(), strings.end(), "thread_id") == strings.end());
+
+  std::string go = findProgram("go", {"/usr/lib/go/bin/go", "/usr/local/go/bin/go"});
+  if (go.empty()) {
+    WARN("skipped: `go` is not installed (Debian: golang-go)");
+    return;
+  }
+  ScratchDir scratch;
+  std::string file = scratch.file("heap.pb.gz", gz);
+  std::map<std::string, std::string> env = {{"HOME", scratch.path()},        {"GOCACHE", scratch.path() + "/gocache"},
+                                            {"GOPATH", scratch.path() + "/gopath"}, {"PPROF_TMPDIR", scratch.path()},
+                                            {"GOFLAGS", ""},                    {"GOTOOLCHAIN", "local"}};
+  test::CliResult inuse = test::runProgram({go, "tool", "pprof", "-top", file}, env, std::chrono::seconds(120));
+  INFO("stdout:\n" << inuse.out << "\nstderr:\n" << inuse.err);
+  REQUIRE(inuse.exit_code == 0);
+  CHECK_THAT(inuse.out, Contains("Type: inuse_space"));
+  std::map<std::string, double> flat = pprofTopFlatPercent(inuse.out);
+  CHECK(flat[kHot] == Approx(75.0).margin(0.01));
+  CHECK(flat[kCold] == Approx(25.0).margin(0.01));
+  test::CliResult alloc =
+      test::runProgram({go, "tool", "pprof", "-sample_index=alloc_space", "-top", file}, env, std::chrono::seconds(120));
+  CHECK_THAT(alloc.out, Contains("Type: alloc_space"));
+  flat = pprofTopFlatPercent(alloc.out);
+  CHECK(flat[kHot] == Approx(80.0).margin(0.01));
+  CHECK(flat[kCold] == Approx(20.0).margin(0.01));
+}
+
+TEST_CASE("heap profiles in the text views: bytes in the top table, the chosen value in folded stacks", "[profile][heap]") {
+  std::string text = renderTop(computeTop(heapProfile()));
+  INFO(text);
+  CHECK_THAT(text, Contains("Type: inuse_space") && Contains("Total samples = 67108864 (64.00MB)"));
+  CHECK_THAT(text, Contains("48.00MB  75.00%") && Contains("16.00MB  25.00%"));
+  std::string folded = encodeFolded(heapProfile(kAllocObjects));
+  CHECK_THAT(folded, Contains(std::string(kHot) + " 4096\n") && Contains(std::string(kCold) + " 1024\n"));
+  CHECK_THAT(renderFlameGraph(heapProfile()), Contains("64.00MB inuse_space"));
+  CHECK(formatBytes(512) == "512B");
+  CHECK(formatBytes(1536) == "1.50kB");
+  CHECK(formatBytes(3ull << 30) == "3.00GB");
+}
+
 }  // namespace
 }  // namespace cppops::profile

@@ -1,0 +1,392 @@
+#include "heap/sampler.h"
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+namespace cppops::agent::heap {
+
+std::atomic<bool> g_sampling{false};
+std::atomic<bool> g_free_check{false};
+std::atomic<uint32_t> g_generation{0};
+__thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
+
+// The hook section's bounds, from the linker: frames in it are the agent's, not the host's.
+extern "C" const char __start_cppops_hooks[] __attribute__((visibility("hidden"), weak));
+extern "C" const char __stop_cppops_hooks[] __attribute__((visibility("hidden"), weak));
+
+namespace {
+
+// Live sampled blocks: open addressing with linear probing and backward-shift deletion (no tombstones, so churn
+// never degrades lookups). 2^17 slots, at most 3/4 full: 98,304 live samples, 48 GiB of heap at 512 KiB.
+constexpr size_t kSlotBits = 17;
+constexpr size_t kSlots = size_t{1} << kSlotBits;
+constexpr size_t kMaxLiveSlots = kSlots / 4 * 3;
+// Distinct allocation stacks, same scheme without deletion.
+constexpr size_t kStackBits = 14;
+constexpr size_t kStacks = size_t{1} << kStackBits;
+constexpr size_t kMaxStacks = kStacks / 4 * 3;
+// A counting filter in front of the slot table: a free whose counter is 0 was never sampled, and costs one
+// load. 64 KiB, so it stays in cache; a counter that reaches 255 stays there (the slot table still decides).
+constexpr size_t kFilterBits = 16;
+constexpr size_t kFilter = size_t{1} << kFilterBits;
+
+struct Slot {
+  uintptr_t address;  // 0: empty
+  uint64_t size;
+  double scale;       // blocks this sample stands for: 1 / (1 - exp(-size / rate))
+  uint32_t stack;
+  uint32_t unused;
+};
+
+struct Stack {
+  uint64_t hash;
+  uint32_t used;
+  uint32_t depth;
+  double alloc_objects, alloc_bytes, free_objects, free_bytes;
+  uint64_t pcs[kMaxDepth];
+};
+
+// Never held across anything that can allocate, so the allocation path can wait for it without deadlock.
+class SpinLock {
+ public:
+  void lock() {
+    while (locked_.exchange(true, std::memory_order_acquire))
+      while (locked_.load(std::memory_order_relaxed)) sched_yield();
+  }
+  void unlock() { locked_.store(false, std::memory_order_release); }
+  // After fork the child has one thread; whoever held the lock in the parent is not in it.
+  void reset() { locked_.store(false, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+struct Guard {
+  explicit Guard(SpinLock& l) : lock(l) { lock.lock(); }
+  ~Guard() { lock.unlock(); }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+  SpinLock& lock;
+};
+
+SpinLock g_lock;
+Slot* g_slots = nullptr;    // mmap'd at the first start, kept for the process's life
+Stack* g_stacks = nullptr;
+std::atomic<uint8_t> g_filter[kFilter];
+size_t g_live = 0;          // under g_lock
+size_t g_stack_count = 0;   // under g_lock
+uint64_t g_dropped = 0;     // under g_lock
+std::atomic<uint64_t> g_rate{kDefaultRateBytes};
+uint64_t g_start_ns = 0;
+std::atomic<bool> g_bootstrap_used{false};
+void* g_own_malloc = nullptr;
+void* g_next_malloc = nullptr;
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
+// Address bits, not a hash: blocks freed one after the other often lie near each other (size classes, tcache),
+// so their counters share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing.
+size_t filterIndex(uintptr_t address) { return (address >> 4) & (kFilter - 1); }
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Exponentially distributed with mean `rate`, at least 1: the distance to the next sampled byte.
+CPPOPS_HOOK_PATH int64_t drawCountdown(ThreadState& t, uint64_t rate) {
+  if (t.rng == 0) t.rng = mix(reinterpret_cast<uintptr_t>(&t) ^ monotonicNs()) | 1;
+  t.rng ^= t.rng << 13;
+  t.rng ^= t.rng >> 7;
+  t.rng ^= t.rng << 17;
+  const double u = static_cast<double>(t.rng >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+  const double next = -std::log1p(-u) * static_cast<double>(rate);
+  return next >= 9.0e18 ? INT64_MAX : static_cast<int64_t>(next) + 1;
+}
+
+// Under g_lock. Returns kStacks when the table is full.
+uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
+  uint64_t hash = depth;
+  for (uint32_t i = 0; i < depth; ++i) hash = mix(hash ^ pcs[i]);
+  for (size_t i = hash & (kStacks - 1);; i = (i + 1) & (kStacks - 1)) {
+    Stack& s = g_stacks[i];
+    if (s.used == 0) {
+      if (g_stack_count >= kMaxStacks) return kStacks;
+      s.used = 1;
+      s.hash = hash;
+      s.depth = depth;
+      std::memcpy(s.pcs, pcs, depth * sizeof pcs[0]);
+      ++g_stack_count;
+      return static_cast<uint32_t>(i);
+    }
+    if (s.hash == hash && s.depth == depth && std::memcmp(s.pcs, pcs, depth * sizeof pcs[0]) == 0)
+      return static_cast<uint32_t>(i);
+  }
+}
+
+// Under g_lock.
+void insertSlot(uintptr_t address, const SampledBlock& block) {
+  size_t i = slotHome(address);
+  while (g_slots[i].address != 0) i = (i + 1) & (kSlots - 1);
+  g_slots[i] = Slot{address, block.size, block.scale, block.stack, 0};
+  ++g_live;
+  std::atomic<uint8_t>& counter = g_filter[filterIndex(address)];
+  uint8_t c = counter.load(std::memory_order_relaxed);
+  if (c != 255) counter.store(static_cast<uint8_t>(c + 1), std::memory_order_relaxed);
+}
+
+// Under g_lock. Removes address and fills `block`; false when it is not there.
+bool removeSlot(uintptr_t address, SampledBlock* block) {
+  size_t i = slotHome(address);
+  while (g_slots[i].address != address) {
+    if (g_slots[i].address == 0) return false;
+    i = (i + 1) & (kSlots - 1);
+  }
+  *block = SampledBlock{g_slots[i].size, g_slots[i].scale, g_slots[i].stack};
+  // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
+  for (size_t j = i;;) {
+    j = (j + 1) & (kSlots - 1);
+    if (g_slots[j].address == 0) break;
+    size_t home = slotHome(g_slots[j].address);
+    bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays) continue;
+    g_slots[i] = g_slots[j];
+    i = j;
+  }
+  g_slots[i].address = 0;
+  --g_live;
+  std::atomic<uint8_t>& counter = g_filter[filterIndex(address)];
+  uint8_t c = counter.load(std::memory_order_relaxed);
+  if (c != 255 && c != 0) counter.store(static_cast<uint8_t>(c - 1), std::memory_order_relaxed);
+  return true;
+}
+
+// Under g_lock: empty tables, their pages given back.
+void resetTables() {
+  if (g_slots != nullptr) madvise(g_slots, kSlots * sizeof(Slot), MADV_DONTNEED);
+  if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
+  for (auto& counter : g_filter) counter.store(0, std::memory_order_relaxed);
+  g_live = 0;
+  g_stack_count = 0;
+  g_dropped = 0;
+}
+
+void* mapTable(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void prepareFork() { g_lock.lock(); }
+void parentAfterFork() { g_lock.unlock(); }
+// The child is a new process that nobody asked to sample: sampling ends there, and its records with it.
+void childAfterFork() {
+  g_lock.reset();
+  g_sampling.store(false, std::memory_order_relaxed);
+  resetTables();
+  g_free_check.store(g_bootstrap_used.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+// Copies the used stacks into `out` (sized beforehand: nothing may allocate under g_lock). Under g_lock.
+void copyStacks(std::vector<StackRecord>& out, size_t* copied, uint64_t* missed) {
+  size_t n = 0;
+  for (size_t i = 0; i < kStacks && g_stacks != nullptr; ++i) {
+    const Stack& s = g_stacks[i];
+    if (s.used == 0) continue;
+    if (n == out.size()) {
+      ++*missed;
+      continue;
+    }
+    StackRecord& r = out[n++];
+    r.alloc_objects = s.alloc_objects;
+    r.alloc_bytes = s.alloc_bytes;
+    r.free_objects = s.free_objects;
+    r.free_bytes = s.free_bytes;
+    r.depth = s.depth;
+    std::memcpy(r.pcs, s.pcs, s.depth * sizeof s.pcs[0]);
+  }
+  *copied = n;
+}
+
+Snapshot snapshotLocked(std::vector<StackRecord> storage) {
+  Snapshot snap;
+  size_t copied = 0;
+  uint64_t missed = 0;
+  copyStacks(storage, &copied, &missed);
+  snap.sampling = g_sampling.load(std::memory_order_relaxed);
+  snap.rate_bytes = g_rate.load(std::memory_order_relaxed);
+  snap.sampled_ns = g_start_ns != 0 ? monotonicNs() - g_start_ns : 0;
+  snap.dropped = g_dropped + missed;
+  storage.resize(copied);  // shrinking never allocates
+  snap.stacks = std::move(storage);
+  return snap;
+}
+
+std::vector<StackRecord> storageForStacks() {
+  size_t count = 0;
+  {
+    Guard guard(g_lock);
+    count = g_stack_count;
+  }
+  // Stacks added between the two locks beyond this margin are reported as dropped.
+  return std::vector<StackRecord>(count + 256);
+}
+
+}  // namespace
+
+CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
+  ThreadState& t = t_heap_state;
+  if (t.busy != 0) return;
+  const uint32_t generation = g_generation.load(std::memory_order_acquire);
+  const uint64_t rate = g_rate.load(std::memory_order_relaxed);
+  if (t.generation != generation) {
+    t.generation = generation;
+    t.countdown = drawCountdown(t, rate) - static_cast<int64_t>(n);
+    if (t.countdown > 0) return;
+  }
+  t.countdown = drawCountdown(t, rate);
+  if (!g_sampling.load(std::memory_order_relaxed)) return;
+
+  t.busy = 1;
+  void* frames[kMaxDepth + 8];
+  int got = backtrace(frames, static_cast<int>(kMaxDepth + 8));
+  // Cut the agent's own frames (this function, the entry point): the stack starts in the caller of malloc.
+  int first = 0;
+  while (first < got && frames[first] >= static_cast<const void*>(__start_cppops_hooks) &&
+         frames[first] < static_cast<const void*>(__stop_cppops_hooks))
+    ++first;
+  uint64_t pcs[kMaxDepth];
+  uint32_t depth = 0;
+  for (int i = first; i < got && depth < kMaxDepth; ++i) pcs[depth++] = reinterpret_cast<uintptr_t>(frames[i]);
+  // A block of n bytes is sampled with probability 1 - exp(-n / rate); each sample stands for the inverse.
+  const double probability = -std::expm1(-static_cast<double>(n) / static_cast<double>(rate));
+  const double scale = probability > 0 ? 1.0 / probability : 1.0;
+  {
+    Guard guard(g_lock);
+    // Sampling may have stopped (and the tables been emptied) since the check above.
+    if (g_sampling.load(std::memory_order_relaxed) && g_slots != nullptr) {
+      uint32_t stack = g_live < kMaxLiveSlots ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
+      if (stack == kStacks) {
+        ++g_dropped;
+      } else {
+        Stack& s = g_stacks[stack];
+        s.alloc_objects += scale;
+        s.alloc_bytes += scale * static_cast<double>(n);
+        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack});
+      }
+    }
+  }
+  t.busy = 0;
+}
+
+CPPOPS_HOOK_PATH bool forgetSampled(void* p, SampledBlock* block) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  if (g_filter[filterIndex(address)].load(std::memory_order_relaxed) == 0) return false;
+  Guard guard(g_lock);
+  SampledBlock found;
+  if (g_slots == nullptr || !removeSlot(address, &found)) return false;
+  Stack& s = g_stacks[found.stack];
+  s.free_objects += found.scale;
+  s.free_bytes += found.scale * static_cast<double>(found.size);
+  if (block != nullptr) *block = found;
+  return true;
+}
+
+void restoreSampled(void* p, const SampledBlock& block) {
+  Guard guard(g_lock);
+  if (!g_sampling.load(std::memory_order_relaxed) || g_slots == nullptr) return;
+  Stack& s = g_stacks[block.stack];
+  s.free_objects -= block.scale;
+  s.free_bytes -= block.scale * static_cast<double>(block.size);
+  insertSlot(reinterpret_cast<uintptr_t>(p), block);
+}
+
+void noteBootstrapArenaUsed() {
+  g_bootstrap_used.store(true, std::memory_order_relaxed);
+  g_free_check.store(true, std::memory_order_relaxed);
+}
+
+void registerHooks(void* own_malloc, void* next_malloc) {
+  g_own_malloc = own_malloc;
+  g_next_malloc = next_malloc;
+}
+
+void* ownMallocEntry() { return g_own_malloc; }
+void* nextMalloc() { return g_next_malloc; }
+
+bool hooksBound() { return g_own_malloc != nullptr && dlsym(RTLD_DEFAULT, "malloc") == g_own_malloc; }
+
+std::string startSampling(uint64_t rate_bytes) {
+  if (g_own_malloc == nullptr)
+    return "this agent is linked statically and cannot see allocations; start the process with "
+           "LD_PRELOAD=libcppops_agent.so, or link the shared agent (cppops::agent)";
+  if (!hooksBound())
+    return "the process does not call the agent's malloc (another library defines malloc earlier in the "
+           "search order); put libcppops_agent.so first in LD_PRELOAD";
+  if (g_sampling.load(std::memory_order_relaxed)) return "";
+  if (g_slots == nullptr) {
+    static bool fork_handlers = false;
+    if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
+    void* slots = mapTable(kSlots * sizeof(Slot));
+    void* stacks = mapTable(kStacks * sizeof(Stack));
+    if (slots == nullptr || stacks == nullptr || !fork_handlers) {
+      if (slots != nullptr) munmap(slots, kSlots * sizeof(Slot));
+      if (stacks != nullptr) munmap(stacks, kStacks * sizeof(Stack));
+      return "the agent could not map its sampling tables (13 MiB of address space)";
+    }
+    Guard guard(g_lock);
+    g_slots = static_cast<Slot*>(slots);
+    g_stacks = static_cast<Stack*>(stacks);
+  }
+  Guard guard(g_lock);
+  resetTables();
+  g_rate.store(rate_bytes, std::memory_order_relaxed);
+  g_start_ns = monotonicNs();
+  // free_check before sampling: a sampled block must never be freed by a thread that skips the check.
+  g_free_check.store(true, std::memory_order_relaxed);
+  g_generation.fetch_add(1, std::memory_order_release);
+  g_sampling.store(true, std::memory_order_release);
+  return "";
+}
+
+Snapshot readSampling() {
+  std::vector<StackRecord> storage = storageForStacks();
+  Guard guard(g_lock);
+  return snapshotLocked(std::move(storage));
+}
+
+uint64_t samplingRate() {
+  return g_sampling.load(std::memory_order_relaxed) ? g_rate.load(std::memory_order_relaxed) : 0;
+}
+
+Snapshot stopSampling() {
+  std::vector<StackRecord> storage = storageForStacks();
+  Snapshot snap;
+  {
+    Guard guard(g_lock);
+    g_sampling.store(false, std::memory_order_relaxed);
+    snap = snapshotLocked(std::move(storage));
+    resetTables();
+    g_start_ns = 0;
+    g_free_check.store(g_bootstrap_used.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  return snap;
+}
+
+}  // namespace cppops::agent::heap

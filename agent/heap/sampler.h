@@ -1,0 +1,111 @@
+// Allocation sampling. The interposed entry points (hooks.cpp, in the shared agent only) read the state below on
+// every call; once every `rate` bytes on average (a Poisson process over allocated bytes, as in Go and tcmalloc)
+// an allocation takes the slow path and is recorded with its stack. The HEAP_PROFILE command switches sampling on
+// and off and reads the records.
+//
+// Nothing here allocates from the heap on the allocation path, throws, or waits on anything but a short spin
+// lock that no holder ever keeps across a call that could allocate.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+// Functions on the allocation path live in this section, so a sample's stack can be cut exactly where the
+// agent's own frames end, whatever the compiler inlined.
+#define CPPOPS_HOOK_PATH __attribute__((section("cppops_hooks"), noinline))
+
+namespace cppops::agent::heap {
+
+inline constexpr uint64_t kDefaultRateBytes = 512 * 1024;
+inline constexpr size_t kMaxDepth = 64;
+
+// --- State read on every allocation and free (relaxed loads: a thread that sees a switch late only samples or
+// checks a few calls late).
+extern std::atomic<bool> g_sampling;        // allocations count down towards samples
+extern std::atomic<bool> g_free_check;      // frees look in the sampled set: sampling is on, entries remain, or
+                                            // the bootstrap arena handed memory out
+extern std::atomic<uint32_t> g_generation;  // bumped at each start, so every thread draws a fresh countdown
+
+struct ThreadState {
+  int64_t countdown;    // bytes left before this thread's next sample
+  uint64_t rng;         // xorshift state, seeded on first use
+  uint32_t generation;  // g_generation the countdown was drawn for
+  uint32_t busy;        // inside the sampler: what it allocates itself (backtrace's first use) passes through
+};
+// Initial-exec: the general-dynamic model's first access can call malloc, which would land back here.
+extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
+
+// --- The slow paths. Async-signal-safe: no. They never allocate from the heap and never throw.
+
+// The countdown of the calling thread ran out (or was drawn for an older generation) on an allocation of n bytes
+// at p: draws a new one and, if p is a sample, records it with its stack.
+void sampleAllocation(void* p, size_t n);
+
+struct SampledBlock {
+  uint64_t size = 0;
+  double scale = 0;
+  uint32_t stack = 0;
+};
+
+// p is being freed while g_free_check is on: if it was sampled, forgets it and counts it freed. Must be called
+// before the real free, so that no other thread can be handed the same address meanwhile.
+bool forgetSampled(void* p, SampledBlock* block);
+// realloc failed after forgetSampled(): p is still the caller's, so it is sampled again, its free uncounted.
+void restoreSampled(void* p, const SampledBlock& block);
+
+// hooks.cpp marks that it handed out memory from its bootstrap arena (while dlsym was resolving the real
+// allocator): from then on frees must check where a pointer comes from, so g_free_check stays on.
+void noteBootstrapArenaUsed();
+
+// --- Registration by hooks.cpp (absent from the static agent, whose host keeps its allocator to itself).
+void registerHooks(void* own_malloc, void* next_malloc);
+void* ownMallocEntry();  // the agent's malloc, nullptr in the static agent
+void* nextMalloc();      // the malloc it forwards to
+// The process calls the agent's entry points: they are registered, and malloc as the process binds it is ours.
+bool hooksBound();
+
+// --- Control, from the control thread. Async-signal-safe: no.
+struct StackRecord {
+  double alloc_objects = 0;
+  double alloc_bytes = 0;
+  double free_objects = 0;
+  double free_bytes = 0;
+  uint32_t depth = 0;
+  uint64_t pcs[kMaxDepth] = {};
+};
+
+struct Snapshot {
+  bool sampling = false;
+  uint64_t rate_bytes = 0;
+  uint64_t sampled_ns = 0;
+  uint64_t dropped = 0;
+  std::vector<StackRecord> stacks;
+};
+
+// While one lives, the calling thread's allocations are not sampled: the agent reading its own tables would
+// otherwise show up in them.
+class NotSampled {
+ public:
+  NotSampled() : saved_(t_heap_state.busy) { t_heap_state.busy = 1; }
+  ~NotSampled() { t_heap_state.busy = saved_; }
+  NotSampled(const NotSampled&) = delete;
+  NotSampled& operator=(const NotSampled&) = delete;
+
+ private:
+  uint32_t saved_;
+};
+
+// Switches sampling on at `rate_bytes`, from empty tables. Returns "" or why it cannot (not interposed, out of
+// memory for the tables, already on).
+std::string startSampling(uint64_t rate_bytes);
+// What sampling has recorded so far.
+Snapshot readSampling();
+// Whether sampling is on, and its rate when it is (0 when off), without copying any records.
+uint64_t samplingRate();
+// The final records, and sampling off with the tables emptied.
+Snapshot stopSampling();
+
+}  // namespace cppops::agent::heap

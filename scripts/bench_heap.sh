@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What the heap profiler costs a malloc-heavy program, in one run: the same workload (tests/bench/heap_bench.cpp,
+# malloc/free pairs of mostly small blocks) with no preload, with the agent preloaded and sampling off, with
+# sampling on at 512 KiB (and at 64 KiB), and under heaptrack for comparison. Configurations alternate round by
+# round so that load on the machine falls on all of them alike; each figure is the median over the rounds.
+# Time is the workload's own CPU time per pair (heaptrack's separate interpreter process is not in it: its wall
+# time per pair is shown too).
+# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rounds=7
+pairs=20000000
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --pairs) pairs=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--pairs N]" >&2; exit 2 ;;
+  esac
+done
+scripts/setup.sh
+scripts/build.sh build >/dev/null
+bench=build/tests/heap_bench
+agent=$PWD/build/agent/libcppops_agent.so
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export CPPOPS_SOCKET_DIR=$work/sockets CPPOPS_QUIET=1
+mkdir -m 700 "$CPPOPS_SOCKET_DIR"
+
+configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack")
+run() {
+  case $1 in
+    0) "$bench" "$pairs" ;;
+    1) LD_PRELOAD=$agent "$bench" "$pairs" ;;
+    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$pairs" ;;
+    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" ;;
+    4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" ;;
+  esac
+}
+
+for ((r = 1; r <= rounds; r++)); do
+  for c in "${!configs[@]}"; do
+    line=$(run "$c" 2>/dev/null | grep '^heap_bench ')
+    cpu=$(sed -n 's/.*cpu_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
+    wall=$(sed -n 's/.*wall_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
+    echo "$c $cpu $wall" >>"$work/results"
+  done
+  rm -f "$work"/heaptrack*
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+printf '%-32s %12s %10s %12s %10s\n' configuration "cpu ns/pair" "loss(cpu)" "wall ns/pair" "loss(wall)"
+base_cpu=$(awk '$1 == 0 {print $2}' "$work/results" | median)
+base_wall=$(awk '$1 == 0 {print $3}' "$work/results" | median)
+for c in "${!configs[@]}"; do
+  cpu=$(awk -v c="$c" '$1 == c {print $2}' "$work/results" | median)
+  wall=$(awk -v c="$c" '$1 == c {print $3}' "$work/results" | median)
+  if [ "$c" -eq 0 ]; then
+    printf '%-32s %12.2f %10s %12.2f %10s\n' "${configs[$c]}" "$cpu" - "$wall" -
+  else
+    printf '%-32s %12.2f %9.2f%% %12.2f %9.2f%%\n' "${configs[$c]}" "$cpu" "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (a / b - 1) * 100}')" \
+      "$wall" "$(awk -v a="$wall" -v b="$base_wall" 'BEGIN {print (a / b - 1) * 100}')"
+  fi
+  eval "cpu_$c=$cpu"
+done
+# shellcheck disable=SC2154
+awk -v off="$cpu_1" -v on="$cpu_2" -v base="$cpu_0" -v ht="$cpu_4" 'BEGIN {
+  printf "interposition, sampling off: %+.2f ns per pair (target: <= 1%%: %s)\n", off - base, (off / base - 1 <= 0.01) ? "met" : "NOT met"
+  printf "sampling on at 512 KiB:      %+.2f ns per pair (target: <= 3%%: %s)\n", on - base, (on / base - 1 <= 0.03) ? "met" : "NOT met"
+  printf "heaptrack / sampling at 512 KiB: %.1fx the cost per pair\n", (ht - base) / ((on - base) > 0.01 ? (on - base) : 0.01)
+}'

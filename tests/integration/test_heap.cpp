@@ -1,0 +1,369 @@
+// cppops heap, cppops gc and the heap profiler against real targets (tests/targets/heap_target.cpp and
+// alloc_torture.cpp), with glibc and, when installed, jemalloc and tcmalloc (scripts/setup.sh installs them).
+//
+// Tolerances, written down once:
+//   - accuracy: at --heap-rate 64KiB a site keeping 16 MiB yields ~256 samples (standard deviation ~6%), so each
+//     site's in-use figure within 20% of the truth and the 64:16 ratio within 20% of 4 fail about once in 10^4 runs;
+//   - gc: the target holds 128 MiB free in 4 KiB chunks; trimming must give back at least 100 MiB of RSS.
+#include <signal.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <tuple>
+
+#include "proc/process.h"
+#include "subprocess.h"
+
+using namespace cppops::test;
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMiB = 1024 * 1024;
+const std::string kLibDir = "/usr/lib/x86_64-linux-gnu/";
+
+bool exists(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
+
+// A target with the agent preloaded, and an allocator preloaded after it ("" for glibc's).
+struct Target {
+  Target(std::vector<std::string> args, const std::string& allocator = "", std::map<std::string, std::string> env = {})
+      : target({"heap_target", std::move(args), false, withPreload(std::move(env), allocator), {}}, dir.path()) {
+    REQUIRE(target.waitForOutput("ready", 30s));
+    REQUIRE_FALSE(target.waitForSocket().empty());
+  }
+  static std::map<std::string, std::string> withPreload(std::map<std::string, std::string> env, const std::string& allocator) {
+    env["LD_PRELOAD"] = agentLibraryPath() + (allocator.empty() ? "" : " " + allocator);
+    return env;
+  }
+  std::string pid() const { return std::to_string(target.pid()); }
+  json cli(std::vector<std::string> args) {
+    auto r = runCli(args, dir.path());
+    INFO("cppops " << args[0] << ": " << r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  }
+  TempDir dir;
+  TargetProcess target;
+};
+
+uint64_t figure(const json& j, const char* name) { return j.at(name).get<uint64_t>(); }
+
+// flat of a function in `cppops profile --heap --json --top 0`.
+uint64_t flatOf(const json& profile, const std::string& function) {
+  for (const auto& row : profile.at("top"))
+    if (row.at("function").get<std::string>().find(function) != std::string::npos) return row.at("flat").get<uint64_t>();
+  return 0;
+}
+
+// glibc's trim gives the pages of free chunks back (MADV_DONTNEED) and keeps the chunks: its free figure stays,
+// only RSS drops. jemalloc and tcmalloc count released memory out of their free figures.
+void checkGcReleases(Target& t, const std::string& allocator, const std::string& method) {
+  json gc = t.cli({"gc", t.pid(), "--json"});
+  INFO(gc.dump(2));
+  CHECK(gc.at("allocator") == allocator);
+  CHECK(gc.at("method") == method);
+  CHECK(figure(gc.at("before"), "allocator_free_bytes") >= 100 * kMiB);
+  if (allocator != "glibc")
+    CHECK(figure(gc.at("after"), "allocator_free_bytes") + 100 * kMiB <= figure(gc.at("before"), "allocator_free_bytes"));
+  CHECK(gc.at("released_bytes").get<int64_t>() >= static_cast<int64_t>(100 * kMiB));
+  CHECK(figure(gc.at("before"), "rss_bytes") - figure(gc.at("after"), "rss_bytes") == gc.at("released_bytes").get<uint64_t>());
+}
+
+}  // namespace
+
+TEST_CASE("heap: glibc's figures, its arenas and the kernel's view of a process holding 128 MiB free") {
+  Target t({"gc"});
+  json heap = t.cli({"heap", t.pid(), "--json"});
+  INFO(heap.dump(2));
+  const json& allocator = heap.at("allocator");
+  CHECK(allocator.at("name") == "glibc");
+  CHECK(allocator.at("module").get<std::string>().find("libc.so.6") != std::string::npos);
+  CHECK_FALSE(allocator.at("version").get<std::string>().empty());
+  // mallinfo2: the 128 MiB freed lie in the main arena's free chunks, never given back by free() itself because
+  // the last block still pins the top of the heap.
+  CHECK(figure(allocator.at("figures"), "fordblks") >= 127 * kMiB);
+  CHECK(figure(allocator, "free_bytes") == figure(allocator.at("figures"), "fordblks"));
+  CHECK(figure(allocator, "in_use_bytes") ==
+        figure(allocator.at("figures"), "uordblks") + figure(allocator.at("figures"), "hblkhd"));
+  REQUIRE_FALSE(allocator.at("arenas").empty());
+  CHECK(allocator.at("arenas")[0].at("arena") == 0);
+  CHECK(figure(allocator.at("arenas")[0], "system_bytes") >= 128 * kMiB);
+
+  const json& kernel = heap.at("kernel");
+  CHECK(figure(kernel, "rss_bytes") >= 128 * kMiB);
+  CHECK(figure(kernel, "anonymous_bytes") + figure(kernel, "file_bytes") == figure(kernel, "rss_bytes"));
+  CHECK(figure(kernel, "shared_bytes") + figure(kernel, "private_bytes") == figure(kernel, "rss_bytes"));
+  // Two threads, both asleep in a system call or asking: the main thread's [stack] and the agent's own.
+  CHECK(heap.at("thread_stacks").at("threads") == 2);
+  CHECK(heap.at("thread_stacks").at("located") == 2);
+  CHECK(heap.at("thread_stacks").at("mappings") == 2);
+  CHECK(heap.at("largest_mappings")[0].at("path") == "[heap]");
+  CHECK(heap.at("largest_mappings").size() == 10);
+  CHECK(heap.at("heap_profiler").at("interposed") == true);
+  CHECK(heap.at("heap_profiler").at("sampling") == false);
+
+  auto text = runCli({"heap", t.pid()}, t.dir.path());
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("allocator          glibc ") != std::string::npos);
+  CHECK(text.out.find("\narenas\n") != std::string::npos);
+  CHECK(text.out.find("[heap]") != std::string::npos);
+}
+
+TEST_CASE("gc: malloc_trim gives glibc's free memory back, and the figures before and after say so") {
+  Target t({"gc"});
+  checkGcReleases(t, "glibc", "malloc_trim(0)");
+  auto text = runCli({"gc", t.pid()}, t.dir.path());
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("glibc malloc_trim(0) returned") != std::string::npos);
+  CHECK(text.out.find("released ") != std::string::npos);
+}
+
+TEST_CASE("heap and gc: jemalloc and tcmalloc are detected by their own functions and purged their own way") {
+  for (const auto& [library, name, method] :
+       {std::tuple<std::string, std::string, std::string>{"libjemalloc.so.2", "jemalloc", "mallctl(\"arena.4096.purge\")"},
+        {"libtcmalloc_minimal.so.4", "tcmalloc", "MallocExtension_ReleaseFreeMemory()"}}) {
+    if (!exists(kLibDir + library)) {
+      WARN(library << " is not installed (scripts/setup.sh installs it): " << name << " not tested");
+      continue;
+    }
+    Target t({"gc"}, kLibDir + library);
+    json heap = t.cli({"heap", t.pid(), "--json"});
+    INFO(heap.dump(2));
+    CHECK(heap.at("allocator").at("name") == name);
+    CHECK(heap.at("allocator").at("module") == kLibDir + library);
+    CHECK_FALSE(heap.at("allocator").at("version").get<std::string>().empty());
+    CHECK(figure(heap.at("allocator"), "free_bytes") >= 100 * kMiB);
+    CHECK(heap.at("allocator").at("arenas").empty());
+    checkGcReleases(t, name, method);
+  }
+}
+
+TEST_CASE("heap profile: two sites keeping 64 and 16 MiB show within 20% and 4:1, churn shows allocated, not in use") {
+  Target t({"sites"});
+  json started = t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "64KiB", "--json"});
+  CHECK(started.at("sampling") == true);
+  CHECK(started.at("rate_bytes") == 65536);
+  // A second start is refused while the first runs.
+  auto again = runCli({"profile", t.pid(), "--heap", "--start"}, t.dir.path());
+  CHECK(again.exit_code == 5);
+  CHECK(again.err.find("already on") != std::string::npos);
+
+  t.target.kill(SIGUSR1);
+  REQUIRE(t.target.waitForOutput("allocated", 30s));
+  json allocated = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0", "--sample-index", "alloc_space"});
+  CHECK(allocated.at("sampling") == true);
+  const double churned = static_cast<double>(flatOf(allocated, "churn"));
+  CHECK(churned == Approx(32.0 * kMiB).epsilon(0.2));
+
+  json inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  INFO(inuse.dump(2));
+  CHECK(inuse.at("sampling") == false);
+  CHECK(inuse.at("rate_bytes") == 65536);
+  CHECK(inuse.at("dropped") == 0);
+  const double large = static_cast<double>(flatOf(inuse, "keepLarge"));
+  const double small = static_cast<double>(flatOf(inuse, "keepSmall"));
+  CHECK(large == Approx(64.0 * kMiB).epsilon(0.2));
+  CHECK(small == Approx(16.0 * kMiB).epsilon(0.2));
+  REQUIRE(small > 0);
+  CHECK(large / small == Approx(4.0).epsilon(0.2));
+  // Everything churn() allocated was freed at once.
+  CHECK(flatOf(inuse, "churn") < 1 * kMiB);
+  CHECK(inuse.at("total").at("inuse_space").get<uint64_t>() < 100 * kMiB);
+
+  json after = t.cli({"heap", t.pid(), "--json"});
+  CHECK(after.at("heap_profiler").at("sampling") == false);
+}
+
+TEST_CASE("heap profile: go tool pprof reads the heap profile, in use and allocated") {
+  Target t({"sites"});
+  const std::string file = t.dir.path() + "/heap.pb.gz";
+  t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "64KiB", "--json"});
+  t.target.kill(SIGUSR1);
+  REQUIRE(t.target.waitForOutput("allocated", 30s));
+  json written = t.cli({"profile", t.pid(), "--heap", "--stop", "-o", file, "--json"});
+  CHECK(written.at("output").at("format") == "pprof");
+  const std::map<std::string, std::string> env{{"HOME", t.dir.path()}, {"PPROF_TMPDIR", t.dir.path()}};
+  CliResult top = runProgram({"/usr/bin/go", "tool", "pprof", "-top", file}, env);
+  INFO("go tool pprof -top (install golang-go: scripts/setup.sh):\n" << top.out << top.err);
+  REQUIRE(top.exit_code == 0);
+  CHECK(top.out.find("Type: inuse_space") != std::string::npos);
+  // The first row after the header is the site keeping the most.
+  const size_t header = top.out.find("flat%");
+  REQUIRE(header != std::string::npos);
+  const size_t first_row = top.out.find('\n', header) + 1;
+  CHECK(top.out.substr(first_row, top.out.find('\n', first_row) - first_row).find("keepLarge") != std::string::npos);
+  CHECK(top.out.find("keepSmall") != std::string::npos);
+  CliResult alloc = runProgram({"/usr/bin/go", "tool", "pprof", "-sample_index=alloc_space", "-top", file}, env);
+  CHECK(alloc.out.find("Type: alloc_space") != std::string::npos);
+  CHECK(alloc.out.find("churn") != std::string::npos);
+}
+
+TEST_CASE("heap profile: a steady leak grows between two reads while sampling stays on") {
+  Target t({"leak"});
+  t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "64KiB", "--json"});
+  std::this_thread::sleep_for(500ms);
+  json first = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0"});
+  std::this_thread::sleep_for(1500ms);
+  json second = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  const uint64_t before = flatOf(first, "leakSteadily");
+  const uint64_t after = flatOf(second, "leakSteadily");
+  INFO("leakSteadily in use: " << before << " then " << after);
+  CHECK(before > 0);
+  // 64 KiB every ~5 ms: at least another 6 MiB in 1.5 s, whatever the machine's load does to the sleeps.
+  CHECK(after > before + 6 * kMiB);
+  CHECK(flatOf(second, "churn") < 1 * kMiB);
+}
+
+TEST_CASE("heap profile: one run over --duration switches sampling on and off again; folded and SVG outputs") {
+  Target t({"leak"});
+  const std::string folded = t.dir.path() + "/heap.folded";
+  json summary = t.cli({"profile", t.pid(), "--heap", "-d", "1s", "--heap-rate", "64KiB", "-o", folded, "--json"});
+  CHECK(summary.at("sampling") == false);
+  CHECK(summary.at("sampled_ns").get<uint64_t>() >= 1000000000ull);
+  auto text = cppops::proc::readFile(folded).value_or("");
+  CHECK(text.find("leakSteadily") != std::string::npos);
+  CHECK(text.find("main;") != std::string::npos);
+  auto svg = runCli({"profile", t.pid(), "--heap", "-d", "300ms", "--format", "svg"}, t.dir.path());
+  CHECK(svg.exit_code == 0);
+  CHECK(svg.out.find("<svg") != std::string::npos);
+  CHECK(svg.out.find("inuse_space") != std::string::npos);
+  json heap = t.cli({"heap", t.pid(), "--json"});
+  CHECK(heap.at("heap_profiler").at("sampling") == false);
+}
+
+TEST_CASE("heap profile: the static agent says what it needs instead") {
+  TempDir dir;
+  TargetProcess t({"linked_target", {}, false, {}, {}}, dir.path());
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  auto r = runCli({"profile", std::to_string(t.pid()), "--heap", "--start"}, dir.path());
+  CHECK(r.exit_code == 5);
+  CHECK(r.err.find("linked statically") != std::string::npos);
+  CHECK(r.err.find("LD_PRELOAD=libcppops_agent.so") != std::string::npos);
+  // heap itself works everywhere.
+  CHECK(runCli({"heap", std::to_string(t.pid())}, dir.path()).exit_code == 0);
+}
+
+TEST_CASE("heap profile: usage errors") {
+  TempDir dir;
+  for (std::vector<std::string> args : {std::vector<std::string>{"profile", "1", "--heap", "--heap-rate", "0"},
+                                        {"profile", "1", "--heap", "--heap-rate", "2GiB"},
+                                        {"profile", "1", "--heap", "--sample-index", "bogus"},
+                                        {"profile", "1", "--heap", "--start", "--stop"},
+                                        {"profile", "1", "--start"},
+                                        {"profile", "1", "--heap", "--mode", "wall"},
+                                        {"profile", "1", "--heap", "-o", "x.json"}}) {
+    auto r = runCli(args, dir.path());
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.exit_code == 2);
+  }
+}
+
+TEST_CASE("interposition: every entry point, threads, fork, overflows give the same results with sampling at every byte, every 4 KiB, and off") {
+  TempDir dir;
+  const auto plain = runProgram({targetPath("alloc_torture")}, {});
+  REQUIRE(plain.exit_code == 0);
+  CHECK(plain.out.find("fork: 20 of 20 children") != std::string::npos);
+  CHECK(plain.out.find("calloc overflow: null, errno ENOMEM") != std::string::npos);
+  for (const char* rate : {"1", "4096", "0"}) {
+    INFO("CPPOPS_HEAP_PROFILE=" << rate);
+    auto preloaded = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath()},
+                                                                {"CPPOPS_SOCKET_DIR", dir.path()},
+                                                                {"CPPOPS_HEAP_PROFILE", rate}});
+    CHECK(preloaded.exit_code == 0);
+    CHECK(preloaded.out == plain.out);
+    CHECK(preloaded.err == plain.err);
+  }
+  // tcmalloc behind the agent: the same as tcmalloc alone. (jemalloc has no pvalloc, which alloc_torture calls:
+  // glibc's answers, and jemalloc crashes on that block with or without the agent.)
+  const std::string tcmalloc = kLibDir + "libtcmalloc_minimal.so.4";
+  if (exists(tcmalloc)) {
+    auto alone = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", tcmalloc}});
+    auto behind = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath() + " " + tcmalloc},
+                                                             {"CPPOPS_SOCKET_DIR", dir.path()},
+                                                             {"CPPOPS_HEAP_PROFILE", "4096"}});
+    CHECK(alone.exit_code == 0);
+    CHECK(behind.exit_code == 0);
+    CHECK(behind.out == alone.out);
+  }
+}
+
+TEST_CASE("interposition: a double free still reaches glibc, which catches it") {
+  TempDir dir;
+  auto plain = runProgram({targetPath("alloc_torture"), "doublefree"}, {});
+  auto preloaded = runProgram({targetPath("alloc_torture"), "doublefree"},
+                              {{"LD_PRELOAD", agentLibraryPath()}, {"CPPOPS_SOCKET_DIR", dir.path()},
+                               {"CPPOPS_HEAP_PROFILE", "1"}});
+  CHECK(plain.exit_code == 128 + SIGABRT);
+  CHECK(preloaded.exit_code == 128 + SIGABRT);
+  CHECK(preloaded.err.find("double free detected") != std::string::npos);
+  CHECK(preloaded.out.empty());
+}
+
+TEST_CASE("interposition: profiles read and stopped while threads churn every entry point") {
+  TempDir dir;
+  TargetProcess t({"alloc_torture", {"forever"}, true, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  const std::string pid = std::to_string(t.pid());
+  for (const char* rate : {"1", "4096", "512KiB"}) {
+    CHECK(runCli({"profile", pid, "--heap", "--start", "--heap-rate", rate}, dir.path()).exit_code == 0);
+    CHECK(runCli({"profile", pid, "--heap", "--json"}, dir.path()).exit_code == 0);
+    CHECK(runCli({"profile", pid, "--heap", "--stop", "--json"}, dir.path()).exit_code == 0);
+  }
+  t.kill(SIGTERM);
+  auto status = t.wait(30s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(t.out().find("ok") != std::string::npos);
+}
+
+TEST_CASE("interposition: bash, python3 and g++ under the preload, sampling every allocation or every 4 KiB, give identical results") {
+  TempDir dir;
+  const std::map<std::string, std::string> plain_env{};
+  const std::string script =
+      "for i in $(seq 1 200); do a[$i]=$((i * i)); done; echo ${#a[@]} ${a[200]}; "
+      "printf '%s\\n' c b a | sort | tr '\\n' ' '; echo; x=$(cat /proc/self/comm); echo $x";
+  const std::string python =
+      "import json, collections; d = {str(i): [i] * (i % 7) for i in range(20000)}; "
+      "print(len(json.dumps(d)), collections.Counter(len(v) for v in d.values()).most_common(2))";
+  const std::string source = dir.path() + "/hello.cpp";
+  {
+    std::ofstream out(source);
+    out << "#include <iostream>\n#include <map>\n#include <string>\n"
+           "int main() { std::map<std::string, int> m; for (int i = 0; i < 1000; ++i) m[std::to_string(i)] = i;"
+           " std::cout << m.size() << '\\n'; }\n";
+  }
+  for (const char* rate : {"1", "4096"}) {
+    INFO("CPPOPS_HEAP_PROFILE=" << rate);
+    const std::map<std::string, std::string> env{{"LD_PRELOAD", agentLibraryPath()}, {"CPPOPS_SOCKET_DIR", dir.path()},
+                                                 {"CPPOPS_HEAP_PROFILE", rate}, {"CPPOPS_QUIET", "1"}};
+    auto bash_plain = runProgram({"/bin/bash", "-c", script}, plain_env);
+    auto bash_preloaded = runProgram({"/bin/bash", "-c", script}, env);
+    CHECK(bash_plain.exit_code == 0);
+    CHECK(bash_preloaded.exit_code == 0);
+    CHECK(bash_preloaded.out == bash_plain.out);
+    CHECK(bash_preloaded.err == bash_plain.err);
+
+    auto py_plain = runProgram({"/usr/bin/python3", "-c", python}, plain_env);
+    auto py_preloaded = runProgram({"/usr/bin/python3", "-c", python}, env);
+    CHECK(py_plain.exit_code == 0);
+    CHECK(py_preloaded.out == py_plain.out);
+    CHECK(py_preloaded.err == py_plain.err);
+  }
+  // The compiler driver, cc1plus, as and ld, each with its own agent, sampling every 4 KiB: byte-identical binaries.
+  const std::map<std::string, std::string> env{{"LD_PRELOAD", agentLibraryPath()}, {"CPPOPS_SOCKET_DIR", dir.path()},
+                                               {"CPPOPS_HEAP_PROFILE", "4096"}, {"CPPOPS_QUIET", "1"}};
+  auto cc_plain = runProgram({"/usr/bin/g++", "-O1", "-o", dir.path() + "/plain", source}, plain_env, 120s);
+  auto cc_preloaded = runProgram({"/usr/bin/g++", "-O1", "-o", dir.path() + "/preloaded", source}, env, 120s);
+  REQUIRE(cc_plain.exit_code == 0);
+  REQUIRE(cc_preloaded.exit_code == 0);
+  CHECK(cppops::proc::readFile(dir.path() + "/plain") == cppops::proc::readFile(dir.path() + "/preloaded"));
+  CHECK(runProgram({dir.path() + "/preloaded"}, plain_env).out == "1000\n");
+}

@@ -1,0 +1,103 @@
+// A program that knows nothing of cppops and allocates from known sites, for `cppops heap`, `cppops gc` and the
+// heap profiler's tests. Modes:
+//   sites  on SIGUSR1, keeps 64 MiB from keepLarge() and 16 MiB from keepSmall() (16 KiB blocks, as new[]) and
+//          churns 32 MiB through churn() (malloc, free at once); prints "allocated"
+//   leak   leaks 64 KiB from leakSteadily() every 5 ms and churns 64 KiB through churn() in between
+//   gc     allocates 128 MiB in 4 KiB blocks, frees all but the last, prints "freed": memory the allocator holds
+//          free, which only a trim gives back
+// Prints "ready" when set up. Exits on SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+volatile sig_atomic_t g_go = 0;
+volatile sig_atomic_t g_stop = 0;
+constexpr size_t kBlock = 16 * 1024;
+
+std::vector<char*>& kept() {
+  static std::vector<char*> blocks;
+  return blocks;
+}
+
+// Each site is its own function that the compiler may not fold or inline, so stacks name it.
+__attribute__((noinline)) void keepLarge() {
+  for (size_t i = 0; i < (64u << 20) / kBlock; ++i) {
+    char* p = new char[kBlock];
+    std::memset(p, 1, kBlock);
+    kept().push_back(p);
+  }
+}
+
+__attribute__((noinline)) void keepSmall() {
+  for (size_t i = 0; i < (16u << 20) / kBlock; ++i) {
+    char* p = new char[kBlock];
+    std::memset(p, 2, kBlock);
+    kept().push_back(p);
+  }
+}
+
+__attribute__((noinline)) void churn(size_t bytes) {
+  for (size_t done = 0; done < bytes; done += 1024) {
+    void* p = std::malloc(1024);
+    static_cast<volatile char*>(p)[0] = 3;
+    std::free(p);
+  }
+}
+
+__attribute__((noinline)) void leakSteadily() {
+  char* p = static_cast<char*>(std::malloc(64 * 1024));
+  std::memset(p, 4, 64 * 1024);
+  kept().push_back(p);
+}
+
+__attribute__((noinline)) void allocateAndFreeMost() {
+  std::vector<void*> blocks;
+  blocks.reserve((128u << 20) / 4096);
+  for (size_t i = 0; i < (128u << 20) / 4096; ++i) {
+    void* p = std::malloc(4096);
+    std::memset(p, 5, 4096);
+    blocks.push_back(p);
+  }
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) std::free(blocks[i]);
+  kept().push_back(static_cast<char*>(blocks.back()));
+}
+
+void say(const char* text) {
+  std::printf("%s\n", text);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* mode = argc > 1 ? argv[1] : "sites";
+  signal(SIGUSR1, [](int) { g_go = 1; });
+  signal(SIGTERM, [](int) { g_stop = 1; });
+  kept().reserve(1 << 16);
+  if (std::strcmp(mode, "gc") == 0) {
+    allocateAndFreeMost();
+    say("freed");
+  }
+  say("ready");
+  while (g_stop == 0) {
+    if (std::strcmp(mode, "sites") == 0 && g_go != 0) {
+      g_go = 0;
+      keepLarge();
+      keepSmall();
+      churn(32u << 20);
+      say("allocated");
+    }
+    if (std::strcmp(mode, "leak") == 0) {
+      leakSteadily();
+      churn(64 * 1024);
+    }
+    usleep(5000);
+  }
+  return 0;
+}
