@@ -216,7 +216,7 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
 }
 
 // operator new: allocate, and when that fails, the new-handler loop of [new.delete.single].
-[[gnu::noinline]] void* newFailed(size_t n, size_t alignment) {
+CPPOPS_HOOK_PATH void* newFailed(size_t n, size_t alignment) {
   for (;;) {
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) throw std::bad_alloc();

@@ -380,3 +380,20 @@ TEST_CASE("interposition: bash, python3 and g++ under the preload, sampling ever
   CHECK(cppops::proc::readFile(dir.path() + "/plain") == cppops::proc::readFile(dir.path() + "/preloaded"));
   CHECK(runProgram({dir.path() + "/preloaded"}, plain_env).out == "1000\n");
 }
+
+TEST_CASE("heap and gc: --help with examples, --json errors for a process without an agent") {
+  TempDir dir;
+  for (const char* command : {"heap", "gc"}) {
+    auto help = runCli({command, "--help"}, dir.path());
+    INFO(command);
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("Examples:") != std::string::npos);
+    CHECK(help.out.find("--json") != std::string::npos);
+    auto missing = runCli({command, "999999999", "--json"}, dir.path());
+    CHECK(missing.exit_code == 3);
+    CHECK(json::parse(missing.out).at("error").at("kind") == "no_agent");
+  }
+  auto profile = runCli({"profile", "--help"}, dir.path());
+  CHECK(profile.out.find("--heap") != std::string::npos);
+  CHECK(profile.out.find("--base") != std::string::npos);
+}
