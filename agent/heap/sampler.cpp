@@ -100,9 +100,11 @@ uint64_t mix(uint64_t x) {
 }
 
 size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
-// Address bits, not a hash: blocks freed one after the other often lie near each other (size classes, tcache),
-// so their counters share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing.
-size_t filterIndex(uintptr_t address) { return (address >> 4) & (kFilter - 1); }
+// Address bits rather than a hash: blocks freed one after the other often lie near each other (size classes,
+// tcache), so their counters share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry
+// nothing; the higher bits are folded in because page-aligned blocks (mmap'd, valloc) would otherwise share 256
+// counters, and large blocks are the ones most often sampled.
+size_t filterIndex(uintptr_t address) { return ((address >> 4) ^ (address >> 16)) & (kFilter - 1); }
 
 uint64_t monotonicNs() {
   timespec ts{};
