@@ -29,7 +29,11 @@ trap 'rm -rf "$work"' EXIT
 export CPPOPS_SOCKET_DIR=$work/sockets CPPOPS_QUIET=1
 mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 
-configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack")
+# "interposition only" preloads the agent with CPPOPS_AGENT=0: no agent thread, so the process stays
+# single-threaded and glibc's malloc keeps its lock-free single-thread paths; the difference to "sampling off" is
+# what any second thread costs glibc's malloc, not the interposition.
+configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
+  "interposition only (CPPOPS_AGENT=0)")
 workloads=(mixed small)
 run() {  # configuration workload
   case $1 in
@@ -38,6 +42,7 @@ run() {  # configuration workload
     2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$pairs" "$2" ;;
     3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" "$2" ;;
     4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" "$2" ;;
+    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "$pairs" "$2" ;;
   esac
 }
 
@@ -74,7 +79,8 @@ for w in "${workloads[@]}"; do
     eval "cpu_$c=$cpu"
   done
   # shellcheck disable=SC2154
-  awk -v off="$cpu_1" -v on="$cpu_2" -v base="$cpu_0" -v ht="$cpu_4" 'BEGIN {
+  awk -v off="$cpu_1" -v on="$cpu_2" -v base="$cpu_0" -v ht="$cpu_4" -v bare="$cpu_5" 'BEGIN {
+    printf "interposition alone: %+.2f ns per pair\n", bare - base
     printf "sampling off: %+.2f ns per pair (target: <= 1%%: %s)\n", off - base, (off / base - 1 <= 0.01) ? "met" : "NOT met"
     printf "sampling on at 512 KiB: %+.2f ns per pair (target: <= 3%%: %s)\n", on - base, (on / base - 1 <= 0.03) ? "met" : "NOT met"
     printf "heaptrack costs %.1fx what sampling at 512 KiB costs\n", (ht - base) / ((on - base) > 0.01 ? (on - base) : 0.01)
