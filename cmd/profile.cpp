@@ -16,8 +16,10 @@
 
 #include "command.h"
 #include "core/deferred_signals.h"
+#include "proc/process.h"
 #include "exit_codes.h"
 #include "profile/agent_source.h"
+#include "profile/heap_base.h"
 #include "profile/heap_source.h"
 #include "profile/build.h"
 #include "profile/flamegraph.h"
@@ -49,6 +51,7 @@ struct ProfileFlags {
   bool start = false;
   bool stop = false;
   std::string sample_index = "inuse_space";
+  std::string base;
 };
 
 enum class Format { kTop, kPprof, kFolded, kSvg, kSpeedscope };
@@ -227,8 +230,8 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags);
 
 int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   if (f.heap) return runHeapProfile(f, flags);
-  if (f.start || f.stop)
-    return reportError(makeError(ErrorKind::kUsage, "--start and --stop are for heap profiles: add --heap"), flags);
+  if (f.start || f.stop || !f.base.empty())
+    return reportError(makeError(ErrorKind::kUsage, "--start, --stop and --base are for heap profiles: add --heap"), flags);
   auto duration = parseDuration(f.duration);
   if (!duration) return reportError(duration.error(), flags);
   if (f.mode != "cpu" && f.mode != "wall")
@@ -379,6 +382,17 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
     return reportError(makeError(ErrorKind::kUsage, "heap profiles are written as pprof, folded, svg or top, not speedscope"), flags);
   unsetenv("DEBUGINFOD_URLS");
 
+  // The base is read before anything happens in the target: a wrong file should fail now.
+  std::optional<profile::Profile> base;
+  if (!f.base.empty()) {
+    if (f.start) return reportError(makeError(ErrorKind::kUsage, "--base compares a profile: not with --start"), flags);
+    auto bytes = proc::readFile(f.base, size_t{256} << 20);
+    if (!bytes) return reportError(makeError(ErrorKind::kUsage, "cannot read --base " + f.base), flags);
+    auto read = profile::readHeapPprof(*bytes);
+    if (!read) return reportError(makeError(read.error().kind, f.base + ": " + read.error().message), flags);
+    base = std::move(*read);
+  }
+
   if (f.start) {
     auto started = profile::heapProfileRequest(f.pid, protocol::kHeapStart, *rate, flags.timeout());
     if (!started) return reportError(started.error(), flags);
@@ -411,6 +425,13 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
   if (capture.symbolizer != nullptr) {
     const auto& more = capture.symbolizer->notes();
     notes.insert(notes.end(), more.begin(), more.end());
+  }
+  if (base) {
+    profile::BaseComparison comparison;
+    profile = profile::subtractBase(profile, *base, &comparison);
+    notes.push_back(fmt::format("growth since {}: {} stacks compared, {} shrank or are gone and are not shown "
+                                "(go tool pprof -base {} FILE shows them too)",
+                                f.base, comparison.matched, comparison.shrank, f.base));
   }
   if (sampling) notes.push_back("heap sampling is still on; switch it off with `cppops profile " + std::to_string(f.pid) + " --heap --stop`");
   if (Status written = writeProfile(profile, *format, f, start_unix_ns); !written) return reportError(written.error(), flags);
@@ -459,6 +480,8 @@ void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
   cmd->add_option("--heap-rate", f.heap_rate, "Mean bytes between heap samples, e.g. 512KiB (default), 64KiB, 1MiB");
   cmd->add_flag("--start", f.start, "Heap: switch sampling on and leave it on (read later with --heap, end with --stop)");
   cmd->add_flag("--stop", f.stop, "Heap: read what sampling recorded since --start, and switch it off");
+  cmd->add_option("--base", f.base,
+                  "Heap: show only what grew since FILE, a heap profile written earlier with --heap -o FILE");
   cmd->add_option("--sample-index", f.sample_index,
                   "Heap: what the top table, folded stacks and flame graph count: inuse_space (default), "
                   "inuse_objects, alloc_space or alloc_objects (pprof files hold all four)");
@@ -474,7 +497,8 @@ void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
       "  cppops profile 1234 --format folded | flamegraph.pl > flame.svg\n"
       "  cppops profile 1234 --heap -d 30s -o heap.pb.gz   in-use memory by allocation stack: go tool pprof\n"
       "  cppops profile 1234 --heap --start               leave sampling on; later:\n"
-      "  cppops profile 1234 --heap -o now.pb.gz          then: go tool pprof -base then.pb.gz now.pb.gz\n"
+      "  cppops profile 1234 --heap -o then.pb.gz         later, what grew since then:\n"
+      "  cppops profile 1234 --heap --base then.pb.gz     (or go tool pprof -base then.pb.gz now.pb.gz)\n"
       "  cppops profile 1234 --heap --stop -o last.pb.gz  the last read, and sampling off");
   cmd->callback([&] { exit_code = runProfile(f, flags); });
 }

@@ -162,8 +162,8 @@ Fn rare(std::atomic<Fn>& slot) {
 inline bool sampling() { return g_sampling.load(std::memory_order_relaxed); }
 
 // Sampling on: the bytes count down on this thread, and the rare allocation that crosses the next sampled byte
-// goes to the sampler.
-CPPOPS_HOOK_PATH void noteAllocation(void* p, size_t n) {
+// goes to the sampler. Inlined into each entry point: the common case is a TLS load, a compare and a subtraction.
+__attribute__((always_inline)) inline void noteAllocation(void* p, size_t n) {
   if (p == nullptr) return;
   ThreadState& t = t_heap_state;
   if (t.generation == g_generation.load(std::memory_order_relaxed) && (t.countdown -= static_cast<int64_t>(n)) > 0)
@@ -179,9 +179,10 @@ __attribute__((always_inline)) inline void* allocate(size_t n) {
   return p;
 }
 
-CPPOPS_HOOK_PATH void releaseChecked(void* p) {
+// Sampling on (or sampled blocks left): most frees are of blocks never sampled, which the filter says in one load.
+__attribute__((always_inline)) inline void releaseChecked(void* p) {
   if (p == nullptr || inArena(p)) return;
-  forgetSampled(p, nullptr);
+  if (maybeSampled(p)) forgetSampled(p, nullptr);
   g_next.free.load(std::memory_order_relaxed)(p);
 }
 
@@ -207,7 +208,7 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
     return q;
   }
   SampledBlock block;
-  const bool was_sampled = p != nullptr && forgetSampled(p, &block);
+  const bool was_sampled = p != nullptr && maybeSampled(p) && forgetSampled(p, &block);
   void* q = next(p, n);
   // realloc(p, 0) frees p; any other failure leaves p allocated and still sampled.
   if (q == nullptr && n != 0 && was_sampled) restoreSampled(p, block);
@@ -216,7 +217,7 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
 }
 
 // operator new: allocate, and when that fails, the new-handler loop of [new.delete.single].
-[[gnu::noinline]] void* newFailed(size_t n, size_t alignment) {
+CPPOPS_HOOK_PATH void* newFailed(size_t n, size_t alignment) {
   for (;;) {
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) throw std::bad_alloc();

@@ -16,6 +16,7 @@ namespace cppops::agent::heap {
 std::atomic<bool> g_sampling{false};
 std::atomic<bool> g_free_check{false};
 std::atomic<uint32_t> g_generation{0};
+std::atomic<uint64_t> g_filter_bits[kFilter / 64];
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
 // The hook section's bounds, from the linker: frames in it are the agent's, not the host's.
@@ -33,10 +34,6 @@ constexpr size_t kMaxLiveSlots = kSlots / 4 * 3;
 constexpr size_t kStackBits = 14;
 constexpr size_t kStacks = size_t{1} << kStackBits;
 constexpr size_t kMaxStacks = kStacks / 4 * 3;
-// A counting filter in front of the slot table: a free whose counter is 0 was never sampled, and costs one
-// load. 64 KiB, so it stays in cache; a counter that reaches 255 stays there (the slot table still decides).
-constexpr size_t kFilterBits = 16;
-constexpr size_t kFilter = size_t{1} << kFilterBits;
 
 struct Slot {
   uintptr_t address;  // 0: empty
@@ -80,7 +77,9 @@ struct Guard {
 SpinLock g_lock;
 Slot* g_slots = nullptr;    // mmap'd at the first start, kept for the process's life
 Stack* g_stacks = nullptr;
-std::atomic<uint8_t> g_filter[kFilter];
+// The counts behind g_filter_bits, under g_lock: live sampled blocks per filter index. A counter that reaches
+// 255 stays there (its bit stays set; the slot table still decides).
+uint8_t g_filter_counts[kFilter];
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
 uint64_t g_dropped = 0;     // under g_lock
@@ -100,9 +99,22 @@ uint64_t mix(uint64_t x) {
 }
 
 size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
-// Address bits, not a hash: blocks freed one after the other often lie near each other (size classes, tcache),
-// so their counters share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing.
-size_t filterIndex(uintptr_t address) { return (address >> 4) & (kFilter - 1); }
+
+// Under g_lock.
+void countInFilter(uintptr_t address) {
+  const size_t index = filterIndex(address);
+  uint8_t& c = g_filter_counts[index];
+  if (c == 255) return;
+  if (c++ == 0) g_filter_bits[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
+}
+
+// Under g_lock.
+void countOutOfFilter(uintptr_t address) {
+  const size_t index = filterIndex(address);
+  uint8_t& c = g_filter_counts[index];
+  if (c == 255 || c == 0) return;
+  if (--c == 0) g_filter_bits[index / 64].fetch_and(~(uint64_t{1} << (index % 64)), std::memory_order_relaxed);
+}
 
 uint64_t monotonicNs() {
   timespec ts{};
@@ -147,9 +159,7 @@ void insertSlot(uintptr_t address, const SampledBlock& block) {
   while (g_slots[i].address != 0) i = (i + 1) & (kSlots - 1);
   g_slots[i] = Slot{address, block.size, block.scale, block.stack, 0};
   ++g_live;
-  std::atomic<uint8_t>& counter = g_filter[filterIndex(address)];
-  uint8_t c = counter.load(std::memory_order_relaxed);
-  if (c != 255) counter.store(static_cast<uint8_t>(c + 1), std::memory_order_relaxed);
+  countInFilter(address);
 }
 
 // Under g_lock. Removes address and fills `block`; false when it is not there.
@@ -172,9 +182,7 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
   }
   g_slots[i].address = 0;
   --g_live;
-  std::atomic<uint8_t>& counter = g_filter[filterIndex(address)];
-  uint8_t c = counter.load(std::memory_order_relaxed);
-  if (c != 255 && c != 0) counter.store(static_cast<uint8_t>(c - 1), std::memory_order_relaxed);
+  countOutOfFilter(address);
   return true;
 }
 
@@ -182,7 +190,8 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
 void resetTables() {
   if (g_slots != nullptr) madvise(g_slots, kSlots * sizeof(Slot), MADV_DONTNEED);
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
-  for (auto& counter : g_filter) counter.store(0, std::memory_order_relaxed);
+  std::memset(g_filter_counts, 0, sizeof g_filter_counts);
+  for (auto& bits : g_filter_bits) bits.store(0, std::memory_order_relaxed);
   g_live = 0;
   g_stack_count = 0;
   g_dropped = 0;
@@ -297,7 +306,6 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
 
 CPPOPS_HOOK_PATH bool forgetSampled(void* p, SampledBlock* block) {
   const auto address = reinterpret_cast<uintptr_t>(p);
-  if (g_filter[filterIndex(address)].load(std::memory_order_relaxed) == 0) return false;
   Guard guard(g_lock);
   SampledBlock found;
   if (g_slots == nullptr || !removeSlot(address, &found)) return false;

@@ -38,6 +38,25 @@ struct ThreadState {
 // Initial-exec: the general-dynamic model's first access can call malloc, which would land back here.
 extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
+// A filter in front of the table of sampled blocks, read on every free while g_free_check is on: a clear bit
+// means the block was never sampled, and the free costs one load. One bit per counter kept under the sampler's
+// lock (set while the counter is above 0), so the part every free touches is 8 KiB and stays in cache while the
+// program streams through its memory.
+inline constexpr size_t kFilterBits = 16;
+inline constexpr size_t kFilter = size_t{1} << kFilterBits;
+extern std::atomic<uint64_t> g_filter_bits[kFilter / 64];
+
+// Address bits rather than a hash: blocks freed one after the other often lie near each other (size classes,
+// tcache), so their bits share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing;
+// the higher bits are folded in because page-aligned blocks (mmap'd, valloc) would otherwise share 256 bits, and
+// large blocks are the ones most often sampled.
+inline size_t filterIndex(uintptr_t address) { return ((address >> 4) ^ (address >> 16)) & (kFilter - 1); }
+
+inline bool maybeSampled(const void* p) {
+  const size_t index = filterIndex(reinterpret_cast<uintptr_t>(p));
+  return ((g_filter_bits[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
+}
+
 // --- The slow paths. Async-signal-safe: no. They never allocate from the heap and never throw.
 
 // The countdown of the calling thread ran out (or was drawn for an older generation) on an allocation of n bytes
@@ -50,8 +69,8 @@ struct SampledBlock {
   uint32_t stack = 0;
 };
 
-// p is being freed while g_free_check is on: if it was sampled, forgets it and counts it freed. Must be called
-// before the real free, so that no other thread can be handed the same address meanwhile.
+// p is being freed while g_free_check is on and maybeSampled(p): if it was sampled, forgets it and counts it
+// freed. Must be called before the real free, so that no other thread can be handed the same address meanwhile.
 bool forgetSampled(void* p, SampledBlock* block);
 // realloc failed after forgetSampled(): p is still the caller's, so it is sampled again, its free uncounted.
 void restoreSampled(void* p, const SampledBlock& block);

@@ -3,7 +3,7 @@
 // handling does; it does nothing else. Knows nothing of
 // cppops: the script runs it plain, with the agent preloaded (sampling off, then on) and under heaptrack.
 // Prints one line: pairs, CPU and wall nanoseconds per malloc/free pair, and the bytes allocated.
-// Usage: heap_bench [PAIRS]
+// Usage: heap_bench [PAIRS [small]]   small: only 16-256 B blocks (nodes, strings), no larger ones
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +23,7 @@ double seconds(clockid_t clock) {
 
 int main(int argc, char** argv) {
   const uint64_t pairs = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 20000000;
+  const bool small = argc > 2 && std::strcmp(argv[2], "small") == 0;
   constexpr size_t kRing = 4096;
   std::vector<void*> ring(kRing, nullptr);
   uint64_t x = 88172645463325252ull;
@@ -33,8 +34,9 @@ int main(int argc, char** argv) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    // 1 in 64 blocks is 1-64 KiB, the rest 16 B-1 KiB.
-    const size_t size = (x & 63) == 0 ? 1024 + (x >> 8) % (63 * 1024) : 16 + (x >> 8) % 1009;
+    // Mixed: 1 in 64 blocks is 1-64 KiB, the rest 16 B-1 KiB (about 1 KiB per pair). Small: 16-256 B.
+    const size_t size = small ? 16 + (x >> 8) % 241
+                              : (x & 63) == 0 ? 1024 + (x >> 8) % (63 * 1024) : 16 + (x >> 8) % 1009;
     void*& slot = ring[i % kRing];
     std::free(slot);
     slot = std::malloc(size);

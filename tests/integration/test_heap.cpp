@@ -206,18 +206,28 @@ TEST_CASE("heap profile: go tool pprof reads the heap profile, in use and alloca
 
 TEST_CASE("heap profile: a steady leak grows between two reads while sampling stays on") {
   Target t({"leak"});
+  const std::string first_file = t.dir.path() + "/first.pb.gz";
   t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "64KiB", "--json"});
   std::this_thread::sleep_for(500ms);
-  json first = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0"});
+  json first = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0", "-o", first_file});
   std::this_thread::sleep_for(1500ms);
+  json grown = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0", "--base", first_file});
   json second = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
   const uint64_t before = flatOf(first, "leakSteadily");
+  const uint64_t growth = flatOf(grown, "leakSteadily");
   const uint64_t after = flatOf(second, "leakSteadily");
-  INFO("leakSteadily in use: " << before << " then " << after);
+  INFO("leakSteadily in use: " << before << ", grown by " << growth << ", then " << after);
   CHECK(before > 0);
   // 64 KiB every ~5 ms: at least another 6 MiB in 1.5 s, whatever the machine's load does to the sleeps.
   CHECK(after > before + 6 * kMiB);
+  // --base: only the growth, which is what the second read adds to the first (the third read came a little later).
+  CHECK(growth > 6 * kMiB);
+  CHECK(growth <= after - before);
+  CHECK(flatOf(grown, "churn") == 0);
   CHECK(flatOf(second, "churn") < 1 * kMiB);
+  bool noted = false;
+  for (const auto& note : grown.at("notes")) noted = noted || note.get<std::string>().find("growth since") != std::string::npos;
+  CHECK(noted);
 }
 
 TEST_CASE("heap profile: one run over --duration switches sampling on and off again; folded and SVG outputs") {
@@ -257,7 +267,10 @@ TEST_CASE("heap profile: usage errors") {
                                         {"profile", "1", "--heap", "--start", "--stop"},
                                         {"profile", "1", "--start"},
                                         {"profile", "1", "--heap", "--mode", "wall"},
-                                        {"profile", "1", "--heap", "-o", "x.json"}}) {
+                                        {"profile", "1", "--heap", "-o", "x.json"},
+                                        {"profile", "1", "--base", "x.pb.gz"},
+                                        {"profile", "1", "--heap", "--base", "/nonexistent.pb.gz"},
+                                        {"profile", "1", "--heap", "--base", "/etc/hostname"}}) {
     auto r = runCli(args, dir.path());
     INFO(args.back() << ": " << r.err);
     CHECK(r.exit_code == 2);
@@ -366,4 +379,21 @@ TEST_CASE("interposition: bash, python3 and g++ under the preload, sampling ever
   REQUIRE(cc_preloaded.exit_code == 0);
   CHECK(cppops::proc::readFile(dir.path() + "/plain") == cppops::proc::readFile(dir.path() + "/preloaded"));
   CHECK(runProgram({dir.path() + "/preloaded"}, plain_env).out == "1000\n");
+}
+
+TEST_CASE("heap and gc: --help with examples, --json errors for a process without an agent") {
+  TempDir dir;
+  for (const char* command : {"heap", "gc"}) {
+    auto help = runCli({command, "--help"}, dir.path());
+    INFO(command);
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("Examples:") != std::string::npos);
+    CHECK(help.out.find("--json") != std::string::npos);
+    auto missing = runCli({command, "999999999", "--json"}, dir.path());
+    CHECK(missing.exit_code == 3);
+    CHECK(json::parse(missing.out).at("error").at("kind") == "no_agent");
+  }
+  auto profile = runCli({"profile", "--help"}, dir.path());
+  CHECK(profile.out.find("--heap") != std::string::npos);
+  CHECK(profile.out.find("--base") != std::string::npos);
 }

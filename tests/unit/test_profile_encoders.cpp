@@ -22,6 +22,7 @@
 #include "profile/build.h"
 #include "profile/flamegraph.h"
 #include "profile/folded.h"
+#include "profile/heap_base.h"
 #include "profile/model.h"
 #include "profile/names.h"
 #include "profile/pprof.h"
@@ -670,6 +671,39 @@ TEST_CASE("heap profiles in the text views: bytes in the top table, the chosen v
   CHECK(formatBytes(512) == "512B");
   CHECK(formatBytes(1536) == "1.50kB");
   CHECK(formatBytes(3ull << 30) == "3.00GB");
+}
+
+TEST_CASE("heap profiles read back from pprof, and growth since a base, stack by stack", "[profile][heap]") {
+  Profile now = heapProfile();
+  auto read = readHeapPprof(encodePprof(now));
+  REQUIRE(read);
+  REQUIRE(read->samples.size() == 2);
+  CHECK(read->heap_rate_bytes == 524288);
+  CHECK(read->samples[0].heap == now.samples[0].heap);
+  CHECK(stackNames(*read, read->samples[0]) == stackNames(now, now.samples[0]));
+  CHECK(stackNames(*read, read->samples[1]) == stackNames(now, now.samples[1]));
+
+  // The base: the hot site held 40 of its 48 MiB then, the cold site 20 MiB (more than now).
+  Profile base = now;
+  base.samples[0].heap = {1000, 40u << 20, 800, 40u << 20};
+  base.samples[1].heap = {500, 8u << 20, 1280, 20u << 20};
+  auto base_read = readHeapPprof(encodePprof(base));
+  REQUIRE(base_read);
+  BaseComparison comparison;
+  Profile grown = subtractBase(now, *base_read, &comparison);
+  CHECK(comparison.matched == 2);
+  CHECK(comparison.shrank == 1);
+  REQUIRE(grown.samples.size() == 1);
+  CHECK(grown.samples[0].heap == std::vector<uint64_t>{3096, 24u << 20, 2272, 8u << 20});
+  CHECK(grown.samples[0].count == 8u << 20);
+  CHECK(stackNames(grown, grown.samples[0]).back() == kHot);
+
+  auto cpu = readHeapPprof(encodePprof(burnerProfile()));
+  REQUIRE_FALSE(cpu);
+  CHECK_THAT(cpu.error().message, Contains("not a heap profile"));
+  CHECK_FALSE(readHeapPprof("not a profile"));
+  std::string gz = encodePprof(now);
+  CHECK_FALSE(readHeapPprof(gz.substr(0, gz.size() / 2)));
 }
 
 }  // namespace
