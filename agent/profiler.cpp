@@ -1,5 +1,7 @@
 #include "profiler.h"
 
+#include "thread_signal.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -89,16 +91,6 @@ pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 // CPUCLOCK_SCHED) in include/linux/posix-timers.h): what pthread_getcpuclockid() returns, for a thread we only
 // know by its tid.
 clockid_t threadCpuClock(pid_t tid) { return static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6); }
-
-int queueSignal(pid_t tid, int signo, uint64_t value) {
-  siginfo_t info{};
-  info.si_signo = signo;
-  info.si_code = SI_QUEUE;
-  info.si_pid = getpid();
-  info.si_uid = getuid();
-  info.si_value.sival_ptr = reinterpret_cast<void*>(value);
-  return static_cast<int>(syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, signo, &info));
-}
 
 // Writes a whole frame on the non-blocking connection, waiting for room up to `deadline_ns`.
 bool sendFrame(int fd, protocol::Status status, const std::vector<uint8_t>& payload, uint64_t deadline_ns) {

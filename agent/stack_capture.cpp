@@ -1,5 +1,7 @@
 #include "stack_capture.h"
 
+#include "thread_signal.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -104,16 +106,6 @@ void readLockWindow(const std::string& syscall_line, protocol::StackThread& out)
       return;
     }
   }
-}
-
-int queueSignal(pid_t tid, int signo, uint64_t value) {
-  siginfo_t info{};
-  info.si_signo = signo;
-  info.si_code = SI_QUEUE;
-  info.si_pid = getpid();
-  info.si_uid = getuid();
-  info.si_value.sival_ptr = reinterpret_cast<void*>(value);
-  return static_cast<int>(syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, signo, &info));
 }
 
 bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; }
