@@ -97,7 +97,10 @@ int main(int argc, char** argv) {
       leakSteadily();
       churn(64 * 1024);
     }
-    usleep(5000);
+    // Only "leak" has work between signals. The other modes sleep long, so the main thread is almost never
+    // caught running: `cppops heap` can only locate the stack of a thread asleep in a system call. A signal ends
+    // the sleep early (nanosleep is not restarted after a handler).
+    usleep(std::strcmp(mode, "leak") == 0 ? 5000 : 1000000);
   }
   return 0;
 }
