@@ -161,16 +161,16 @@ class Walk {
     ThreadStop stop = stopper.stop(pid_, thread.tid, options_.capture_timeout);
     switch (stop.outcome()) {
       case ThreadStop::Outcome::kStopped: {
-        auto pcs = unwinder.unwind(thread.tid, kMaxFrames);
+        Status copied = unwinder.snapshot(thread.tid);
         thread.handler_ns = stop.resume();
         max_pause_ns_ = std::max(max_pause_ns_, thread.handler_ns);
         ++stopped_;
-        if (!pcs) {
-          thread.no_stack_reason = "stopped, but " + pcs.error().message;
+        if (!copied) {
+          thread.no_stack_reason = "stopped, but " + copied.error().message;
           return {};
         }
         thread.status = CaptureStatus::kCaptured;
-        thread.pcs = std::move(*pcs);
+        thread.pcs = unwinder.unwindSnapshot(kMaxFrames);
         return {};
       }
       case ThreadStop::Outcome::kExited:

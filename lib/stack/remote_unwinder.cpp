@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -111,10 +112,28 @@ class ModuleTables {
   std::map<std::string, void*> by_path_;
 };
 
+// A stopped thread as the unwind needs it: its registers, and its stack from the stack pointer up to the end of
+// the mapping that holds it (a thread's stack grows down, so that is every frame), at most kStackCopyLimit.
+struct ThreadSnapshot {
+  // Stacks deeper than this are rare; their outer frames are read live, after the thread has run on, and are
+  // right as long as the thread has not returned through them.
+  static constexpr size_t kStackCopyLimit = 512 * 1024;
+
+  ThreadSnapshot() : stack(kStackCopyLimit, 0) {}  // zero-filled: the pages are touched now, not during a stop
+
+  bool contains(uint64_t address, size_t size) const {
+    return address >= stack_start && address - stack_start <= stack_size && stack_size - (address - stack_start) >= size;
+  }
+
+  user_regs_struct regs{};
+  uint64_t stack_start = 0;
+  size_t stack_size = 0;
+  std::vector<uint8_t> stack;
+};
+
 // What the accessors below work on during one unwind.
 struct UnwindTarget {
-  pid_t tid = 0;
-  user_regs_struct regs{};
+  const ThreadSnapshot* snapshot = nullptr;
   RemoteMemory* memory = nullptr;
   ModuleTables* modules = nullptr;
 };
@@ -158,14 +177,18 @@ int findProcInfo(unw_addr_space_t space, unw_word_t pc, unw_proc_info_t* info, i
 int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void*) {
   if (write != 0 || t_current == nullptr) return -UNW_EINVAL;
   uint64_t word = 0;
-  if (!t_current->memory->readWord(address, word)) return -UNW_EINVAL;
+  const ThreadSnapshot* snapshot = t_current->snapshot;
+  if (snapshot != nullptr && snapshot->contains(address, sizeof word))
+    std::memcpy(&word, snapshot->stack.data() + (address - snapshot->stack_start), sizeof word);
+  else if (!t_current->memory->readWord(address, word))
+    return -UNW_EINVAL;
   *value = word;
   return 0;
 }
 
 int accessReg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* value, int write, void*) {
-  if (write != 0 || t_current == nullptr) return -UNW_EINVAL;
-  return registerValue(t_current->regs, reg, *value) ? 0 : -UNW_EBADREG;
+  if (write != 0 || t_current == nullptr || t_current->snapshot == nullptr) return -UNW_EINVAL;
+  return registerValue(t_current->snapshot->regs, reg, *value) ? 0 : -UNW_EBADREG;
 }
 
 int accessFpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
@@ -194,6 +217,7 @@ struct RemoteUnwinder::Impl {
   ModuleTables modules;
   unw_addr_space_t space = nullptr;
   void* upt = nullptr;  // for what is not in a module's file, and what libunwind asks without a pc
+  ThreadSnapshot snapshot;
 
   // Maps every module's ELF image and reads the start of its unwind table now, while no thread is stopped, so
   // that the first threads' stops are not spent on it.
@@ -226,13 +250,29 @@ Result<std::unique_ptr<RemoteUnwinder>> RemoteUnwinder::create(pid_t pid) {
   return std::unique_ptr<RemoteUnwinder>(new RemoteUnwinder(std::move(impl)));
 }
 
-Result<std::vector<uint64_t>> RemoteUnwinder::unwind(pid_t tid, size_t max_frames) {
+Status RemoteUnwinder::snapshot(pid_t tid) {
+  ThreadSnapshot& copy = impl_->snapshot;
+  copy.stack_size = 0;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &copy.regs) != 0)
+    return makeError(ErrorKind::kInternal, std::string("cannot read the thread's registers: ") + std::strerror(errno));
+  copy.stack_start = copy.regs.rsp;
+  size_t want = ThreadSnapshot::kStackCopyLimit;
+  // A thread created after the dump began has a stack the maps do not show: the limit bounds its copy, and
+  // process_vm_readv stops at the first page that is not mapped.
+  if (const proc::Mapping* stack = proc::findMapping(impl_->maps, copy.stack_start))
+    want = std::min<uint64_t>(want, stack->end - copy.stack_start);
+  iovec local{copy.stack.data(), want};
+  iovec remote{reinterpret_cast<void*>(copy.stack_start), want};
+  const ssize_t n = process_vm_readv(impl_->pid, &local, 1, &remote, 1, 0);
+  copy.stack_size = n > 0 ? static_cast<size_t>(n) : 0;
+  return {};
+}
+
+std::vector<uint64_t> RemoteUnwinder::unwindSnapshot(size_t max_frames) {
   UnwindTarget state;
-  state.tid = tid;
+  state.snapshot = &impl_->snapshot;
   state.memory = &impl_->memory;
   state.modules = &impl_->modules;
-  if (ptrace(PTRACE_GETREGS, tid, nullptr, &state.regs) != 0)
-    return makeError(ErrorKind::kInternal, std::string("cannot read the thread's registers: ") + std::strerror(errno));
   impl_->memory.forgetWritable();
   t_current = &state;
   struct Reset {
@@ -242,7 +282,7 @@ Result<std::vector<uint64_t>> RemoteUnwinder::unwind(pid_t tid, size_t max_frame
   std::vector<uint64_t> pcs;
   unw_cursor_t cursor;
   if (unw_init_remote(&cursor, impl_->space, impl_->upt) != 0) {
-    pcs.push_back(state.regs.rip);  // no unwinding, but where the thread is remains worth knowing
+    pcs.push_back(impl_->snapshot.regs.rip);  // no unwinding, but where the thread is remains worth knowing
     return pcs;
   }
   do {

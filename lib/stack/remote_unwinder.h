@@ -1,7 +1,8 @@
-// Unwinding the stack of a thread of another process while it is stopped under ptrace, with libunwind's remote
-// API. libunwind-ptrace finds the unwind tables in the ELF files the target maps; the registers come from one
-// PTRACE_GETREGS and memory from process_vm_readv a page at a time, instead of one ptrace(PEEK*) syscall per
-// word, because the time spent here is the time the thread stays stopped.
+// Unwinding the stack of a thread of another process, with libunwind's remote API, from a copy taken while the
+// thread was stopped under ptrace (as perf does with its stack samples): the thread stays stopped only for one
+// PTRACE_GETREGS and one process_vm_readv of its live stack, and runs again while the unwind walks the copy.
+// libunwind-ptrace finds the unwind tables in the ELF files the target maps; what lies outside the copy (unwind
+// tables, a signal stack, a stack deeper than the copy) is read live with process_vm_readv a page at a time.
 #pragma once
 
 #include <sys/types.h>
@@ -24,9 +25,13 @@ class RemoteUnwinder {
   RemoteUnwinder(const RemoteUnwinder&) = delete;
   RemoteUnwinder& operator=(const RemoteUnwinder&) = delete;
 
-  // `tid` must be in a ptrace-stop of the calling thread. pcs[0] is the exact pc where the thread stopped, the
-  // rest are return addresses, at most max_frames in all. Not thread-safe: one unwinder per tracing thread.
-  Result<std::vector<uint64_t>> unwind(pid_t tid, size_t max_frames);
+  // Copies the registers and the live stack of `tid`, which must be in a ptrace-stop of the calling thread. The
+  // copy replaces the previous one. Not thread-safe: one unwinder per tracing thread.
+  Status snapshot(pid_t tid);
+
+  // Unwinds the last snapshot; the thread need not be stopped any more. pcs[0] is the exact pc where the thread
+  // stopped, the rest are return addresses, at most max_frames in all.
+  std::vector<uint64_t> unwindSnapshot(size_t max_frames);
 
  private:
   struct Impl;
