@@ -19,10 +19,11 @@ namespace cppops::stack {
 
 namespace {
 
-// The target's memory as libunwind reads it: aligned words from a few stack pages and, the first time a pc is
-// seen, from the unwind tables. Whole pages come in with one process_vm_readv each and serve the following words.
-// Pages of read-only mappings (code, unwind tables) cannot change during the dump and are kept across threads;
-// the others (stacks) are forgotten between threads.
+// The target's memory as libunwind reads it live, where the thread's snapshot does not hold it: the unwind tables
+// the first time a pc is seen, and the rare stack word outside the copy (a signal stack, a very deep stack).
+// Whole pages come in with one process_vm_readv each and serve the following words. Pages of read-only mappings
+// (code, unwind tables) cannot change during the dump and are kept across threads; the others are forgotten
+// between threads.
 class RemoteMemory {
  public:
   RemoteMemory(pid_t pid, const std::vector<proc::Mapping>& maps) : pid_(pid), maps_(maps) {}
