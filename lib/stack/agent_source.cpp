@@ -2,6 +2,7 @@
 
 #include "client/client.h"
 #include "protocol/messages.h"
+#include "stack/agent_names.h"
 #include "stack/dump_pipeline.h"
 
 namespace cppops::stack {
@@ -56,7 +57,10 @@ Result<StackDump> dumpThroughAgent(pid_t pid, const DumpOptions& options) {
   if (!reply) return reply.error();
 
   const int signal = static_cast<int>(reply->signal);
-  return pipeline.finish(toRaw(pid, std::move(*reply)), signal);
+  client::Connection& agent = *conn;
+  return pipeline.finish(toRaw(pid, std::move(*reply)), signal, [&agent](const RawDump& raw, FrameSource frames) {
+    return agentNames(agent, raw, std::move(frames));
+  });
 }
 
 }  // namespace cppops::stack

@@ -533,20 +533,6 @@ StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& sta
   return dump;
 }
 
-StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, Symbolizer* symbolizer,
-                  int stack_signal) {
-  // Without a symbolizer every pc stays a bare address.
-  FrameSource frames = [symbolizer](uint64_t pc, bool is_return_address) {
-    return symbolizer != nullptr ? symbolizer->symbolize(pc, is_return_address) : std::vector<SourceFrame>{};
-  };
-  StackDump dump = analyze(raw, stats, frames, stack_signal);
-  if (symbolizer != nullptr) {
-    const std::vector<std::string>& notes = symbolizer->notes();
-    dump.notes.insert(dump.notes.end(), notes.begin(), notes.end());
-  }
-  return dump;
-}
-
 ThreadState stateFromSyscall(std::string_view syscall_line, const std::vector<SourceFrame>& frames) {
   proc::SyscallInfo info = proc::parseSyscall(syscall_line);
   switch (info.kind) {

@@ -21,12 +21,9 @@ namespace cppops::stack {
 using FrameSource = std::function<std::vector<SourceFrame>(uint64_t pc, bool is_return_address)>;
 
 // stats: /proc/PID/task/TID/stat of the dumped threads, as read by the caller (a missing thread reads as '?').
-// symbolizer: nullptr leaves frames as bare addresses. stack_signal: the real-time signal the agent unwinds
-// threads with, 0 when none was used (ptrace, --no-signal). Cost::total_ns is left for the caller to fill in.
-StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, Symbolizer* symbolizer,
-                  int stack_signal);
-
-// The same, with frames from any source: tests inject their own, the Symbolizer overload forwards here.
+// frames: a Symbolizer's, or any other source (tests inject their own). stack_signal: the real-time signal the
+// agent unwinds threads with, 0 when none was used (ptrace, --no-signal). Cost::total_ns is left for the caller
+// to fill in, and the symbolizer's notes for the caller to add.
 StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, const FrameSource& frames,
                   int stack_signal);
 

@@ -71,18 +71,24 @@ void DumpPipeline::completeStats(const RawDump& raw) {
   }
 }
 
-StackDump DumpPipeline::finish(const RawDump& raw, int stack_signal) {
+StackDump DumpPipeline::finish(const RawDump& raw, int stack_signal, const NameFallback& fallback) {
   if (!have_stats_) completeStats(raw);
-  const std::map<pid_t, proc::TaskStat>& stats = stats_;
   auto symbolizer = symbolizer_future_.get();
-  StackDump dump;
-  if (symbolizer) {
-    dump = analyze(raw, stats, symbolizer->get(), stack_signal);
-  } else {
-    RawDump unsymbolized = raw;
-    unsymbolized.notes.push_back("frames are not symbolized: " + symbolizer.error().message);
-    dump = analyze(unsymbolized, stats, static_cast<Symbolizer*>(nullptr), stack_signal);
+  Symbolizer* loaded = symbolizer ? symbolizer->get() : nullptr;
+  FrameSource frames = [loaded](uint64_t pc, bool is_return_address) {
+    return loaded != nullptr ? loaded->symbolize(pc, is_return_address) : std::vector<SourceFrame>{};
+  };
+  std::string fallback_note;
+  if (fallback) {
+    FallbackNames named = fallback(raw, frames);
+    frames = std::move(named.frames);
+    fallback_note = std::move(named.note);
   }
+  StackDump dump = analyze(raw, stats_, frames, stack_signal);
+  // The symbolizer's notes come from the modules it opened, so they are complete only now.
+  if (!symbolizer) dump.notes.push_back("frames are not symbolized: " + symbolizer.error().message);
+  else dump.notes.insert(dump.notes.end(), loaded->notes().begin(), loaded->notes().end());
+  if (!fallback_note.empty()) dump.notes.push_back(std::move(fallback_note));
   dump.cost.total_ns = elapsedNs(start_);
   return dump;
 }

@@ -6,16 +6,27 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 
 #include "core/result.h"
 #include "proc/task.h"
+#include "stack/analyze.h"
 #include "stack/model.h"
 #include "symbolize/symbolizer.h"
 
 namespace cppops::stack {
+
+// Frames from a second source for the pcs the symbolizer could not name (the agent's own tables, when the CLI
+// cannot read the target's binaries): given the dump and the symbolizer's frames, the frames to use instead, and
+// a note for the dump when it named any ("" otherwise).
+struct FallbackNames {
+  FrameSource frames;
+  std::string note;
+};
+using NameFallback = std::function<FallbackNames(const RawDump& raw, FrameSource symbolized)>;
 
 class DumpPipeline {
  public:
@@ -34,8 +45,8 @@ class DumpPipeline {
 
   // Symbolizes and analyses `raw` (see analyze()); stack_signal is 0 when no signal was used. Without taskStats(),
   // only the threads that did not name themselves in the capture have their stat read: at 1,000 threads the
-  // reads cost more than the capture.
-  StackDump finish(const RawDump& raw, int stack_signal);
+  // reads cost more than the capture. `fallback`, when given, names what the symbolizer could not.
+  StackDump finish(const RawDump& raw, int stack_signal, const NameFallback& fallback = nullptr);
 
  private:
   void completeStats(const RawDump& raw);

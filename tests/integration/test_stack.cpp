@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <algorithm>
 #include <cstdio>
 
 #include "stack_scenario.h"
@@ -179,4 +181,53 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
     dump();
     CHECK_FALSE(std::filesystem::exists(cached_file));
   }
+}
+
+TEST_CASE("stack: frames of a deleted binary the CLI cannot read are named by the agent, and the dump says so") {
+  if (!runningAsRoot()) {
+    WARN("skipped: needs root to run the target and cppops as another user");
+    return;
+  }
+  // As root, the CLI would read the deleted file through /proc/PID/map_files; as the target's unprivileged user
+  // it cannot. Everything that user touches is theirs: the binary's copy and the socket directory.
+  TempDir scratch;
+  REQUIRE(::chmod(scratch.path().c_str(), 0755) == 0);
+  const std::string copy = scratch.path() + "/deleted_binary";
+  std::filesystem::copy(targetPath("deleted_binary"), copy);
+  TempDir sockets_parent;
+  REQUIRE(::chown(sockets_parent.path().c_str(), kNobody.uid, kNobody.gid) == 0);
+  const std::string sockets = sockets_parent.path() + "/s";
+
+  TargetOptions options;
+  options.program = copy;
+  options.preload = true;
+  options.run_as = kNobody;
+  TargetProcess target(options, sockets);
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  REQUIRE(std::remove(copy.c_str()) == 0);
+
+  auto r = runCli({"stack", std::to_string(target.pid()), "--json"}, sockets, kNobody);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json dump = json::parse(r.out);
+  INFO(dump.dump(2));
+  const json* parked = nullptr;
+  for (const json& thread : dump.at("threads"))
+    for (const json& frame : thread.at("frames"))
+      if (frame.at("function") == "parkedInDeletedBinary") parked = &frame;
+  REQUIRE(parked != nullptr);
+  CHECK(parked->at("module") == copy + " (deleted)");
+  CHECK(parked->at("file") == "");  // the agent knows names, not lines
+  bool noted = false;
+  for (const json& note : dump.at("notes"))
+    noted = noted || note.get<std::string>().find("named by the agent from the target's dynamic symbol tables") !=
+                         std::string::npos;
+  CHECK(noted);
+
+  // libc is readable: its frames keep the CLI's own names and lines.
+  const json& sleeper = *std::find_if(dump.at("threads").begin(), dump.at("threads").end(), [](const json& t) {
+    return t.at("state") == "sleep";
+  });
+  CHECK(sleeper.at("frames")[0].at("module").get<std::string>().find("libc.so.6") != std::string::npos);
 }

@@ -212,7 +212,7 @@ TEST_CASE("frames: innermost first, inlined frames expanded, frame 0 exact", "[s
 
 TEST_CASE("without a symbolizer frames are bare addresses", "[stack]") {
   RawDump raw = dumpOf({sleeper(7, {0x10, 0x20}), sleeper(8, {0x10, 0x30})});
-  StackDump dump = analyze(raw, statsOf(raw), nullptr, 0);
+  StackDump dump = analyze(raw, statsOf(raw), [](uint64_t, bool) { return std::vector<SourceFrame>{}; }, 0);
   Thread thread = threadOf(dump, 7);
   REQUIRE(thread.frames.size() == 2);
   REQUIRE(thread.frames[1].address == 0x20);
