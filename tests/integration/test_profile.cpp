@@ -397,9 +397,9 @@ TEST_CASE("profile: a client that goes away ends the profile, and the agent serv
   CHECK(b.target.alive());
 }
 
-// The issue asks for 30 s; 10 s (cpu) and 3 s (wall) keep the suite short and exercise the same paths: timers
-// armed and disarmed for threads that come and go, samples taken while libraries are mapped and unmapped and
-// exceptions unwind.
+// Thirty seconds of CPU samples, as an incident-length profile would take, then a wall-clock one: timers armed
+// and disarmed for threads that come and go, samples taken while libraries are mapped and unmapped and exceptions
+// unwind.
 TEST_CASE("profile: a target that churns threads, libraries and exceptions is profiled without a hang or crash") {
   TempDir dir;
   TargetProcess target({"thread_churn", {}, true, {}, {}}, dir.path());
@@ -407,10 +407,10 @@ TEST_CASE("profile: a target that churns threads, libraries and exceptions is pr
   REQUIRE_FALSE(target.waitForSocket().empty());
   const std::string pid = std::to_string(target.pid());
   const auto start = std::chrono::steady_clock::now();
-  CliResult cpu = runCli({"profile", pid, "-d", "10s", "--json"}, dir.path(), std::nullopt, 60s);
+  CliResult cpu = runCli({"profile", pid, "-d", "30s", "--json"}, dir.path(), std::nullopt, 90s);
   INFO(cpu.err);
   REQUIRE(cpu.exit_code == 0);
-  CHECK(std::chrono::steady_clock::now() - start < 40s);
+  CHECK(std::chrono::steady_clock::now() - start < 60s);
   json summary = json::parse(cpu.out);
   CHECK(summary.at("samples").get<uint64_t>() > 0);
   CliResult wall = runCli({"profile", pid, "-d", "3s", "--mode", "wall", "--json"}, dir.path());
