@@ -565,10 +565,13 @@ void Session::run() {
       break;
     }
   }
+  // The profile covers the time the timers were armed; tearing them down and draining the buffers is not part
+  // of it, however long a loaded machine makes that.
+  const uint64_t sampled_ns = nowNs() - start;
   finish();
   if (client_gone) return;  // nobody to answer; the destructor closes nothing else
   if (stopped) notes_.push_back("the agent was stopped before the profile's duration was over");
-  std::vector<uint8_t> payload = encodeReply(nowNs() - start);
+  std::vector<uint8_t> payload = encodeReply(sampled_ns);
   sendFrame(c_.fd, protocol::Status::kOk, payload,
             nowNs() + static_cast<uint64_t>(c_.reply_timeout_ms) * kMsNs);
 }
