@@ -407,7 +407,7 @@ std::string noStackReason(const Thread& thread, const DumpContext& context) {
 std::vector<SourceFrame> symbolizeAll(const std::vector<uint64_t>& pcs, const FrameSource& frames) {
   std::vector<SourceFrame> out;
   for (size_t i = 0; i < pcs.size(); ++i) {
-    std::vector<SourceFrame> expanded = frames(pcs[i], i != 0);
+    std::vector<SourceFrame> expanded = frames ? frames(pcs[i], i != 0) : std::vector<SourceFrame>{};
     if (expanded.empty()) {
       SourceFrame bare;
       bare.address = pcs[i];

@@ -21,9 +21,9 @@ namespace cppops::stack {
 using FrameSource = std::function<std::vector<SourceFrame>(uint64_t pc, bool is_return_address)>;
 
 // stats: /proc/PID/task/TID/stat of the dumped threads, as read by the caller (a missing thread reads as '?').
-// frames: a Symbolizer's, or any other source (tests inject their own). stack_signal: the real-time signal the
-// agent unwinds threads with, 0 when none was used (ptrace, --no-signal). Cost::total_ns is left for the caller
-// to fill in, and the symbolizer's notes for the caller to add.
+// frames: a Symbolizer's, or any other source (tests inject their own); empty leaves every pc a bare address.
+// stack_signal: the real-time signal the agent unwinds threads with, 0 when none was used (ptrace, --no-signal).
+// Cost::total_ns is left for the caller to fill in, and the symbolizer's notes for the caller to add.
 StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& stats, const FrameSource& frames,
                   int stack_signal);
 
