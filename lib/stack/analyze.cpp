@@ -201,16 +201,21 @@ class DumpContext {
   int stackSignal() const { return stack_signal_; }
   bool inDump(pid_t tid) const { return std::binary_search(tids_.begin(), tids_.end(), tid); }
 
-  std::string describeFd(int fd) {
+  // Many threads often wait on one fd (a pipe, a listening socket): each is looked up once per dump.
+  const std::string& describeFd(int fd) {
+    auto [known, added] = fd_labels_.try_emplace(fd);
+    if (!added) return known->second;
     std::string label = "fd " + std::to_string(fd);
     std::string description = fds_.describe(fd);
-    return description == label ? label : label + ": " + description;
+    known->second = description == label ? label : label + ": " + description;
+    return known->second;
   }
 
  private:
   pid_t pid_;
   int stack_signal_;
   proc::FdDescriber fds_;
+  std::unordered_map<int, std::string> fd_labels_;
   std::vector<pid_t> tids_;
 };
 
