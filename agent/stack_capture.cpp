@@ -187,6 +187,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   sigsafe::Arena* arena = arenaFor(tids.size());
   const uint32_t generation = ++generation_ & 0xfffff;
   arena->finished.store(0, std::memory_order_relaxed);
+  arena->wake_at.store(UINT32_MAX, std::memory_order_relaxed);
   for (size_t i = 0; i < tids.size(); ++i) {
     arena->slots[i].tid = tids[i];
     arena->slots[i].frame_count = 0;
@@ -228,6 +229,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     const uint64_t now = sigsafe::nowNs();
     if (now >= deadline) break;
     timespec slice{0, static_cast<long>(std::min<uint64_t>(kExitCheckNs, deadline - now))};
+    arena->wake_at.store(expected_answers);
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&arena->finished), FUTEX_WAIT_PRIVATE, answered, &slice, nullptr, 0);
     if (arena->finished.load(std::memory_order_acquire) != answered) continue;
     for (size_t i = 0; i < tids.size(); ++i) {

@@ -58,8 +58,8 @@ void handler(int signo, siginfo_t* info, void* context) {
       captureInto(slot, context);
       slot.handler_ns = nowNs() - start;
       slot.state.store(slotState(kDone, generation), std::memory_order_release);
-      arena->finished.fetch_add(1, std::memory_order_release);
-      wake(arena->finished);
+      const uint32_t finished = arena->finished.fetch_add(1) + 1;
+      if (finished >= arena->wake_at.load()) wake(arena->finished);
     }
   }
   errno = saved_errno;

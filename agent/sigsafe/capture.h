@@ -42,6 +42,11 @@ struct Arena {
   uint32_t capacity = 0;
   // Incremented by each handler that finished; the requester sleeps on it with FUTEX_WAIT.
   std::atomic<uint32_t> finished{0};
+  // The count of finished handlers the requester waits for: only the handler that reaches it wakes the requester,
+  // so the answers before it cost no futex call and no wake-up of the requester each. The requester sets it
+  // before it sleeps (sequentially consistent on both sides: either the handler sees it, or the requester sees
+  // the count that makes its FUTEX_WAIT return at once).
+  std::atomic<uint32_t> wake_at{UINT32_MAX};
 };
 
 // Installs the capture handler for `signo`, chaining to whatever handler was there. Returns 0 or an errno.
