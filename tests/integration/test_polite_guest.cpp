@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "proc/process.h"
+#include "proc/task.h"
 #include "subprocess.h"
 
 using namespace cppops;
@@ -100,11 +101,15 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   TempDir dir;
   TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
   REQUIRE_FALSE(t.waitForSocket().empty());
+  // The socket is listening before the agent's thread has started and named itself: look for it a while.
   pid_t agent_tid = 0;
-  for (pid_t tid = t.pid(); tid < t.pid() + 64 && agent_tid == 0; ++tid)
-    if (proc::readFile("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(tid) + "/comm").value_or("") ==
-        "cppops-agent\n")
-      agent_tid = tid;
+  for (int attempt = 0; attempt < 500 && agent_tid == 0; ++attempt) {
+    for (pid_t tid : proc::listTasks(t.pid()))
+      if (proc::readFile("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(tid) + "/comm")
+              .value_or("") == "cppops-agent\n")
+        agent_tid = tid;
+    if (agent_tid == 0) std::this_thread::sleep_for(10ms);
+  }
   REQUIRE(agent_tid != 0);
 
   std::string status = taskStatus(t.pid(), agent_tid);
