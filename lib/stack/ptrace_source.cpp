@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -34,8 +35,28 @@ using Clock = DumpPipeline::Clock;
 
 // The agent's limit too (agent/sigsafe/capture.h), so both sources show stacks to the same depth.
 constexpr size_t kMaxFrames = 128;
-// The walking thread's nice value while it works (see Walk::walk()).
+// The walking thread's nice value while it works, where it may not run real-time (see Walk::walk()).
 constexpr int kWalkerNice = -10;
+
+bool setRealtime(bool on) {
+  sched_param param{};
+  param.sched_priority = on ? sched_get_priority_min(SCHED_FIFO) : 0;
+  return pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &param) == 0;
+}
+
+// The calling thread at the lowest real-time priority for the scope's duration, when `allowed`.
+class RealtimeScope {
+ public:
+  explicit RealtimeScope(bool allowed) : on_(allowed && setRealtime(true)) {}
+  ~RealtimeScope() {
+    if (on_) setRealtime(false);
+  }
+  RealtimeScope(const RealtimeScope&) = delete;
+  RealtimeScope& operator=(const RealtimeScope&) = delete;
+
+ private:
+  bool on_;
+};
 
 std::string taskFile(pid_t pid, pid_t tid, const char* name) {
   return "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + name;
@@ -116,10 +137,14 @@ class Walk {
  private:
   void walk() {
     pthread_setname_np(pthread_self(), "cppops-ptrace");
-    // Every moment this thread waits for a CPU while it holds a thread stopped adds to that thread's stop, so it
-    // asks for a better share of the CPU (with CAP_SYS_NICE; without, it carries on as it is). It runs for tens
-    // of microseconds per thread and sleeps in between.
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWalkerNice);
+    // Every moment this thread waits for a CPU while it holds a thread stopped adds to that thread's stop. An
+    // ordinary thread can be kept waiting for a whole scheduler slice (milliseconds) by a CPU-bound thread of the
+    // target, so while it holds a thread, and only then, it runs at the lowest real-time priority, which gets a
+    // CPU at once: from the interrupt to the release, a few tens of microseconds, mostly asleep in waitpid().
+    // That needs CAP_SYS_NICE or an RLIMIT_RTPRIO; without, it asks for a better nice value instead (also
+    // CAP_SYS_NICE), or carries on as it is.
+    realtime_ = setRealtime(true) && setRealtime(false);
+    if (!realtime_) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWalkerNice);
     std::unique_ptr<RemoteUnwinder> unwinder;
     std::optional<ThreadStopper> stopper;
     if (options_.use_signals) {
@@ -158,11 +183,13 @@ class Walk {
     if (kernel_state == 'D') return {};
     // A busy machine may take a while to schedule the thread into its stop; one in uninterruptible sleep is given
     // up on as soon as that shows, so the limit only matters for a thread that keeps running.
+    std::optional<RealtimeScope> urgent(std::in_place, realtime_);  // declared first: ends after `stop` resumes
     ThreadStop stop = stopper.stop(pid_, thread.tid, options_.capture_timeout);
     switch (stop.outcome()) {
       case ThreadStop::Outcome::kStopped: {
         Status copied = unwinder.snapshot(thread.tid);
         thread.handler_ns = stop.resume();
+        urgent.reset();  // the unwind works on the copy, at the ordinary priority
         max_pause_ns_ = std::max(max_pause_ns_, thread.handler_ns);
         ++stopped_;
         if (!copied) {
@@ -201,6 +228,7 @@ class Walk {
   std::vector<char> kernel_states_;
   size_t next_ = 0;                 // the walker's position; read by the caller only after it joined
   size_t stopped_ = 0;
+  bool realtime_ = false;  // the walker may run real-time while it holds a thread
   uint64_t max_pause_ns_ = 0;
   std::optional<Error> failure_;
 };
