@@ -55,6 +55,13 @@ int openRegularFile(const std::string& path) {
   return open(path.c_str(), O_RDONLY | O_CLOEXEC);
 }
 
+// libdwfl's default, plus the target's own debug directory when it lives in a container: debug files are found by
+// build ID, so the ones installed in the image are as good as ours.
+std::string standardDebuginfoPath(pid_t pid, bool shares_our_view) {
+  const std::string standard = ":.debug:/usr/lib/debug";
+  return shares_our_view ? standard : standard + ":/proc/" + std::to_string(pid) + "/root/usr/lib/debug";
+}
+
 // Opens the files behind the module paths in /proc/PID/maps, which name files as the target sees them.
 class ModuleFiles {
  public:
@@ -62,9 +69,12 @@ class ModuleFiles {
       : proc_dir_("/proc/" + std::to_string(pid)),
         shares_our_view_(!knownToDiffer("/", proc_dir_ + "/root") &&
                          !knownToDiffer("/proc/self/ns/mnt", proc_dir_ + "/ns/mnt")),
+        debuginfo_path_(standardDebuginfoPath(pid, shares_our_view_)),
         notes_(notes) {}
 
   bool sharesOurView() const { return shares_our_view_; }
+  // Dwfl_Callbacks::debuginfo_path for this process.
+  const std::string& debuginfoPath() const { return debuginfo_path_; }
 
   // Where inflated copies of compressed debug files are kept (see debug_cache.h); "" when caching is off.
   const std::string& debugCacheDir() const { return debug_cache_dir_; }
@@ -125,6 +135,7 @@ class ModuleFiles {
 
   std::string proc_dir_;
   bool shares_our_view_;  // same root and mount namespace, so map paths are valid paths for us too
+  std::string debuginfo_path_;
   Notes& notes_;
   std::string debug_cache_dir_ = cppops::debugCacheDir();
 };
@@ -135,25 +146,58 @@ int findElf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base
   return static_cast<ModuleFiles*>(*userdata)->open(name, file_name);
 }
 
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+// libdwfl's standard search ends, when it finds no local file, with a debuginfod download. Its first use loads
+// libdebuginfod and some thirty libraries behind it (curl, TLS, Kerberos, LDAP): about 9 ms of every dump, with
+// no server configured at all. So the search runs only when there is a local file for it to find (the places it
+// looks: by build ID under each absolute directory of the path, by debug link beside the module, in a relative
+// directory of the path and under each absolute one) or a server to ask (DEBUGINFOD_URLS).
+bool worthSearching(const std::string& path, const std::string& build_id, const char* module_file,
+                    const char* debuglink) {
+  const char* servers = std::getenv("DEBUGINFOD_URLS");
+  if (servers != nullptr && servers[0] != '\0') return true;
+  std::string module_dir;
+  if (module_file != nullptr) {
+    module_dir = module_file;
+    module_dir.erase(std::min(module_dir.size(), module_dir.rfind('/')));
+  }
+  const bool linked = debuglink != nullptr && debuglink[0] != '\0' && module_file != nullptr;
+  if (linked && exists(module_dir + "/" + debuglink)) return true;
+  for (size_t begin = 0; begin <= path.size();) {
+    size_t end = std::min(path.find(':', begin), path.size());
+    const std::string dir = path.substr(begin, end - begin);
+    begin = end + 1;
+    if (dir.empty()) continue;
+    if (dir[0] != '/') {
+      if (linked && exists(module_dir + "/" + dir + "/" + debuglink)) return true;
+      continue;
+    }
+    if (build_id.size() > 2 &&
+        exists(dir + "/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug"))
+      return true;
+    if (linked && exists(dir + module_dir + "/" + debuglink)) return true;
+  }
+  return false;
+}
+
 // The inflated copy from the cache when there is one; libdwfl's standard search otherwise.
 int findDebuginfo(Dwfl_Module* mod, void** userdata, const char* module_name, Dwarf_Addr base, const char* file_name,
                   const char* debuglink_file, GElf_Word debuglink_crc, char** debuginfo_file_name) {
-  const std::string cached =
-      cachedDebugFile(static_cast<ModuleFiles*>(*userdata)->debugCacheDir(), buildIdHex(mod));
+  const ModuleFiles& files = *static_cast<ModuleFiles*>(*userdata);
+  const std::string build_id = buildIdHex(mod);
+  const std::string cached = cachedDebugFile(files.debugCacheDir(), build_id);
   if (!cached.empty()) {
     const int fd = open(cached.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0 && (*debuginfo_file_name = strdup(cached.c_str())) != nullptr) return fd;
     if (fd >= 0) close(fd);
   }
+  if (!worthSearching(files.debuginfoPath(), build_id, file_name, debuglink_file)) return -1;
   return dwfl_standard_find_debuginfo(mod, userdata, module_name, base, file_name, debuglink_file, debuglink_crc,
                                       debuginfo_file_name);
-}
-
-// libdwfl's default, plus the target's own debug directory when it lives in a container: debug files are found by
-// build ID, so the ones installed in the image are as good as ours.
-std::string debuginfoPath(pid_t pid, bool shares_our_view) {
-  const std::string standard = ":.debug:/usr/lib/debug";
-  return shares_our_view ? standard : standard + ":/proc/" + std::to_string(pid) + "/root/usr/lib/debug";
 }
 
 int attachModuleFiles(Dwfl_Module*, void** userdata, const char*, Dwarf_Addr, void* files) {
@@ -462,7 +506,7 @@ std::string symbolName(const SymbolIndex& symbols, Dwarf_Addr addr) {
 struct Symbolizer::Impl {
   explicit Impl(pid_t pid)
       : files(pid, notes),
-        debuginfo_path(debuginfoPath(pid, files.sharesOurView())),
+        debuginfo_path(files.debuginfoPath()),
         debuginfo_path_data(debuginfo_path.data()),
         callbacks{findElf, findDebuginfo, nullptr, &debuginfo_path_data},
         dwfl(dwfl_begin(&callbacks)) {}
