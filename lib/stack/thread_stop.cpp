@@ -25,8 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 // A slow stop is checked this often for uninterruptible sleep, which would make waiting on pointless.
 constexpr std::chrono::milliseconds kStateCheckEvery{1};
-// How long the wait for a stop polls before it sleeps (see stop()).
-constexpr std::chrono::microseconds kSpinFor{200};
 // Without a timer (timer_create failed), the wait polls instead, at this interval.
 constexpr timespec kPollInterval{0, 20'000};
 
@@ -134,41 +132,6 @@ ThreadStop ThreadStopper::stop(pid_t pid, pid_t tid, std::chrono::milliseconds l
     return held;
   }
 
-  // What a wait status says: true when the wait is over (stopped or gone), with `held` updated.
-  auto settle = [&](int status) {
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      held.outcome_ = ThreadStop::Outcome::kExited;
-      return true;
-    }
-    if (!WIFSTOPPED(status)) return false;
-    // PTRACE_EVENT_STOP is our interrupt (or a group stop, which detaching leaves in place); any other stop is a
-    // signal arriving meanwhile, to be delivered when we let go.
-    if ((status >> 16) != PTRACE_EVENT_STOP) held.pending_signal_ = WSTOPSIG(status);
-    held.outcome_ = ThreadStop::Outcome::kStopped;
-    held.attached_ = true;
-    held.stopped_at_ = interrupted_at;
-    const uint64_t busy_after = busy_before == kUnknown ? kUnknown : sched.busyNs().value_or(kUnknown);
-    if (busy_after != kUnknown && busy_after >= busy_before)
-      held.stopped_at_ = std::min(interrupted_at + std::chrono::nanoseconds(busy_after - busy_before), Clock::now());
-    return true;
-  };
-
-  // Most threads stop within tens of microseconds. Asleep in waitpid(), this thread would then have to be woken
-  // and get a CPU back while the target thread stays stopped, which on a busy machine took milliseconds;
-  // polling for that short while keeps it on its CPU. (Not sched_yield(): that gives the CPU away for a whole
-  // slice.)
-  const auto spin_until = interrupted_at + kSpinFor;
-  for (;;) {
-    int status = 0;
-    const pid_t waited = waitpid(tid, &status, __WALL | WNOHANG);
-    if (waited == tid && settle(status)) return held;
-    if (waited < 0 && errno != EINTR) {  // ECHILD: it has gone and been reaped
-      held.outcome_ = ThreadStop::Outcome::kExited;
-      return held;
-    }
-    if (Clock::now() >= spin_until) break;
-  }
-
   const auto deadline = interrupted_at + limit;
   for (;;) {
     const auto now = Clock::now();
@@ -179,7 +142,23 @@ ThreadStop ThreadStopper::stop(pid_t pid, pid_t tid, std::chrono::milliseconds l
     const int error = errno;
     if (armed) setTimer(std::chrono::nanoseconds(0));
     if (waited == tid) {
-      if (settle(status)) return held;
+      if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        held.outcome_ = ThreadStop::Outcome::kExited;
+        return held;
+      }
+      if (WIFSTOPPED(status)) {
+        // PTRACE_EVENT_STOP is our interrupt (or a group stop, which detaching leaves in place); any other stop
+        // is a signal arriving meanwhile, to be delivered when we let go.
+        if ((status >> 16) != PTRACE_EVENT_STOP) held.pending_signal_ = WSTOPSIG(status);
+        held.outcome_ = ThreadStop::Outcome::kStopped;
+        held.attached_ = true;
+        held.stopped_at_ = interrupted_at;
+        const uint64_t busy_after = busy_before == kUnknown ? kUnknown : sched.busyNs().value_or(kUnknown);
+        if (busy_after != kUnknown && busy_after >= busy_before)
+          held.stopped_at_ =
+              std::min(interrupted_at + std::chrono::nanoseconds(busy_after - busy_before), Clock::now());
+        return held;
+      }
       continue;
     }
     if (waited < 0 && error != EINTR) {  // ECHILD: it has gone and been reaped

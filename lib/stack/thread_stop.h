@@ -87,8 +87,8 @@ class ThreadStopper {
   ThreadStop stop(pid_t pid, pid_t tid, std::chrono::milliseconds limit);
 
  private:
-  // After a short poll, the wait for a stop sleeps in waitpid(), so the CPU is free for the tracee to reach its
-  // stop on; a timer aimed at this thread (StopWaitSignal) ends a wait that takes too long. 0 disarms; false without a timer,
+  // The wait for a stop sleeps in waitpid(), so the CPU is free for the tracee to reach its stop on; a timer
+  // aimed at this thread (StopWaitSignal) ends a wait that takes too long. 0 disarms; false without a timer,
   // in which case the wait polls.
   bool setTimer(std::chrono::nanoseconds after);
 
