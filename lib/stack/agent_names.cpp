@@ -29,9 +29,12 @@ std::string demangle(const std::string& name) {
   return status == 0 && out ? std::string(out.get()) : name;
 }
 
-bool unnamed(const FrameSource& frames, uint64_t pc, bool is_return_address) {
+// Only a module the CLI could not open is worth asking about: in one it could read, a pc without a name lies in
+// a function that no symbol table names (a static function of a stripped library), which dladdr cannot name
+// either. Code outside any module (JIT code) has no name anywhere.
+bool unnamedInUnreadableModule(const FrameSource& frames, uint64_t pc, bool is_return_address) {
   std::vector<SourceFrame> resolved = frames(pc, is_return_address);
-  return resolved.empty() || resolved.back().function.empty();
+  return !resolved.empty() && resolved.back().function.empty() && resolved.back().module_unreadable;
 }
 
 }  // namespace
@@ -41,7 +44,7 @@ FallbackNames agentNames(client::Connection& agent, const RawDump& raw, FrameSou
   std::unordered_set<uint64_t> seen;
   for (const RawThread& thread : raw.threads)
     for (size_t i = 0; i < thread.pcs.size(); ++i)
-      if (seen.insert(thread.pcs[i]).second && unnamed(symbolized, thread.pcs[i], i > 0))
+      if (seen.insert(thread.pcs[i]).second && unnamedInUnreadableModule(symbolized, thread.pcs[i], i > 0))
         wanted.push_back(thread.pcs[i]);
   if (wanted.empty() || !agent.supports(protocol::Command::kSymbols)) return {std::move(symbolized), ""};
 

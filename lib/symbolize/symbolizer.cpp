@@ -426,8 +426,9 @@ void describeModule(Dwfl_Module* mod, uint64_t pc, SourceFrame& frame) {
   Dwarf_Addr start = 0;
   frame.module = displayName(dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr));
   Dwarf_Addr bias = 0;
+  frame.module_unreadable = dwfl_module_getelf(mod, &bias) == nullptr;
   // Without the ELF file the load bias is unknown; the start of the mapping is the next best reference.
-  frame.module_offset = pc - (dwfl_module_getelf(mod, &bias) != nullptr ? bias : start);
+  frame.module_offset = pc - (frame.module_unreadable ? start : bias);
 }
 
 // dwfl_module_addrinfo scans the whole symbol table on every call (10,000 symbols for libc); this index answers

@@ -20,6 +20,7 @@ struct SourceFrame {
   int line = 0;                // 0 when unknown
   std::string module;          // path of the ELF module as the target maps it; "[vdso]" for the vDSO
   uint64_t module_offset = 0;  // address relative to the module's load bias (useful when nothing else is known)
+  bool module_unreadable = false;  // the module's file could not be opened: only its name is known
   bool inlined = false;        // true for a frame that was inlined into the next (outer) one
 };
 

@@ -223,6 +223,7 @@ TEST_CASE("symbolizes a call site in this binary", "[symbolizer]") {
   CHECK(frames[0].address == capture.pc);
   CHECK(frames[0].module == std::filesystem::read_symlink("/proc/self/exe").string());
   CHECK(frames[0].module_offset == capture.pc - loadBaseOf(capture.pc));
+  CHECK_FALSE(frames[0].module_unreadable);
   CHECK_FALSE(anyNoteContains(*symbolizer, "/proc/"));
 }
 
@@ -338,9 +339,11 @@ TEST_CASE("symbolizes a process whose executable was deleted", "[symbolizer]") {
   CHECK(frames[0].module == copy + " (deleted)");
   if (geteuid() == 0) {
     checkPlainCallSite(frames, capture);
+    CHECK_FALSE(frames[0].module_unreadable);
     CHECK(anyNoteContains(*symbolizer, "/map_files/"));
   } else {
     CHECK(frames[0].function.empty());
+    CHECK(frames[0].module_unreadable);
     CHECK(anyNoteContains(*symbolizer, "cannot open module " + copy));
   }
 }
