@@ -230,7 +230,7 @@ TEST_CASE("heap profile: a steady leak grows between two reads while sampling st
   CHECK(noted);
 }
 
-TEST_CASE("heap profile: one run over --duration switches sampling on and off again; folded and SVG outputs") {
+TEST_CASE("heap profile: one run over --duration switches sampling on and off again, with folded and SVG outputs") {
   Target t({"leak"});
   const std::string folded = t.dir.path() + "/heap.folded";
   json summary = t.cli({"profile", t.pid(), "--heap", "-d", "1s", "--heap-rate", "64KiB", "-o", folded, "--json"});

@@ -116,7 +116,7 @@ TEST_CASE("cppops metrics --json: the same figures for scripts") {
   CHECK(app[3].at("buckets")[1] == json({{"le", "0.1"}, {"count", 3}}));
 }
 
-TEST_CASE("cppops metrics on a preloaded program that knows nothing of cppops; a process without an agent") {
+TEST_CASE("cppops metrics on a preloaded program that knows nothing of cppops, and a process without an agent") {
   TempDir dir;
   TargetProcess t({"thread_leak", {"100000"}, true, {}, {}}, dir.path());
   REQUIRE(t.waitForOutput("ready"));

@@ -33,7 +33,7 @@ struct Tmux {
 
 }  // namespace
 
-TEST_CASE("cppops top in a terminal: busiest thread first, states, frames; q quits") {
+TEST_CASE("cppops top in a terminal: busiest thread first, states, frames, and q quits") {
   if (runProgram({"/bin/sh", "-c", "command -v tmux"}, {}).exit_code != 0)
     FAIL("tmux is missing: run scripts/setup.sh");
   TempDir dir;
@@ -73,7 +73,7 @@ TEST_CASE("cppops top in a terminal: busiest thread first, states, frames; q qui
   CHECK(t.alive());
 }
 
-TEST_CASE("cppops top without a terminal prints one frame and exits; --json for scripts") {
+TEST_CASE("cppops top without a terminal prints one frame and exits, also as --json for scripts") {
   TempDir dir;
   TargetProcess t({"metrics_app", {}, false, {}, {}}, dir.path());
   REQUIRE(t.waitForOutput("ready"));

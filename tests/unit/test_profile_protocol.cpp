@@ -38,7 +38,7 @@ TEST_CASE("PROFILE is command 6, named profile") {
   CHECK(protocol::commandFromName("profile") == protocol::Command::kProfile);
 }
 
-TEST_CASE("profile request: 9 bytes on the wire; an empty payload means the defaults") {
+TEST_CASE("profile request: 9 bytes on the wire, and an empty payload means the defaults") {
   protocol::ProfileRequest request;
   request.duration_ms = 30000;
   request.rate_hz = 997;
