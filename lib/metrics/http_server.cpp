@@ -78,32 +78,46 @@ bool readHead(int fd, std::string& head, int timeout_ms) {
 Result<HttpServer> HttpServer::listen(const std::string& address) {
   const size_t colon = address.rfind(':');
   const auto usage = [&](const std::string& why) {
-    return makeError(ErrorKind::kUsage, "--listen '" + address + "': " + why + "; write it like 127.0.0.1:9464");
+    return makeError(ErrorKind::kUsage, "--listen '" + address + "': " + why + "; write it like 127.0.0.1:9464 or [::1]:9464");
   };
   if (colon == std::string::npos) return usage("no port");
   const std::string host = address.substr(0, colon);
   char* end = nullptr;
   const unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
   if (colon + 1 == address.size() || *end != '\0' || port > 65535) return usage("the port is not a number up to 65535");
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return usage("the host is not an IPv4 address");
+  sockaddr_storage storage{};
+  socklen_t size = 0;
+  uint16_t* bound_port = nullptr;  // network order, in `storage`
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&storage);
+    sa->sin6_family = AF_INET6;
+    if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &sa->sin6_addr) != 1)
+      return usage("the host is not an IPv6 address");
+    size = sizeof *sa;
+    bound_port = &sa->sin6_port;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&storage);
+    sa->sin_family = AF_INET;
+    if (::inet_pton(AF_INET, host.c_str(), &sa->sin_addr) != 1)
+      return usage("the host is not an IPv4 address, nor an IPv6 address in brackets ([::1])");
+    size = sizeof *sa;
+    bound_port = &sa->sin_port;
+  }
+  *bound_port = htons(static_cast<uint16_t>(port));
 
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return makeError(ErrorKind::kInternal, std::string("cannot create a socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 64) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), size) != 0 || ::listen(fd, 64) != 0) {
     const int err = errno;
     ::close(fd);
     return makeError(err == EACCES ? ErrorKind::kPermission : ErrorKind::kUsage,
                      "cannot listen on " + address + ": " + std::strerror(err) +
                          (err == EADDRINUSE ? "; pick another port, or :0 for a free one" : ""));
   }
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  return HttpServer(fd, host, ntohs(sa.sin_port));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &size);
+  return HttpServer(fd, host, ntohs(*bound_port));
 }
 
 HttpServer::HttpServer(HttpServer&& other) noexcept

@@ -18,7 +18,8 @@ struct HttpResponse {
 
 class HttpServer {
  public:
-  // Binds host:port ("127.0.0.1:9464"; port 0 picks a free one). Only numeric IPv4 addresses.
+  // Binds host:port: a numeric IPv4 address ("127.0.0.1:9464") or a bracketed IPv6 one ("[::1]:9464"); port 0
+  // picks a free one. host() is the host as written, brackets included, ready for a URL.
   static Result<HttpServer> listen(const std::string& address);
   HttpServer(HttpServer&& other) noexcept;
   HttpServer& operator=(HttpServer&&) = delete;

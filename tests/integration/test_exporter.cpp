@@ -16,8 +16,9 @@ using nlohmann::json;
 namespace {
 
 // Starts the exporter on a free port and returns the port it printed, 0 when it never said.
-uint16_t startExporter(BackgroundCli& exporter) {
-  const std::string marker = "serving http://127.0.0.1:";
+// The port the exporter says it serves on; `host` as it appears in its URL.
+uint16_t startExporter(BackgroundCli& exporter, const std::string& host = "127.0.0.1") {
+  const std::string marker = "serving http://" + host + ":";
   for (int i = 0; i < 100; ++i) {
     const std::string out = exporter.out();
     const size_t at = out.find(marker);
@@ -30,7 +31,7 @@ uint16_t startExporter(BackgroundCli& exporter) {
 
 }  // namespace
 
-TEST_CASE("cppops exporter serves every agent process; a frozen one is skipped and counted, not waited for") {
+TEST_CASE("cppops exporter serves every agent process, and a frozen one is skipped and counted, not waited for") {
   TempDir dir;
   TargetProcess app({"metrics_app", {}, false, {}, {}}, dir.path());
   TargetProcess frozen({"plain_target", {}, true, {}, {}}, dir.path());
@@ -119,4 +120,25 @@ TEST_CASE("a real Prometheus scrapes the exporter and returns the blocked-thread
   CHECK(result[0].at("metric").at("process") == "metrics_app");
   CHECK(result[0].at("metric").at("instance") == "127.0.0.1:" + std::to_string(exporter_port));
   CHECK(result[0].at("value")[1] == "3");
+}
+
+TEST_CASE("cppops exporter listens on IPv6 too, and a host that is neither address form is a usage error") {
+  TempDir dir;
+  TargetProcess app({"metrics_app", {}, false, {}, {}}, dir.path());
+  REQUIRE(app.waitForOutput("ready"));
+  BackgroundCli exporter({"exporter", "--listen", "[::1]:0"}, dir.path());
+  const uint16_t port = startExporter(exporter, "[::1]");
+  INFO(exporter.out());
+  REQUIRE(port != 0);
+  auto r = httpGet(port, "/metrics", 10s, "::1");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.find("cppops_threads{pid=\"" + std::to_string(app.pid()) + "\"") != std::string::npos);
+
+  for (const std::string bad : {"::1:9464", "[::1:9464", "localhost:9464", "[127.0.0.1]:9464"}) {
+    INFO(bad);
+    CliResult refused = runCli({"exporter", "--listen", bad}, dir.path());
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("write it like 127.0.0.1:9464 or [::1]:9464") != std::string::npos);
+  }
 }

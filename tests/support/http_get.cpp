@@ -10,20 +10,34 @@
 
 namespace cppops::test {
 
-std::optional<HttpReply> httpGet(uint16_t port, const std::string& path_and_query, std::chrono::milliseconds limit) {
+std::optional<HttpReply> httpGet(uint16_t port, const std::string& path_and_query, std::chrono::milliseconds limit,
+                                 const std::string& host) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool v6 = host.find(':') != std::string::npos;
+  sockaddr_storage storage{};
+  socklen_t size = 0;
+  if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&storage);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(port);
+    if (::inet_pton(AF_INET6, host.c_str(), &sa->sin6_addr) != 1) return std::nullopt;
+    size = sizeof *sa;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&storage);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &sa->sin_addr) != 1) return std::nullopt;
+    size = sizeof *sa;
+  }
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&storage), size) != 0) {
     ::close(fd);
     return std::nullopt;
   }
+  const std::string authority = v6 ? "[" + host + "]" : host;
   const std::string request =
-      "GET " + path_and_query + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      "GET " + path_and_query + " HTTP/1.1\r\nHost: " + authority + "\r\nConnection: close\r\n\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return std::nullopt;

@@ -14,9 +14,10 @@ struct HttpReply {
   std::string body;
 };
 
-// nullopt when nothing listens or no complete reply came within `limit`.
+// nullopt when nothing listens or no complete reply came within `limit`. `host`: IPv4 loopback, or IPv6 "::1".
 std::optional<HttpReply> httpGet(uint16_t port, const std::string& path_and_query,
-                                 std::chrono::milliseconds limit = std::chrono::seconds(10));
+                                 std::chrono::milliseconds limit = std::chrono::seconds(10),
+                                 const std::string& host = "127.0.0.1");
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound and released).
 uint16_t freeLoopbackPort();
