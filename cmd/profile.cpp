@@ -201,6 +201,15 @@ Status probeOutput(const ProfileFlags& f, Format format, bool* existed) {
   return {};
 }
 
+// The "top" array of both --json summaries (documented in cppops(1)).
+nlohmann::json topJson(const std::vector<profile::TopEntry>& entries) {
+  nlohmann::json functions = nlohmann::json::array();
+  for (const profile::TopEntry& e : entries)
+    functions.push_back({{"function", e.function}, {"flat", e.flat}, {"flat_fraction", e.flat_fraction},
+                         {"cum", e.cum}, {"cum_fraction", e.cum_fraction}});
+  return functions;
+}
+
 nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawProfile& raw, const ProfileFlags& f,
                            uint32_t rate_hz, const std::vector<std::string>& notes, std::optional<Format> written) {
   const profile::TopTable top = profile::computeTop(profile, f.top);
@@ -216,11 +225,7 @@ nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawPr
   nlohmann::json threads = nlohmann::json::array();
   for (const ThreadTotal& t : threadTotals(raw)) threads.push_back({{"tid", t.tid}, {"name", t.name}, {"samples", t.samples}});
   doc["threads"] = std::move(threads);
-  nlohmann::json functions = nlohmann::json::array();
-  for (const profile::TopEntry& e : top.entries)
-    functions.push_back({{"function", e.function}, {"flat", e.flat}, {"flat_fraction", e.flat_fraction},
-                         {"cum", e.cum}, {"cum_fraction", e.cum_fraction}});
-  doc["top"] = std::move(functions);
+  doc["top"] = topJson(top.entries);
   if (written) doc["output"] = {{"file", f.output}, {"format", formatName(*written)}};
   doc["notes"] = notes;
   return doc;
@@ -337,11 +342,7 @@ nlohmann::json heapSummaryJson(const profile::Profile& profile, const ProfileFla
   doc["dropped"] = profile.dropped;
   doc["total"] = {{"alloc_objects", totals[profile::kAllocObjects]}, {"alloc_space", totals[profile::kAllocSpace]},
                   {"inuse_objects", totals[profile::kInuseObjects]}, {"inuse_space", totals[profile::kInuseSpace]}};
-  nlohmann::json functions = nlohmann::json::array();
-  for (const profile::TopEntry& e : profile::computeTop(profile, f.top).entries)
-    functions.push_back({{"function", e.function}, {"flat", e.flat}, {"flat_fraction", e.flat_fraction},
-                         {"cum", e.cum}, {"cum_fraction", e.cum_fraction}});
-  doc["top"] = std::move(functions);
+  doc["top"] = topJson(profile::computeTop(profile, f.top).entries);
   if (written) doc["output"] = {{"file", f.output}, {"format", formatName(*written)}};
   doc["notes"] = notes;
   return doc;
