@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -411,6 +410,7 @@ std::string noStackReason(const Thread& thread, const DumpContext& context) {
 
 std::vector<SourceFrame> symbolizeAll(const std::vector<uint64_t>& pcs, const FrameSource& frames) {
   std::vector<SourceFrame> out;
+  out.reserve(pcs.size());
   for (size_t i = 0; i < pcs.size(); ++i) {
     std::vector<SourceFrame> expanded = frames ? frames(pcs[i], i != 0) : std::vector<SourceFrame>{};
     if (expanded.empty()) {
@@ -482,36 +482,71 @@ std::vector<Deadlock> findDeadlocks(const std::vector<Thread>& threads) {
   return deadlocks;
 }
 
-// (function, file, line, module, location).
-using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t>;
+// What makes two frames the same for grouping: (function, file, line, module, location). Views into the
+// threads' own frames, which outlive the grouping.
+struct FrameKey {
+  std::string_view function, file, module;
+  int line = 0;
+  uint64_t location = 0;
+
+  bool operator==(const FrameKey& other) const {
+    return line == other.line && location == other.location && function == other.function && file == other.file &&
+           module == other.module;
+  }
+};
+
+struct FrameKeyHash {
+  size_t operator()(const FrameKey& key) const {
+    size_t h = std::hash<std::string_view>()(key.function);
+    for (size_t part : {std::hash<std::string_view>()(key.file), std::hash<std::string_view>()(key.module),
+                        static_cast<size_t>(key.line), static_cast<size_t>(key.location)})
+      h = (h ^ part) * 0x100000001b3ull;
+    return h;
+  }
+};
 
 FrameKey frameKey(const SourceFrame& frame) {
-  if (!frame.function.empty()) return {frame.function, frame.file, frame.line, frame.module, 0};
+  if (!frame.function.empty()) return {frame.function, frame.file, frame.module, frame.line, 0};
   // Without a name, where the code is tells frames apart: the module offset, or the bare address when even the
   // module is unknown.
-  return {"", "", 0, frame.module, frame.module.empty() ? frame.address : frame.module_offset};
+  return {"", "", frame.module, 0, frame.module.empty() ? frame.address : frame.module_offset};
 }
 
+// Threads group by state, reason and frames. Each distinct frame gets a number once, so a thread's key is a
+// short vector of numbers: 1,000 threads share a few hundred distinct frames, and comparing their names once
+// per frame rather than once per comparison is what keeps grouping cheap.
 struct GroupKey {
   ThreadState state;
-  std::string no_stack_reason;
-  std::vector<FrameKey> frames;
+  std::string_view no_stack_reason;
+  std::vector<uint32_t> frames;
 
-  bool operator<(const GroupKey& other) const {
-    return std::tie(state, no_stack_reason, frames) < std::tie(other.state, other.no_stack_reason, other.frames);
+  bool operator==(const GroupKey& other) const {
+    return state == other.state && no_stack_reason == other.no_stack_reason && frames == other.frames;
+  }
+};
+
+struct GroupKeyHash {
+  size_t operator()(const GroupKey& key) const {
+    size_t h = std::hash<std::string_view>()(key.no_stack_reason) ^ static_cast<size_t>(key.state);
+    for (uint32_t id : key.frames) h = (h ^ id) * 0x100000001b3ull;
+    return h;
   }
 };
 
 std::vector<Group> groupThreads(const std::vector<Thread>& threads) {
-  std::map<GroupKey, std::vector<size_t>> members_by_key;
+  std::unordered_map<FrameKey, uint32_t, FrameKeyHash> frame_ids;
+  std::unordered_map<GroupKey, size_t, GroupKeyHash> group_of;
+  std::vector<Group> groups;
   for (size_t i = 0; i < threads.size(); ++i) {
     const Thread& thread = threads[i];
     GroupKey key{thread.state, thread.no_stack_reason, {}};
-    std::transform(thread.frames.begin(), thread.frames.end(), std::back_inserter(key.frames), frameKey);
-    members_by_key[std::move(key)].push_back(i);
+    key.frames.reserve(thread.frames.size());
+    for (const SourceFrame& frame : thread.frames)
+      key.frames.push_back(frame_ids.try_emplace(frameKey(frame), static_cast<uint32_t>(frame_ids.size())).first->second);
+    auto [it, added] = group_of.try_emplace(std::move(key), groups.size());
+    if (added) groups.push_back(Group{{}, thread.state});
+    groups[it->second].members.push_back(i);
   }
-  std::vector<Group> groups;
-  for (auto& [key, members] : members_by_key) groups.push_back(Group{std::move(members), key.state});
   // Members are ascending indexes into tid-sorted threads, so the first is the group's smallest tid.
   std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
     if (a.members.size() != b.members.size()) return a.members.size() > b.members.size();
