@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "command.h"
+#include "core/bury.h"
 #include "exit_codes.h"
 #include "discovery/discovery.h"
 #include "proc/process.h"
@@ -108,6 +109,7 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
   options.capture_timeout = std::chrono::milliseconds(f.capture_timeout_ms);
   options.timeout = std::max(flags.timeout(), options.capture_timeout + std::chrono::milliseconds(2000));
   options.use_signals = !f.no_signal;
+  options.exits_after = true;
   auto dump = takeDump(f, options);
   if (!dump) return reportError(dump.error(), flags);
   if (!f.diff_file.empty()) return printDiff(f, *dump, flags);
@@ -120,7 +122,9 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
     render.filter = *filter;
     fmt::print("{}", stack::renderText(*dump, render));
   }
-  return dump->deadlocks.empty() ? kExitOk : kExitDeadlock;
+  const int code = dump->deadlocks.empty() ? kExitOk : kExitDeadlock;
+  buryUntilExit(std::make_unique<stack::StackDump>(std::move(*dump)));
+  return code;
 }
 
 }  // namespace

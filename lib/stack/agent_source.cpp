@@ -45,7 +45,7 @@ Result<StackDump> dumpThroughAgent(pid_t pid, const DumpOptions& options) {
                                             conn->hello().agent_version +
                                             ") cannot take stack dumps; restart the process with a newer agent");
 
-  DumpPipeline pipeline(pid, start);
+  DumpPipeline pipeline(pid, start, options.exits_after);
   protocol::StackRequest request;
   request.timeout_ms = static_cast<uint32_t>(options.capture_timeout.count());
   request.use_signals = options.use_signals ? 1 : 0;

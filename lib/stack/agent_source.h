@@ -16,6 +16,7 @@ struct DumpOptions {
   std::chrono::milliseconds capture_timeout{1000};  // how long the agent waits for threads to answer (ptrace:
                                                     // how long one thread may take to stop)
   bool use_signals = true;
+  bool exits_after = false;  // the process ends after this one dump: its symbolizer is left to the exit
 };
 
 // Asks the agent of `pid` for a dump and analyses it. The /proc reads and the symbolizer set-up run while the

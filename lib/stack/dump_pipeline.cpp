@@ -6,6 +6,7 @@
 
 #include <utility>
 
+#include "core/bury.h"
 #include "stack/analyze.h"
 
 namespace cppops::stack {
@@ -38,9 +39,10 @@ uint64_t elapsedNs(DumpPipeline::Clock::time_point since) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(DumpPipeline::Clock::now() - since).count());
 }
 
-DumpPipeline::DumpPipeline(pid_t pid, Clock::time_point start)
+DumpPipeline::DumpPipeline(pid_t pid, Clock::time_point start, bool exits_after)
     : pid_(pid),
       start_(start),
+      exits_after_(exits_after),
       symbolizer_future_(std::async(std::launch::async, loadSymbolizer, pid)) {}
 
 // The future's destructor waits for its work: an early return of a source never leaves a thread behind.
@@ -89,6 +91,7 @@ StackDump DumpPipeline::finish(const RawDump& raw, int stack_signal, const NameF
   if (!symbolizer) dump.notes.push_back("frames are not symbolized: " + symbolizer.error().message);
   else dump.notes.insert(dump.notes.end(), loaded->notes().begin(), loaded->notes().end());
   if (!fallback_note.empty()) dump.notes.push_back(std::move(fallback_note));
+  if (exits_after_ && symbolizer) buryUntilExit(std::move(*symbolizer));
   dump.cost.total_ns = elapsedNs(start_);
   return dump;
 }

@@ -33,8 +33,9 @@ class DumpPipeline {
   using Clock = std::chrono::steady_clock;
 
   // Starts loading the symbolizer in the background. `start` is when the dump began for the user:
-  // Cost::total_ns is measured from it.
-  DumpPipeline(pid_t pid, Clock::time_point start);
+  // Cost::total_ns is measured from it. With `exits_after`, the symbolizer is buried (core/bury.h) rather than
+  // torn down: tearing down libdwfl's tables costs milliseconds on the way to the answer.
+  DumpPipeline(pid_t pid, Clock::time_point start, bool exits_after = false);
   ~DumpPipeline();
   DumpPipeline(const DumpPipeline&) = delete;
   DumpPipeline& operator=(const DumpPipeline&) = delete;
@@ -53,6 +54,7 @@ class DumpPipeline {
 
   pid_t pid_;
   Clock::time_point start_;
+  bool exits_after_;
   std::future<Result<std::unique_ptr<Symbolizer>>> symbolizer_future_;
   std::map<pid_t, proc::TaskStat> stats_;
   bool have_stats_ = false;

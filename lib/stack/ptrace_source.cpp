@@ -254,7 +254,7 @@ Result<StackDump> dumpThroughPtrace(pid_t pid, const DumpOptions& options) {
     return makeError(ErrorKind::kUsage, "cppops cannot dump its own stacks; give the PID of another process");
   if (Status access = checkAccess(pid); !access) return access.error();
 
-  DumpPipeline pipeline(pid, start);
+  DumpPipeline pipeline(pid, start, options.exits_after);
   // Taken before any thread is stopped: a stopped thread reads as 't'.
   Walk walk(pid, options, pipeline.taskStats());
   const auto walk_start = Clock::now();
