@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # What the heap profiler costs a malloc-heavy program, in one run: two workloads (tests/bench/heap_bench.cpp:
-# malloc, fill and free, nothing else; "mixed" blocks average 1 KiB, "small" ones 16-256 B) with no preload, with
-# the agent preloaded and sampling off, with sampling on at 512 KiB (and at 64 KiB), and under heaptrack for
-# comparison. Configurations alternate round by round so that load on the machine falls on all of them alike;
-# each figure is the median over the rounds. Time is the workload's own CPU time per pair (heaptrack's separate
-# interpreter process is not in it: its wall time per pair is shown too). Sampling costs per call (a countdown
-# on malloc, a filter on free) and per sample (a backtrace): the mixed workload allocates ~1 KiB per pair, so it
-# takes a sample every ~500 pairs; the small one every ~4000.
+# malloc, fill and free, nothing else; "mixed" blocks average 1 KiB, "small" ones 16-256 B), each on one thread
+# and on two, with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
+# 64 KiB), and under heaptrack for comparison. Configurations alternate round by round so that load on the
+# machine falls on all of them alike; each figure is the median over the rounds. Time is the workload's own CPU
+# time per pair (heaptrack's separate interpreter process is not in it: its wall time per pair is shown too).
+# Sampling costs per call (a countdown on malloc, a filter on free) and per sample (a backtrace): the mixed
+# workload allocates ~1 KiB per pair, so it takes a sample every ~500 pairs; the small one every ~4000.
+# One thread against two: the agent's own thread makes a single-threaded program multi-threaded, and glibc's
+# malloc then leaves its lock-free single-thread paths for good. On two threads the program is multi-threaded
+# in every configuration, as servers are, and the difference is the agent's alone.
 # Usage: scripts/bench_heap.sh [--rounds N] [--pairs N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,15 +37,16 @@ mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 # what any second thread costs glibc's malloc, not the interposition.
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
   "interposition only (CPPOPS_AGENT=0)")
-workloads=(mixed small)
-run() {  # configuration workload
+workloads=(mixed:1 small:1 mixed:2 small:2)
+run() {  # configuration workload:threads
+  local w=${2%:*} n=${2#*:}
   case $1 in
-    0) "$bench" "$pairs" "$2" ;;
-    1) LD_PRELOAD=$agent "$bench" "$pairs" "$2" ;;
-    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$pairs" "$2" ;;
-    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" "$2" ;;
-    4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" "$2" ;;
-    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "$pairs" "$2" ;;
+    0) "$bench" "$pairs" "$w" "$n" ;;
+    1) LD_PRELOAD=$agent "$bench" "$pairs" "$w" "$n" ;;
+    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$pairs" "$w" "$n" ;;
+    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" "$w" "$n" ;;
+    4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" "$w" "$n" ;;
+    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "$pairs" "$w" "$n" ;;
   esac
 }
 
@@ -62,7 +66,7 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 for w in "${workloads[@]}"; do
   echo
-  printf '%-32s %12s %10s %12s %10s\n' "workload: $w" "cpu ns/pair" "loss(cpu)" "wall ns/pair" "loss(wall)"
+  printf '%-32s %12s %10s %12s %10s\n' "workload: ${w%:*}, threads: ${w#*:}" "cpu ns/pair" "loss(cpu)" "wall ns/pair" "loss(wall)"
   figure() { awk -v w="$w" -v c="$1" -v f="$2" '$1 == w && $2 == c {print $f}' "$work/results" | median; }
   base_cpu=$(figure 0 3)
   base_wall=$(figure 0 4)
