@@ -200,6 +200,9 @@ class DumpContext {
   int stackSignal() const { return stack_signal_; }
   bool inDump(pid_t tid) const { return std::binary_search(tids_.begin(), tids_.end(), tid); }
 
+  // The frames of a captured stack, symbolized once for every thread that has the same pcs.
+  const FrameList& framesOf(const std::vector<uint64_t>& pcs, const FrameSource& frames);
+
   // Many threads often wait on one fd (a pipe, a listening socket): each is looked up once per dump.
   const std::string& describeFd(int fd) {
     auto [known, added] = fd_labels_.try_emplace(fd);
@@ -216,6 +219,14 @@ class DumpContext {
   proc::FdDescriber fds_;
   std::unordered_map<int, std::string> fd_labels_;
   std::vector<pid_t> tids_;
+  struct PcsHash {
+    size_t operator()(const std::vector<uint64_t>& pcs) const {
+      size_t h = pcs.size();
+      for (uint64_t pc : pcs) h = (h ^ pc) * 0x100000001b3ull;
+      return h;
+    }
+  };
+  std::unordered_map<std::vector<uint64_t>, FrameList, PcsHash> stacks_;
 };
 
 void classifyRwlock(Thread& thread, const RawThread& raw, uint64_t uaddr, const DumpContext& context) {
@@ -259,7 +270,7 @@ bool looksLikeContendedMutex(const RawThread& raw, const proc::FutexCall& call, 
 }
 
 void classifyFutex(Thread& thread, const RawThread& raw, const proc::SyscallInfo& info, const DumpContext& context) {
-  const LockFunction* lock = innermostLockFunction(thread.frames);
+  const LockFunction* lock = innermostLockFunction(thread.frames.all());
   std::optional<proc::FutexCall> call = proc::decodeFutex(info);
   // Only mutexes use PI futexes, so a PI wait is a mutex even when the stack is unknown.
   const bool mutex_without_lock_frame =
@@ -345,7 +356,7 @@ long restartedSyscall(const std::vector<SourceFrame>& frames) {
 void classify(Thread& thread, const RawThread& raw, DumpContext& context) {
   proc::SyscallInfo info = proc::parseSyscall(raw.syscall_line);
   if (info.kind == proc::SyscallInfo::Kind::kInSyscall && info.number == SYS_restart_syscall)
-    info.number = restartedSyscall(thread.frames);
+    info.number = restartedSyscall(thread.frames.all());
   if (info.kind == proc::SyscallInfo::Kind::kInSyscall) thread.syscall = syscallLabel(info.number);
   // The scheduler state outranks the syscall: a stopped thread stays stopped whatever it was doing.
   switch (thread.kernel_state) {
@@ -423,6 +434,12 @@ std::vector<SourceFrame> symbolizeAll(const std::vector<uint64_t>& pcs, const Fr
   return out;
 }
 
+const FrameList& DumpContext::framesOf(const std::vector<uint64_t>& pcs, const FrameSource& frames) {
+  auto [known, added] = stacks_.try_emplace(pcs);
+  if (added) known->second = FrameList(symbolizeAll(pcs, frames));
+  return known->second;
+}
+
 Thread buildThread(const RawThread& raw, const std::map<pid_t, proc::TaskStat>& stats, const FrameSource& frames,
                    DumpContext& context) {
   Thread thread;
@@ -433,7 +450,7 @@ Thread buildThread(const RawThread& raw, const std::map<pid_t, proc::TaskStat>& 
     thread.name = stat->second.name;
     thread.kernel_state = stat->second.state;
   }
-  thread.frames = symbolizeAll(raw.pcs, frames);
+  thread.frames = context.framesOf(raw.pcs, frames);
   // Frames first: a futex wait is told apart by the functions on the stack.
   classify(thread, raw, context);
   if (thread.frames.empty())

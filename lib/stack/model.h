@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,6 +78,28 @@ enum class ThreadState {
 const char* stateName(ThreadState state);
 std::optional<ThreadState> stateFromName(const std::string& name);
 
+// A thread's frames, innermost first, inlined frames expanded; read-only. Threads with the same stack share one
+// list: a 1,000-thread dump has a few dozen distinct stacks, and copying every name and path into each thread
+// cost more than classifying them.
+class FrameList {
+ public:
+  FrameList() = default;
+  explicit FrameList(std::vector<SourceFrame> frames)
+      : frames_(std::make_shared<const std::vector<SourceFrame>>(std::move(frames))) {}
+
+  const std::vector<SourceFrame>& all() const { return frames_ ? *frames_ : kNone; }
+  std::vector<SourceFrame>::const_iterator begin() const { return all().begin(); }
+  std::vector<SourceFrame>::const_iterator end() const { return all().end(); }
+  size_t size() const { return all().size(); }
+  bool empty() const { return all().empty(); }
+  const SourceFrame& operator[](size_t i) const { return all()[i]; }
+  const SourceFrame& front() const { return all().front(); }
+
+ private:
+  static inline const std::vector<SourceFrame> kNone;
+  std::shared_ptr<const std::vector<SourceFrame>> frames_;
+};
+
 struct Thread {
   pid_t tid = 0;
   std::string name;
@@ -88,7 +111,7 @@ struct Thread {
   std::string syscall;                   // syscall name when blocked in one
   CaptureStatus capture = CaptureStatus::kCaptured;
   std::string no_stack_reason;           // why frames are missing, for humans
-  std::vector<SourceFrame> frames;       // innermost first, inlined frames expanded
+  FrameList frames;
   uint64_t handler_ns = 0;
 };
 
