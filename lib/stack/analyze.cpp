@@ -552,14 +552,19 @@ struct GroupKeyHash {
 
 std::vector<Group> groupThreads(const std::vector<Thread>& threads) {
   std::unordered_map<FrameKey, uint32_t, FrameKeyHash> frame_ids;
+  // Threads that share a frame list (FrameList) share its numbers too: each list is numbered once.
+  std::unordered_map<const std::vector<SourceFrame>*, std::vector<uint32_t>> ids_of_list;
   std::unordered_map<GroupKey, size_t, GroupKeyHash> group_of;
   std::vector<Group> groups;
   for (size_t i = 0; i < threads.size(); ++i) {
     const Thread& thread = threads[i];
-    GroupKey key{thread.state, thread.no_stack_reason, {}};
-    key.frames.reserve(thread.frames.size());
-    for (const SourceFrame& frame : thread.frames)
-      key.frames.push_back(frame_ids.try_emplace(frameKey(frame), static_cast<uint32_t>(frame_ids.size())).first->second);
+    auto [ids, numbered] = ids_of_list.try_emplace(&thread.frames.all());
+    if (numbered) {
+      for (const SourceFrame& frame : thread.frames)
+        ids->second.push_back(
+            frame_ids.try_emplace(frameKey(frame), static_cast<uint32_t>(frame_ids.size())).first->second);
+    }
+    GroupKey key{thread.state, thread.no_stack_reason, ids->second};
     auto [it, added] = group_of.try_emplace(std::move(key), groups.size());
     if (added) groups.push_back(Group{{}, thread.state});
     groups[it->second].members.push_back(i);
