@@ -98,21 +98,23 @@ bool writeElf(Elf* in, const std::string& path) {
   return gelf_update_ehdr(out.get(), &ehdr) != 0 && elf_update(out.get(), ELF_C_WRITE) >= 0;
 }
 
-void dropOldest(const std::string& dir) {
+// Keeps the `keep` newest entries of `dir` whose names end in `suffix`.
+void dropOldest(const std::string& dir, const std::string& suffix, size_t keep) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return;
   std::vector<std::pair<time_t, std::string>> entries;
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     struct stat st {};
-    if (name.size() > 6 && name.compare(name.size() - 6, 6, ".debug") == 0 && name[0] != '.' &&
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        name[0] != '.' &&
         ::stat((dir + "/" + name).c_str(), &st) == 0)
       entries.emplace_back(st.st_mtime, dir + "/" + name);
   }
   ::closedir(d);
-  if (entries.size() <= kMaxCachedDebugFiles) return;
+  if (entries.size() <= keep) return;
   std::sort(entries.begin(), entries.end());
-  for (size_t i = 0; i + kMaxCachedDebugFiles < entries.size(); ++i) ::unlink(entries[i].second.c_str());
+  for (size_t i = 0; i + keep < entries.size(); ++i) ::unlink(entries[i].second.c_str());
 }
 
 }  // namespace
@@ -166,7 +168,65 @@ void cacheInflatedDebugFile(Dwfl_Module* mod, const std::string& dir) {
     ::unlink(temporary.c_str());
     return;
   }
-  dropOldest(dir);
+  dropOldest(dir, ".debug", kMaxCachedDebugFiles);
+}
+
+namespace {
+
+// A .cus file: this header, then `count` CuSpans as three native 64-bit words each.
+struct CuSpanHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t count;
+};
+constexpr char kCuSpanMagic[8] = {'C', 'P', 'P', 'O', 'P', 'S', 'C', 'U'};
+constexpr uint32_t kCuSpanVersion = 1;
+// More units than any real module has (glibc: 2,083): a bigger count is a damaged file.
+constexpr uint32_t kMaxCuSpans = 1u << 22;
+
+}  // namespace
+
+std::vector<CuSpan> cachedCuSpans(const std::string& dir, const std::string& hex) {
+  std::vector<CuSpan> spans;
+  if (dir.empty() || hex.empty() || !isPrivateDirectory(dir)) return spans;
+  const int fd = ::open((dir + "/" + hex + ".cus").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return spans;
+  CuSpanHeader header{};
+  struct stat st {};
+  const bool usable = ::read(fd, &header, sizeof header) == static_cast<ssize_t>(sizeof header) &&
+                      std::memcmp(header.magic, kCuSpanMagic, sizeof kCuSpanMagic) == 0 &&
+                      header.version == kCuSpanVersion && header.count <= kMaxCuSpans && ::fstat(fd, &st) == 0 &&
+                      static_cast<uint64_t>(st.st_size) == sizeof header + uint64_t{header.count} * sizeof(CuSpan);
+  if (usable) {
+    spans.resize(header.count);
+    const auto bytes = static_cast<ssize_t>(spans.size() * sizeof(CuSpan));
+    if (::read(fd, spans.data(), static_cast<size_t>(bytes)) != bytes) spans.clear();
+  }
+  ::close(fd);
+  const auto malformed = [](const CuSpan& a, const CuSpan& b) { return b.low < a.low || a.high <= a.low; };
+  if (std::adjacent_find(spans.begin(), spans.end(), malformed) != spans.end()) spans.clear();
+  return spans;
+}
+
+void cacheCuSpans(const std::string& dir, const std::string& hex, const std::vector<CuSpan>& spans) {
+  if (dir.empty() || hex.empty() || spans.empty() || spans.size() > kMaxCuSpans) return;
+  if (!makeDirectories(dir) || !isPrivateDirectory(dir)) return;
+  const std::string path = dir + "/" + hex + ".cus";
+  const std::string temporary = dir + "/." + hex + "." + std::to_string(getpid()) + ".cus.tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  CuSpanHeader header{};
+  std::memcpy(header.magic, kCuSpanMagic, sizeof kCuSpanMagic);
+  header.version = kCuSpanVersion;
+  header.count = static_cast<uint32_t>(spans.size());
+  const auto bytes = static_cast<ssize_t>(spans.size() * sizeof(CuSpan));
+  const bool written = ::write(fd, &header, sizeof header) == static_cast<ssize_t>(sizeof header) &&
+                       ::write(fd, spans.data(), static_cast<size_t>(bytes)) == bytes;
+  if (::close(fd) != 0 || !written || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    return;
+  }
+  dropOldest(dir, ".cus", kMaxCachedCuSpans);
 }
 
 }  // namespace cppops

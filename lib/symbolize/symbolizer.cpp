@@ -422,6 +422,24 @@ Dwarf_Die* cuIn(const std::vector<CuRange>& ranges, Dwarf_Addr addr) {
   return addr < range.high ? range.cu : nullptr;
 }
 
+// The module's compile units by address from .debug_aranges; empty when it has none (clang does not emit them
+// by default).
+std::vector<CuSpan> arangeSpans(Dwarf* dwarf) {
+  std::vector<CuSpan> spans;
+  Dwarf_Aranges* aranges = nullptr;
+  size_t count = 0;
+  if (dwarf_getaranges(dwarf, &aranges, &count) != 0) return spans;
+  for (size_t i = 0; i < count; ++i) {
+    Dwarf_Addr start = 0;
+    Dwarf_Word length = 0;
+    Dwarf_Off die_offset = 0;
+    if (dwarf_getarangeinfo(dwarf_onearange(aranges, i), &start, &length, &die_offset) == 0 && length > 0)
+      spans.push_back({start, start + length, die_offset});
+  }
+  std::sort(spans.begin(), spans.end(), [](const CuSpan& a, const CuSpan& b) { return a.low < b.low; });
+  return spans;
+}
+
 void describeModule(Dwfl_Module* mod, uint64_t pc, SourceFrame& frame) {
   Dwarf_Addr start = 0;
   frame.module = displayName(dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr));
@@ -512,7 +530,15 @@ struct Symbolizer::Impl {
         callbacks{findElf, findDebuginfo, nullptr, &debuginfo_path_data},
         dwfl(dwfl_begin(&callbacks)) {}
 
+  // A module's compile units by address (cached by build ID: see CuSpan), and the unit DIEs looked up so far.
+  struct Units {
+    std::vector<CuSpan> spans;
+    std::unordered_map<Dwarf_Off, Dwarf_Die> dies;  // node-based, so each DIE stays put as a FunctionIndex key
+  };
+
   std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
+  Units& unitsOf(Dwfl_Module* mod, Dwarf* dwarf);
+  Dwarf_Die* spanCu(Dwfl_Module* mod, Dwarf* dwarf, Dwarf_Addr addr);
   Dwarf_Die* cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias);
   void noteMissingDebugInfo(Dwfl_Module* mod, const std::string& module);
 
@@ -526,20 +552,49 @@ struct Symbolizer::Impl {
   std::unordered_map<uint64_t, std::vector<SourceFrame>> cache[2];  // indexed by is_return_address
   std::unordered_set<Dwfl_Module*> debug_info_checked;
   std::unordered_map<Dwfl_Module*, std::vector<CuRange>> cu_ranges;
+  std::unordered_map<Dwfl_Module*, Units> units;
   std::unordered_map<Dwfl_Module*, SymbolIndex> symbol_indexes;
   std::unordered_map<Dwarf_Die*, FunctionIndex> function_indexes;  // by CU, which libdwfl keeps in place
 
   const SymbolIndex& symbolsOf(Dwfl_Module* mod) { return symbol_indexes.try_emplace(mod, mod).first->second; }
 };
 
+Symbolizer::Impl::Units& Symbolizer::Impl::unitsOf(Dwfl_Module* mod, Dwarf* dwarf) {
+  auto [known, added] = units.try_emplace(mod);
+  if (added) {
+    const std::string build_id = buildIdHex(mod);
+    known->second.spans = cachedCuSpans(files.debugCacheDir(), build_id);
+    if (known->second.spans.empty()) {
+      known->second.spans = arangeSpans(dwarf);
+      cacheCuSpans(files.debugCacheDir(), build_id, known->second.spans);
+    }
+  }
+  return known->second;
+}
+
+Dwarf_Die* Symbolizer::Impl::spanCu(Dwfl_Module* mod, Dwarf* dwarf, Dwarf_Addr addr) {
+  Units& u = unitsOf(mod, dwarf);
+  auto after = std::upper_bound(u.spans.begin(), u.spans.end(), addr,
+                                [](Dwarf_Addr a, const CuSpan& span) { return a < span.low; });
+  if (after == u.spans.begin() || addr >= (after - 1)->high) return nullptr;
+  const Dwarf_Off offset = (after - 1)->die_offset;
+  auto [die, added] = u.dies.try_emplace(offset);
+  if (added && dwarf_offdie(dwarf, offset, &die->second) == nullptr) {
+    u.dies.erase(die);
+    return nullptr;
+  }
+  return &die->second;
+}
+
 Dwarf_Die* Symbolizer::Impl::cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias) {
-  Dwarf_Die* cu = dwfl_module_addrdie(mod, addr, bias);
-  // libdwfl answers with the nearest CU below addr even past that CU's end (e.g. for crt1.o's _start, which has no
-  // DWARF), so its answer needs checking.
+  Dwarf* dwarf = dwfl_module_getdwarf(mod, bias);
+  if (dwarf == nullptr) return nullptr;
+  // An arange (or a cached span, which may be stale or planted) only suggests the unit: the unit's own ranges
+  // decide, as they do for a pc past the end of the nearest unit (crt1.o's _start, which has no DWARF).
+  Dwarf_Die* cu = spanCu(mod, dwarf, addr - *bias);
   if (cu != nullptr && dwarf_haspc(cu, addr - *bias) == 1) return cu;
-  // libdwfl 0.188 finds CUs only through .debug_aranges, which clang does not emit by default and which mixed builds
-  // have incomplete. The CUs' own ranges are the truth; collecting them costs one pass over the CU headers.
-  if (dwfl_module_getdwarf(mod, bias) == nullptr) return nullptr;
+  // .debug_aranges is missing from clang's output by default and incomplete in mixed builds. The CUs' own ranges
+  // are the truth; collecting them costs one pass over the CU headers.
   auto [ranges, missing] = cu_ranges.try_emplace(mod);
   if (missing) ranges->second = cuRangesOf(mod);
   return cuIn(ranges->second, addr - *bias);
@@ -601,8 +656,8 @@ void Symbolizer::loadDebugInfo() {
         Dwarf_Addr bias = 0;
         // The symbol and CU address indexes are built on first use; build them now, off the critical path.
         static_cast<Impl*>(arg)->symbolsOf(mod);
-        if (dwfl_module_getdwarf(mod, &bias) != nullptr) {
-          dwfl_module_addrdie(mod, bias, &bias);
+        if (Dwarf* dwarf = dwfl_module_getdwarf(mod, &bias); dwarf != nullptr) {
+          static_cast<Impl*>(arg)->unitsOf(mod, dwarf);
           cacheInflatedDebugFile(mod, static_cast<ModuleFiles*>(*userdata)->debugCacheDir());
         }
         return static_cast<int>(DWARF_CB_OK);

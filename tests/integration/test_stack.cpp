@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <filesystem>
+#include <fstream>
+#include <cstdint>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -170,6 +172,28 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
     const json second = dump();
     REQUIRE(splitDebugFrame(second) != nullptr);
     CHECK(*splitDebugFrame(second) == *frame);
+  }
+  SECTION("where its compile units lie is cached too; a damaged or misleading entry changes no frame") {
+    const std::string spans_file = cache + "/" + build_id + ".cus";
+    REQUIRE(std::filesystem::exists(spans_file));
+    CHECK(*splitDebugFrame(dump()) == *frame);  // read from the entry
+    {
+      std::ofstream damaged(spans_file, std::ios::trunc | std::ios::binary);
+      damaged << "not a span table";
+    }
+    CHECK(*splitDebugFrame(dump()) == *frame);
+    CHECK(std::filesystem::file_size(spans_file) > 16);  // written anew from the DWARF
+    {
+      // Well-formed, but naming a unit that is not there for every address.
+      std::ofstream misleading(spans_file, std::ios::trunc | std::ios::binary);
+      const char magic[8] = {'C', 'P', 'P', 'O', 'P', 'S', 'C', 'U'};
+      const uint32_t version_and_count[2] = {1, 1};
+      const uint64_t span[3] = {0, UINT64_MAX, 1};
+      misleading.write(magic, sizeof magic);
+      misleading.write(reinterpret_cast<const char*>(version_and_count), sizeof version_and_count);
+      misleading.write(reinterpret_cast<const char*>(span), sizeof span);
+    }
+    CHECK(*splitDebugFrame(dump()) == *frame);
   }
   SECTION("a cache directory others can write to is neither read nor written") {
     REQUIRE(std::remove(debug_file.c_str()) == 0);
