@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Two cppops builds against each other on one 1,000-thread target with the agent, runs alternating so that the
+# machine's load falls on both alike: the median wall time and CPU time of `cppops stack PID` for each, and the
+# change. On a noisy machine this shows a few milliseconds that bench_stack.sh's run-to-run spread hides.
+# Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N]
+#   e.g. git stash; scripts/build.sh build; cp build/cmd/cppops /tmp/before; git stash pop; scripts/build.sh build
+#        scripts/compare_stack.sh /tmp/before build/cmd/cppops
+set -euo pipefail
+export LC_ALL=C  # $EPOCHREALTIME with a decimal point
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+usage() { echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+before=$1 after=$2
+shift 2
+runs=20
+threads=1000
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+for tool in "$before" "$after"; do
+  [ -x "$tool" ] || { echo "$tool is not an executable cppops" >&2; exit 2; }
+done
+scripts/build.sh build >/dev/null
+
+work=$(mktemp -d)
+export CPPOPS_SOCKET_DIR=$work/sockets
+mkdir -m 700 "$CPPOPS_SOCKET_DIR"
+CPPOPS_PROBE_FILE=$work/probe LD_PRELOAD=$PWD/build/agent/libcppops_agent.so \
+  build/tests/targets/stack_scenarios --extra "$threads" >/dev/null 2>&1 &
+target=$!
+trap 'kill -9 $target 2>/dev/null; wait $target 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+  [ -e "$work/probe" ] && break
+  sleep 0.1
+done
+sleep 1
+
+# Children's CPU time in milliseconds, from the second line of bash's `times` (the children's user and system
+# time) as saved in file $1. `times` itself must run in this shell (a $(...) subshell has no children), and
+# nothing else may start a process between two readings: the clock is bash's own $EPOCHREALTIME.
+cpu_ms() {
+  sed -n 2p "$1" | awk '{
+    total = 0
+    for (i = 1; i <= 2; i++) { split($i, p, "m"); total += p[1] * 60000 + p[2] * 1000 }
+    print total
+  }'
+}
+
+# A first dump of each fills the debug-info caches, as on any machine after the first dump.
+"$before" stack "$target" >/dev/null || true
+"$after" stack "$target" >/dev/null || true
+for ((r = 1; r <= runs; r++)); do
+  for which in before after; do
+    tool=$before
+    [ $which = after ] && tool=$after
+    times >"$work/times0"
+    t0=$EPOCHREALTIME
+    "$tool" stack "$target" >/dev/null || true  # exit 7: the scenario target's deadlocks, found
+    t1=$EPOCHREALTIME
+    times >"$work/times1"
+    echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1")" >>"$work/results"
+  done
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# figure BEFORE|AFTER 2: the median wall time in ms; 3: the median CPU time in ms.
+figure() {
+  awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
+}
+echo "cppops stack on $threads threads, $runs alternating runs each, $(nproc) CPUs"
+printf '%-8s %14s %14s\n' "" "wall ms" "cpu ms"
+for which in before after; do printf '%-8s %14.1f %14.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)"; done
+awk -v wb="$(figure before 2)" -v wa="$(figure after 2)" -v cb="$(figure before 3)" -v ca="$(figure after 3)" \
+  'BEGIN {printf "%-8s %+13.1f%% %+13.1f%%\n", "change", (wa / wb - 1) * 100, (ca / cb - 1) * 100}'
