@@ -188,6 +188,9 @@ std::string hex(uint64_t value) { return fmt::format("0x{:x}", value); }
 // ---------------------------------------------------------------------------------------------------------------
 // Per-thread classification.
 
+// One step of FNV-1a over word-sized parts: the hashes of a dump's keys (frames, stacks, groups).
+size_t hashStep(size_t hash, size_t part) { return (hash ^ part) * 0x100000001b3ull; }
+
 // What every thread of one dump is classified against.
 class DumpContext {
  public:
@@ -222,7 +225,7 @@ class DumpContext {
   struct PcsHash {
     size_t operator()(const std::vector<uint64_t>& pcs) const {
       size_t h = pcs.size();
-      for (uint64_t pc : pcs) h = (h ^ pc) * 0x100000001b3ull;
+      for (uint64_t pc : pcs) h = hashStep(h, pc);
       return h;
     }
   };
@@ -517,7 +520,7 @@ struct FrameKeyHash {
     size_t h = std::hash<std::string_view>()(key.function);
     for (size_t part : {std::hash<std::string_view>()(key.file), std::hash<std::string_view>()(key.module),
                         static_cast<size_t>(key.line), static_cast<size_t>(key.location)})
-      h = (h ^ part) * 0x100000001b3ull;
+      h = hashStep(h, part);
     return h;
   }
 };
@@ -545,7 +548,7 @@ struct GroupKey {
 struct GroupKeyHash {
   size_t operator()(const GroupKey& key) const {
     size_t h = std::hash<std::string_view>()(key.no_stack_reason) ^ static_cast<size_t>(key.state);
-    for (uint32_t id : key.frames) h = (h ^ id) * 0x100000001b3ull;
+    for (uint32_t id : key.frames) h = hashStep(h, id);
     return h;
   }
 };
