@@ -11,6 +11,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "sigsafe/cfi_unwind.h"
+
 namespace cppops::agent::heap {
 
 std::atomic<bool> g_sampling{false};
@@ -274,7 +276,9 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
 
   t.busy = 1;
   void* frames[kMaxDepth + 8];
-  int got = backtrace(frames, static_cast<int>(kMaxDepth + 8));
+  // The cached CFI walk first (a few hundred ns for a stack seen before); backtrace() for what it does not follow.
+  auto got = static_cast<int>(sigsafe::cfiUnwind(sigsafe::currentRegisters(), frames, kMaxDepth + 8));
+  if (got == 0) got = backtrace(frames, static_cast<int>(kMaxDepth + 8));
   // Cut the agent's own frames (this function, the entry point): the stack starts in the caller of malloc.
   int first = 0;
   while (first < got && frames[first] >= static_cast<const void*>(__start_cppops_hooks) &&

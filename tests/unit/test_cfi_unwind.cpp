@@ -1,0 +1,187 @@
+// The agent's cached CFI walker against glibc's backtrace() (libgcc's unwinder), on real stacks of this process:
+// where the walker answers, every return address must be the one backtrace() finds; where it cannot follow a
+// frame it must say so (0) rather than return a shorter or different stack.
+#include <alloca.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "sigsafe/cfi_unwind.h"
+#include "sigsafe/unwind.h"
+
+namespace {
+
+using cppops::agent::sigsafe::cfiUnwind;
+using cppops::agent::sigsafe::currentRegisters;
+using cppops::agent::sigsafe::FrameRegisters;
+
+constexpr size_t kMax = 128;
+
+// Both walks from the same function: ours from its registers, backtrace()'s from its return address after the
+// call. Everything above that function must match.
+struct BothWalks {
+  std::vector<uintptr_t> ours;
+  std::vector<uintptr_t> libgcc;
+};
+
+__attribute__((noinline)) BothWalks walkBothHere() {
+  void* ours[kMax];
+  void* libgcc[kMax];
+  const size_t n = cfiUnwind(currentRegisters(), ours, kMax);
+  const int m = backtrace(libgcc, static_cast<int>(kMax));
+  BothWalks w;
+  for (size_t i = 0; i < n; ++i) w.ours.push_back(reinterpret_cast<uintptr_t>(ours[i]));
+  for (int i = 0; i < m; ++i) w.libgcc.push_back(reinterpret_cast<uintptr_t>(libgcc[i]));
+  return w;
+}
+
+void requireSameCallers(const BothWalks& w) {
+  REQUIRE(w.ours.size() >= 3);
+  REQUIRE(w.ours.size() == w.libgcc.size());
+  // pcs[0]: where each walk began inside walkBothHere, ours just before backtrace()'s call returns.
+  CHECK(w.ours[0] < w.libgcc[0]);
+  CHECK(w.libgcc[0] - w.ours[0] < 512);
+  for (size_t i = 1; i < w.ours.size(); ++i) {
+    INFO("frame " << i);
+    CHECK(w.ours[i] == w.libgcc[i]);
+  }
+}
+
+// Frames of every shape the compiler emits for ordinary code: CFA on rsp (no frame pointer), on rbp (alloca
+// forces one), large frames, and callbacks through libc and libstdc++.
+std::atomic<int> g_sink{0};
+
+__attribute__((noinline)) BothWalks viaAlloca(int depth);
+
+__attribute__((noinline)) BothWalks viaLargeFrame(int depth) {
+  volatile char buffer[20000];
+  buffer[depth] = static_cast<char>(depth);
+  BothWalks w = depth == 0 ? walkBothHere() : viaAlloca(depth - 1);
+  g_sink += buffer[depth];
+  return w;
+}
+
+__attribute__((noinline)) BothWalks viaAlloca(int depth) {
+  auto* p = static_cast<volatile char*>(alloca(static_cast<size_t>(64 + depth * 16)));
+  p[0] = 1;
+  BothWalks w = depth % 2 == 0 ? viaLargeFrame(depth) : viaAlloca(depth - 1);
+  g_sink += p[0];
+  return w;
+}
+
+BothWalks g_from_qsort;
+
+int compareAndWalk(const void* a, const void* b) {
+  if (g_from_qsort.ours.empty()) g_from_qsort = viaAlloca(5);
+  return *static_cast<const int*>(a) - *static_cast<const int*>(b);
+}
+
+TEST_CASE("cfiUnwind: every return address is the one backtrace() finds, through rbp and rsp frames") {
+  requireSameCallers(viaAlloca(7));
+}
+
+TEST_CASE("cfiUnwind: a callback from libc's qsort walks out through libc") {
+  int values[] = {3, 1, 2};
+  g_from_qsort = {};
+  qsort(values, 3, sizeof values[0], compareAndWalk);
+  requireSameCallers(g_from_qsort);
+}
+
+TEST_CASE("cfiUnwind: a thread's stack ends where backtrace()'s does (its clone)") {
+  BothWalks w;
+  std::thread t([&] {
+    std::function<BothWalks()> call = [] { return viaAlloca(3); };
+    w = call();
+  });
+  t.join();
+  requireSameCallers(w);
+}
+
+TEST_CASE("cfiUnwind: a second walk of the same stack, from the rule cache, is the same") {
+  BothWalks walks[2];
+  for (BothWalks& w : walks) w = viaAlloca(4);  // one call site, so the two stacks are the same
+  requireSameCallers(walks[1]);
+  CHECK(walks[0].ours == walks[1].ours);
+}
+
+// ThreadSanitizer defers asynchronous signals to a point of its choosing, where the interrupted registers no
+// longer describe the stack the handler runs on; the comparison below needs the handler to run where it
+// interrupted.
+#if !defined(__SANITIZE_THREAD__)
+
+// Signal handlers: the capture walks from the interrupted registers, and must match backtrace() from the
+// interrupted pc on; a walk from inside the handler meets the signal trampoline and must give up.
+struct HandlerWalks {
+  std::vector<uintptr_t> from_registers;
+  std::vector<uintptr_t> libgcc_from_interrupted;
+  size_t through_trampoline = 1;
+};
+HandlerWalks g_handler;
+std::atomic<bool> g_handled{false};
+std::atomic<bool> g_stop_spinning{false};
+
+void onSignal(int, siginfo_t*, void* context) {
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  FrameRegisters r;
+  r.pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  r.sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  r.bp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RBP]);
+  void* ours[kMax];
+  void* libgcc[kMax];
+  const size_t n = cfiUnwind(r, ours, kMax);
+  const int m = backtrace(libgcc, static_cast<int>(kMax));
+  int first = 0;
+  while (first < m && reinterpret_cast<uintptr_t>(libgcc[first]) != r.pc) ++first;
+  for (size_t i = 0; i < n; ++i) g_handler.from_registers.push_back(reinterpret_cast<uintptr_t>(ours[i]));
+  for (int i = first; i < m; ++i) g_handler.libgcc_from_interrupted.push_back(reinterpret_cast<uintptr_t>(libgcc[i]));
+  g_handler.through_trampoline = cfiUnwind(currentRegisters(), ours, kMax);
+  g_handled = true;
+}
+
+__attribute__((noinline)) void spinUntilStopped(int depth) {
+  if (depth > 0) {
+    spinUntilStopped(depth - 1);
+    g_sink += 1;
+    return;
+  }
+  while (!g_stop_spinning.load(std::memory_order_relaxed)) g_sink.fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST_CASE("cfiUnwind: from a signal's interrupted registers it matches backtrace(), and it stops at a trampoline") {
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_sigaction = onSignal;
+  action.sa_flags = SA_SIGINFO;
+  sigemptyset(&action.sa_mask);
+  REQUIRE(sigaction(SIGUSR2, &action, &previous) == 0);
+  g_handler = {};
+  g_handled = false;
+  g_stop_spinning = false;
+  std::thread spinner([] { spinUntilStopped(6); });
+  // Let it reach the loop, then interrupt it there.
+  usleep(20000);
+  REQUIRE(pthread_kill(spinner.native_handle(), SIGUSR2) == 0);
+  while (!g_handled) usleep(1000);
+  g_stop_spinning = true;
+  spinner.join();
+  sigaction(SIGUSR2, &previous, nullptr);
+
+  REQUIRE(g_handler.from_registers.size() >= 8);  // the loop, 6 more levels, the lambda, the thread's start
+  CHECK(g_handler.from_registers == g_handler.libgcc_from_interrupted);
+  CHECK(g_handler.through_trampoline == 0);
+}
+
+#endif
+
+}  // namespace
