@@ -171,12 +171,31 @@ __attribute__((always_inline)) inline void noteAllocation(void* p, size_t n) {
   sampleAllocation(p, n);
 }
 
+// The countdown alone, before the allocation: true while this thread's next sampled byte lies beyond these n
+// bytes, so that malloc and operator new can still tail-call the allocator.
+__attribute__((always_inline)) inline bool notYetDue(size_t n) {
+  ThreadState& t = t_heap_state;
+  return t.generation == g_generation.load(std::memory_order_relaxed) &&
+         (t.countdown -= static_cast<int64_t>(n)) > 0;
+}
+
+// The rare allocation that is due: out of line, so that the common path needs no stack frame.
+CPPOPS_HOOK_PATH void* allocateDue(size_t n) {
+  void* p = g_next.malloc.load(std::memory_order_relaxed)(n);
+  if (p != nullptr) sampleAllocation(p, n);
+  return p;
+}
+
+CPPOPS_HOOK_PATH void* callocDue(size_t count, size_t size, size_t n) {
+  void* p = g_next.calloc.load(std::memory_order_relaxed)(count, size);
+  if (p != nullptr) sampleAllocation(p, n);
+  return p;
+}
+
 __attribute__((always_inline)) inline void* allocate(size_t n) {
   MallocFn next = g_next.malloc.load(std::memory_order_relaxed);
-  if (__builtin_expect(!sampling(), 1)) return next(n);
-  void* p = next(n);
-  noteAllocation(p, n);
-  return p;
+  if (__builtin_expect(!sampling(), 1) || __builtin_expect(notYetDue(n), 1)) return next(n);
+  return allocateDue(n);
 }
 
 // Sampling on (or sampled blocks left): most frees are of blocks never sampled, which the filter says in one load.
@@ -274,12 +293,11 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free(void* p) { release(p); }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* calloc(size_t count, size_t size) {
   CallocFn next = g_next.calloc.load(std::memory_order_relaxed);
-  if (__builtin_expect(!sampling(), 1)) return next(count, size);
-  void* p = next(count, size);
   size_t n = 0;
   // An overflowing request fails in the allocator (ENOMEM) and there is nothing to count.
-  if (!__builtin_mul_overflow(count, size, &n)) noteAllocation(p, n);
-  return p;
+  if (__builtin_expect(!sampling(), 1) || __builtin_mul_overflow(count, size, &n) || __builtin_expect(notYetDue(n), 1))
+    return next(count, size);
+  return callocDue(count, size, n);
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* realloc(void* p, size_t n) { return reallocate(p, n); }
