@@ -2,12 +2,19 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -107,7 +114,7 @@ std::string FdDescriber::describe(int fd) {
   if (text.substr(0, kSocket.size()) == kSocket && text.back() == ']') {
     uint64_t inode = 0;
     if (parseNumber(text.substr(kSocket.size(), text.size() - kSocket.size() - 1), inode)) {
-      return describeSocket(inode);
+      return describeSocket(fd, inode);
     }
   }
   if (text.substr(0, kPipe.size()) == kPipe && text.back() == ']') {
@@ -122,7 +129,13 @@ std::string FdDescriber::describe(int fd) {
   return std::string(text);
 }
 
-std::string FdDescriber::describeSocket(uint64_t inode) {
+FdDescriber::~FdDescriber() {
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+std::string FdDescriber::describeSocket(int fd, uint64_t inode) {
+  Socket queried;
+  if (querySocket(fd, inode, &queried)) return render(queried);
   auto it = sockets_.find(inode);
   for (int table = 0; it == sockets_.end() && table < kTableCount; ++table) {
     if (loaded_[table]) continue;
@@ -131,6 +144,87 @@ std::string FdDescriber::describeSocket(uint64_t inode) {
   }
   if (it == sockets_.end()) return "socket (inode " + std::to_string(inode) + ")";
   return render(it->second);
+}
+
+bool FdDescriber::querySocket(int fd, uint64_t inode, Socket* socket) {
+  if (lookup_ == SocketLookup::kTablesOnly || pidfd_ == -2) return false;
+  if (pidfd_ == -1) {
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd_ < 0) {
+      pidfd_ = -2;
+      return false;
+    }
+  }
+  const int copy = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_, fd, 0));
+  if (copy < 0) {
+    // Refused for the process (no ptrace-attach right, or no such call): every other fd would be refused too.
+    if (errno == EPERM || errno == ENOSYS) {
+      ::close(pidfd_);
+      pidfd_ = -2;
+    }
+    return false;
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{copy};
+  // The process may have closed the fd, and another socket taken its number, since the link was read.
+  struct stat st {};
+  if (::fstat(copy, &st) != 0 || static_cast<uint64_t>(st.st_ino) != inode) return false;
+  int domain = 0;
+  int protocol = 0;
+  socklen_t size = sizeof(int);
+  if (::getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0) return false;
+  size = sizeof(int);
+  if (::getsockopt(copy, SOL_SOCKET, SO_PROTOCOL, &protocol, &size) != 0) return false;
+  sockaddr_storage local{};
+  socklen_t local_size = sizeof(local);
+  if (::getsockname(copy, reinterpret_cast<sockaddr*>(&local), &local_size) != 0) return false;
+
+  if (domain == AF_UNIX) {
+    socket->table = kUnix;
+    const auto& address = reinterpret_cast<const sockaddr_un&>(local);
+    const size_t offset = offsetof(sockaddr_un, sun_path);
+    if (local_size > offset) {
+      std::string path(address.sun_path, std::min<size_t>(local_size - offset, sizeof(address.sun_path)));
+      // As /proc/net/unix shows them: a pathname up to its NUL; an abstract name with '@' for every NUL in it.
+      if (!path.empty() && path[0] == '\0')
+        std::replace(path.begin(), path.end(), '\0', '@');
+      else
+        path.resize(std::strlen(path.c_str()));
+      socket->path = std::move(path);
+    }
+    return true;
+  }
+  if ((domain != AF_INET && domain != AF_INET6) || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)) return false;
+  const bool v6 = domain == AF_INET6;
+  const bool tcp = protocol == IPPROTO_TCP;
+  socket->table = tcp ? (v6 ? kTcp6 : kTcp) : (v6 ? kUdp6 : kUdp);
+  auto endpoint = [v6](const sockaddr_storage& from, std::array<uint8_t, 16>& address, uint16_t& port) {
+    if (v6) {
+      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(from);
+      std::memcpy(address.data(), &in6.sin6_addr, sizeof(in6.sin6_addr));
+      port = ntohs(in6.sin6_port);
+    } else {
+      const auto& in = reinterpret_cast<const sockaddr_in&>(from);
+      std::memcpy(address.data(), &in.sin_addr, sizeof(in.sin_addr));
+      port = ntohs(in.sin_port);
+    }
+  };
+  endpoint(local, socket->local_address, socket->local_port);
+  sockaddr_storage remote{};
+  socklen_t remote_size = sizeof(remote);
+  if (::getpeername(copy, reinterpret_cast<sockaddr*>(&remote), &remote_size) == 0)
+    endpoint(remote, socket->remote_address, socket->remote_port);
+  else if (errno != ENOTCONN)
+    return false;
+  if (tcp) {
+    tcp_info info{};
+    socklen_t info_size = sizeof(info);
+    if (::getsockopt(copy, IPPROTO_TCP, TCP_INFO, &info, &info_size) != 0) return false;
+    socket->state = info.tcpi_state;
+  }
+  return true;
 }
 
 void FdDescriber::load(Table table) {

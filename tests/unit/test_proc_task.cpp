@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <functional>
@@ -375,6 +376,13 @@ TEST_CASE("syscall names and classes", "[proc]") {
   CHECK(syscallFdArgument(SYS_nanosleep, {3, 0, 0, 0, 0, 0}) == -1);
 }
 
+// Each socket test runs both ways a socket is looked up: the answers must be the same.
+constexpr SocketLookup kBothLookups[] = {SocketLookup::kDuplicateFirst, SocketLookup::kTablesOnly};
+
+const char* lookupName(SocketLookup lookup) {
+  return lookup == SocketLookup::kDuplicateFirst ? "through a duplicated fd" : "through /proc/net tables";
+}
+
 TEST_CASE("describeFd names TCP and UDP sockets by their addresses", "[proc]") {
   Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in address{};
@@ -394,11 +402,42 @@ TEST_CASE("describeFd names TCP and UDP sockets by their addresses", "[proc]") {
   address.sin_port = 0;
   REQUIRE(::bind(udp.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
 
-  FdDescriber describer(getpid());
-  CHECK(describer.describe(listener.fd) == "tcp " + server_end + " (LISTEN)");
-  CHECK(describer.describe(client.fd) == "tcp " + client_end + " -> " + server_end + " (ESTABLISHED)");
-  CHECK(describer.describe(server.fd) == "tcp " + server_end + " -> " + client_end + " (ESTABLISHED)");
-  CHECK(describer.describe(udp.fd) == "udp 127.0.0.1:" + std::to_string(localPort(udp.fd)));
+  Fd connected_udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in udp_address{};
+  socklen_t udp_size = sizeof(udp_address);
+  REQUIRE(::getsockname(udp.fd, reinterpret_cast<sockaddr*>(&udp_address), &udp_size) == 0);
+  REQUIRE(::connect(connected_udp.fd, reinterpret_cast<sockaddr*>(&udp_address), udp_size) == 0);
+  const std::string udp_end = "127.0.0.1:" + std::to_string(localPort(udp.fd));
+
+  for (SocketLookup lookup : kBothLookups) {
+    INFO(lookupName(lookup));
+    FdDescriber describer(getpid(), lookup);
+    CHECK(describer.describe(listener.fd) == "tcp " + server_end + " (LISTEN)");
+    CHECK(describer.describe(client.fd) == "tcp " + client_end + " -> " + server_end + " (ESTABLISHED)");
+    CHECK(describer.describe(server.fd) == "tcp " + server_end + " -> " + client_end + " (ESTABLISHED)");
+    CHECK(describer.describe(udp.fd) == "udp " + udp_end);
+    CHECK(describer.describe(connected_udp.fd) ==
+          "udp 127.0.0.1:" + std::to_string(localPort(connected_udp.fd)) + " -> " + udp_end);
+  }
+}
+
+TEST_CASE("describeFd asks a socket itself, so one opened after the tables were read is still named", "[proc]") {
+  auto listening = [] {
+    Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(socket.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    REQUIRE(::listen(socket.fd, 1) == 0);
+    return socket;
+  };
+  Fd early = listening();
+  FdDescriber tables(getpid(), SocketLookup::kTablesOnly);
+  FdDescriber duplicate(getpid());
+  CHECK(tables.describe(early.fd) == duplicate.describe(early.fd));
+  Fd late = listening();
+  CHECK_THAT(tables.describe(late.fd), StartsWith("socket (inode "));
+  CHECK(duplicate.describe(late.fd) == "tcp 127.0.0.1:" + std::to_string(localPort(late.fd)) + " (LISTEN)");
 }
 
 TEST_CASE("describeFd writes IPv6 addresses in brackets", "[proc]") {
@@ -411,7 +450,11 @@ TEST_CASE("describeFd writes IPv6 addresses in brackets", "[proc]") {
     return;
   }
   REQUIRE(::listen(listener.fd, 1) == 0);
-  CHECK(describeFd(getpid(), listener.fd) == "tcp [::1]:" + std::to_string(localPort(listener.fd)) + " (LISTEN)");
+  for (SocketLookup lookup : kBothLookups) {
+    INFO(lookupName(lookup));
+    CHECK(FdDescriber(getpid(), lookup).describe(listener.fd) ==
+          "tcp [::1]:" + std::to_string(localPort(listener.fd)) + " (LISTEN)");
+  }
 }
 
 TEST_CASE("describeFd names unix sockets by path, or says they have none", "[proc]") {
@@ -427,9 +470,24 @@ TEST_CASE("describeFd names unix sockets by path, or says they have none", "[pro
   Fd left(pair[0]);
   Fd right(pair[1]);
 
-  FdDescriber describer(getpid());
-  CHECK(describer.describe(named.fd) == "unix " + path);
-  CHECK(describer.describe(left.fd) == "unix (unnamed)");
+  // An abstract name with a NUL inside it, which /proc/net/unix prints as '@'.
+  Fd abstract(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un abstract_address{};
+  abstract_address.sun_family = AF_UNIX;
+  const std::string name = "cppops_test_" + std::to_string(getpid());
+  std::memcpy(abstract_address.sun_path + 1, name.data(), name.size());
+  abstract_address.sun_path[1 + name.size()] = '\0';
+  abstract_address.sun_path[2 + name.size()] = 'x';
+  const auto abstract_size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 3);
+  REQUIRE(::bind(abstract.fd, reinterpret_cast<sockaddr*>(&abstract_address), abstract_size) == 0);
+
+  for (SocketLookup lookup : kBothLookups) {
+    INFO(lookupName(lookup));
+    FdDescriber describer(getpid(), lookup);
+    CHECK(describer.describe(named.fd) == "unix " + path);
+    CHECK(describer.describe(left.fd) == "unix (unnamed)");
+    CHECK(describer.describe(abstract.fd) == "unix @" + name + "@x");
+  }
   ::unlink(path.c_str());
 }
 
