@@ -87,6 +87,7 @@ StackDump DumpPipeline::finish(const RawDump& raw, int stack_signal, const NameF
     fallback_note = std::move(named.note);
   }
   StackDump dump = analyze(raw, stats_, frames, stack_signal);
+  if (loaded != nullptr) loaded->saveResolved();
   // The symbolizer's notes come from the modules it opened, so they are complete only now.
   if (!symbolizer) dump.notes.push_back("frames are not symbolized: " + symbolizer.error().message);
   else dump.notes.insert(dump.notes.end(), loaded->notes().begin(), loaded->notes().end());

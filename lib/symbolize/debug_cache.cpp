@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -117,6 +119,40 @@ void dropOldest(const std::string& dir, const std::string& suffix, size_t keep) 
   for (size_t i = 0; i + keep < entries.size(); ++i) ::unlink(entries[i].second.c_str());
 }
 
+// The bytes of the entry `hex` + `suffix`, if the directory is private to us and the entry is at most
+// `max_bytes` long.
+std::optional<std::string> readCacheEntry(const std::string& dir, const std::string& hex, const char* suffix,
+                                          uint64_t max_bytes) {
+  if (dir.empty() || hex.empty() || !isPrivateDirectory(dir)) return std::nullopt;
+  const int fd = ::open((dir + "/" + hex + suffix).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::optional<std::string> bytes;
+  if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) <= max_bytes) {
+    bytes.emplace(static_cast<size_t>(st.st_size), '\0');
+    if (::read(fd, bytes->data(), bytes->size()) != static_cast<ssize_t>(bytes->size())) bytes.reset();
+  }
+  ::close(fd);
+  return bytes;
+}
+
+// Writes the entry `hex` + `suffix` through a temporary file renamed into place (a reader sees the old entry or
+// the new one, never part of one), then keeps the `keep` newest entries with that suffix. Best effort.
+void writeCacheEntry(const std::string& dir, const std::string& hex, const char* suffix, const std::string& bytes,
+                     size_t keep) {
+  if (dir.empty() || hex.empty() || !makeDirectories(dir) || !isPrivateDirectory(dir)) return;
+  const std::string path = dir + "/" + hex + suffix;
+  const std::string temporary = dir + "/." + hex + "." + std::to_string(getpid()) + suffix + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  if (::close(fd) != 0 || !written || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    return;
+  }
+  dropOldest(dir, suffix, keep);
+}
+
 }  // namespace
 
 std::string debugCacheDir() {
@@ -188,45 +224,133 @@ constexpr uint32_t kMaxCuSpans = 1u << 22;
 
 std::vector<CuSpan> cachedCuSpans(const std::string& dir, const std::string& hex) {
   std::vector<CuSpan> spans;
-  if (dir.empty() || hex.empty() || !isPrivateDirectory(dir)) return spans;
-  const int fd = ::open((dir + "/" + hex + ".cus").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return spans;
+  const std::optional<std::string> bytes =
+      readCacheEntry(dir, hex, ".cus", sizeof(CuSpanHeader) + uint64_t{kMaxCuSpans} * sizeof(CuSpan));
   CuSpanHeader header{};
-  struct stat st {};
-  const bool usable = ::read(fd, &header, sizeof header) == static_cast<ssize_t>(sizeof header) &&
-                      std::memcmp(header.magic, kCuSpanMagic, sizeof kCuSpanMagic) == 0 &&
-                      header.version == kCuSpanVersion && header.count <= kMaxCuSpans && ::fstat(fd, &st) == 0 &&
-                      static_cast<uint64_t>(st.st_size) == sizeof header + uint64_t{header.count} * sizeof(CuSpan);
-  if (usable) {
-    spans.resize(header.count);
-    const auto bytes = static_cast<ssize_t>(spans.size() * sizeof(CuSpan));
-    if (::read(fd, spans.data(), static_cast<size_t>(bytes)) != bytes) spans.clear();
-  }
-  ::close(fd);
+  if (!bytes || bytes->size() < sizeof header) return spans;
+  std::memcpy(&header, bytes->data(), sizeof header);
+  if (std::memcmp(header.magic, kCuSpanMagic, sizeof kCuSpanMagic) != 0 || header.version != kCuSpanVersion ||
+      bytes->size() != sizeof header + uint64_t{header.count} * sizeof(CuSpan))
+    return spans;
+  spans.resize(header.count);
+  std::memcpy(spans.data(), bytes->data() + sizeof header, spans.size() * sizeof(CuSpan));
   const auto malformed = [](const CuSpan& a, const CuSpan& b) { return b.low < a.low || a.high <= a.low; };
   if (std::adjacent_find(spans.begin(), spans.end(), malformed) != spans.end()) spans.clear();
   return spans;
 }
 
 void cacheCuSpans(const std::string& dir, const std::string& hex, const std::vector<CuSpan>& spans) {
-  if (dir.empty() || hex.empty() || spans.empty() || spans.size() > kMaxCuSpans) return;
-  if (!makeDirectories(dir) || !isPrivateDirectory(dir)) return;
-  const std::string path = dir + "/" + hex + ".cus";
-  const std::string temporary = dir + "/." + hex + "." + std::to_string(getpid()) + ".cus.tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return;
+  if (spans.empty() || spans.size() > kMaxCuSpans) return;
   CuSpanHeader header{};
   std::memcpy(header.magic, kCuSpanMagic, sizeof kCuSpanMagic);
   header.version = kCuSpanVersion;
   header.count = static_cast<uint32_t>(spans.size());
-  const auto bytes = static_cast<ssize_t>(spans.size() * sizeof(CuSpan));
-  const bool written = ::write(fd, &header, sizeof header) == static_cast<ssize_t>(sizeof header) &&
-                       ::write(fd, spans.data(), static_cast<size_t>(bytes)) == bytes;
-  if (::close(fd) != 0 || !written || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    ::unlink(temporary.c_str());
-    return;
+  std::string bytes(reinterpret_cast<const char*>(&header), sizeof header);
+  bytes.append(reinterpret_cast<const char*>(spans.data()), spans.size() * sizeof(CuSpan));
+  writeCacheEntry(dir, hex, ".cus", bytes, kMaxCachedCuSpans);
+}
+
+namespace {
+
+constexpr char kResolvedMagic[8] = {'c', 'p', 'p', 'o', 'p', 's', 'F', 'R'};
+constexpr uint32_t kResolvedVersion = 1;
+constexpr uint64_t kMaxResolvedFileBytes = 64 << 20;
+
+// The file: the magic, the version, with_dwarf and the number of pcs (u32 each after the magic), then per pc its
+// key (u64) and frame count (u32), then per frame its line (i32), inlined (u8), function and file (u32 length,
+// bytes). Native byte order: the cache never leaves the machine.
+class ResolvedWriter {
+ public:
+  template <typename T>
+  void put(T value) {
+    bytes_.append(reinterpret_cast<const char*>(&value), sizeof value);
   }
-  dropOldest(dir, ".cus", kMaxCachedCuSpans);
+  void putText(const std::string& text) {
+    put(static_cast<uint32_t>(text.size()));
+    bytes_ += text;
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+class ResolvedReader {
+ public:
+  explicit ResolvedReader(std::string_view bytes) : rest_(bytes) {}
+  template <typename T>
+  bool get(T& value) {
+    if (rest_.size() < sizeof value) return false;
+    std::memcpy(&value, rest_.data(), sizeof value);
+    rest_.remove_prefix(sizeof value);
+    return true;
+  }
+  bool getText(std::string& text) {
+    uint32_t size = 0;
+    if (!get(size) || rest_.size() < size) return false;
+    text.assign(rest_.data(), size);
+    rest_.remove_prefix(size);
+    return true;
+  }
+  bool done() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+}  // namespace
+
+std::optional<ResolvedFrames> cachedResolvedFrames(const std::string& dir, const std::string& hex) {
+  const std::optional<std::string> bytes = readCacheEntry(dir, hex, ".frames", kMaxResolvedFileBytes);
+  if (!bytes) return std::nullopt;
+  ResolvedReader in(*bytes);
+  char magic[sizeof kResolvedMagic] = {};
+  uint32_t version = 0;
+  uint32_t with_dwarf = 0;
+  uint32_t count = 0;
+  if (!in.get(magic) || std::memcmp(magic, kResolvedMagic, sizeof magic) != 0 || !in.get(version) ||
+      version != kResolvedVersion || !in.get(with_dwarf) || with_dwarf > 1 || !in.get(count) || count > kMaxResolvedPcs)
+    return std::nullopt;
+  ResolvedFrames resolved;
+  resolved.with_dwarf = with_dwarf != 0;
+  resolved.by_key.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t key = 0;
+    uint32_t frame_count = 0;
+    if (!in.get(key) || !in.get(frame_count) || frame_count == 0 || frame_count > 256) return std::nullopt;
+    std::vector<CachedFrame> frames(frame_count);
+    for (CachedFrame& frame : frames) {
+      int32_t line = 0;
+      uint8_t inlined = 0;
+      if (!in.get(line) || !in.get(inlined) || inlined > 1 || !in.getText(frame.function) || !in.getText(frame.file))
+        return std::nullopt;
+      frame.line = line;
+      frame.inlined = inlined != 0;
+    }
+    resolved.by_key.emplace(key, std::move(frames));
+  }
+  if (!in.done()) return std::nullopt;
+  return resolved;
+}
+
+void cacheResolvedFrames(const std::string& dir, const std::string& hex, const ResolvedFrames& resolved) {
+  if (resolved.by_key.empty() || resolved.by_key.size() > kMaxResolvedPcs) return;
+  ResolvedWriter out;
+  for (char c : kResolvedMagic) out.put(c);
+  out.put(kResolvedVersion);
+  out.put(static_cast<uint32_t>(resolved.with_dwarf ? 1 : 0));
+  out.put(static_cast<uint32_t>(resolved.by_key.size()));
+  for (const auto& [key, frames] : resolved.by_key) {
+    out.put(key);
+    out.put(static_cast<uint32_t>(frames.size()));
+    for (const CachedFrame& frame : frames) {
+      out.put(static_cast<int32_t>(frame.line));
+      out.put(static_cast<uint8_t>(frame.inlined ? 1 : 0));
+      out.putText(frame.function);
+      out.putText(frame.file);
+    }
+  }
+  writeCacheEntry(dir, hex, ".frames", out.bytes(), kMaxCachedResolvedFrames);
 }
 
 }  // namespace cppops

@@ -10,7 +10,9 @@
 #include <elfutils/libdwfl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace cppops {
@@ -48,6 +50,39 @@ std::vector<CuSpan> cachedCuSpans(const std::string& dir, const std::string& hex
 void cacheCuSpans(const std::string& dir, const std::string& hex, const std::vector<CuSpan>& spans);
 
 inline constexpr size_t kMaxCachedCuSpans = 256;
+
+// What the symbolizer found for the pcs of one module, by build ID: the slow part of a dump (line tables and
+// inline scopes read from DWARF, names demangled: ~10 us a pc) done once per distinct pc of a binary instead of
+// on every dump. Only what depends on the file is kept; the address and module come from the process each time.
+struct CachedFrame {
+  std::string function;
+  std::string file;
+  int line = 0;
+  bool inlined = false;
+};
+
+struct ResolvedFrames {
+  // Whether the module had debug info when these were resolved: once its debug symbols are installed (or
+  // removed), the entry no longer says what a fresh lookup would, and is not used.
+  bool with_dwarf = false;
+  // By resolvedKey(); innermost frame first, as the symbolizer returns them.
+  std::unordered_map<uint64_t, std::vector<CachedFrame>> by_key;
+};
+
+inline uint64_t resolvedKey(uint64_t module_offset, bool is_return_address) {
+  return module_offset << 1 | (is_return_address ? 1 : 0);
+}
+
+// The frames cached for build ID `hex`, if there is a well-formed entry in a directory private to us (a planted
+// entry would put wrong names on frames).
+std::optional<ResolvedFrames> cachedResolvedFrames(const std::string& dir, const std::string& hex);
+
+// Writes `frames` for build ID `hex`. Best effort, like cacheInflatedDebugFile; keeps at most
+// kMaxCachedResolvedFrames entries, and none with more than kMaxResolvedPcs pcs.
+void cacheResolvedFrames(const std::string& dir, const std::string& hex, const ResolvedFrames& frames);
+
+inline constexpr size_t kMaxCachedResolvedFrames = 256;
+inline constexpr size_t kMaxResolvedPcs = 100000;
 
 // The module's build ID as lowercase hex; "" when it has none.
 std::string buildIdHex(Dwfl_Module* mod);

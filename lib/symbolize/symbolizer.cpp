@@ -536,7 +536,17 @@ struct Symbolizer::Impl {
     std::unordered_map<Dwarf_Off, Dwarf_Die> dies;  // node-based, so each DIE stays put as a FunctionIndex key
   };
 
+  // A module's pcs resolved by this or an earlier symbolizer (debug_cache.h); build_id is "" for a module that
+  // is not cached (no build ID, or a file we cannot read).
+  struct ModuleResolved {
+    std::string build_id;
+    ResolvedFrames frames;
+    bool changed = false;
+  };
+
   std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
+  std::vector<SourceFrame> resolveFromFiles(Dwfl_Module* mod, Dwarf_Addr addr, SourceFrame outer);
+  ModuleResolved& resolvedOf(Dwfl_Module* mod);
   Units& unitsOf(Dwfl_Module* mod, Dwarf* dwarf);
   Dwarf_Die* spanCu(Dwfl_Module* mod, Dwarf* dwarf, Dwarf_Addr addr);
   Dwarf_Die* cuFor(Dwfl_Module* mod, Dwarf_Addr addr, Dwarf_Addr* bias);
@@ -555,6 +565,7 @@ struct Symbolizer::Impl {
   std::unordered_map<Dwfl_Module*, Units> units;
   std::unordered_map<Dwfl_Module*, SymbolIndex> symbol_indexes;
   std::unordered_map<Dwarf_Die*, FunctionIndex> function_indexes;  // by CU, which libdwfl keeps in place
+  std::unordered_map<Dwfl_Module*, ModuleResolved> resolved;
 
   const SymbolIndex& symbolsOf(Dwfl_Module* mod) { return symbol_indexes.try_emplace(mod, mod).first->second; }
 };
@@ -609,12 +620,49 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
   if (mod == nullptr) return {outer};
   describeModule(mod, pc, outer);
   noteMissingDebugInfo(mod, outer.module);
+  ModuleResolved& known = resolvedOf(mod);
+  if (known.build_id.empty()) return resolveFromFiles(mod, addr, std::move(outer));
+  const uint64_t key = resolvedKey(outer.module_offset, is_return_address);
+  if (auto it = known.frames.by_key.find(key); it != known.frames.by_key.end()) {
+    std::vector<SourceFrame> frames(it->second.size(), outer);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      frames[i].function = it->second[i].function;
+      frames[i].file = it->second[i].file;
+      frames[i].line = it->second[i].line;
+      frames[i].inlined = it->second[i].inlined;
+    }
+    return frames;
+  }
+  std::vector<SourceFrame> frames = resolveFromFiles(mod, addr, std::move(outer));
+  if (known.frames.by_key.size() < kMaxResolvedPcs) {
+    std::vector<CachedFrame> kept;
+    for (const SourceFrame& frame : frames) kept.push_back({frame.function, frame.file, frame.line, frame.inlined});
+    known.frames.by_key.emplace(key, std::move(kept));
+    known.changed = true;
+  }
+  return frames;
+}
+
+std::vector<SourceFrame> Symbolizer::Impl::resolveFromFiles(Dwfl_Module* mod, Dwarf_Addr addr, SourceFrame outer) {
   outer.function = symbolName(symbolsOf(mod), addr);
   Dwarf_Addr bias = 0;
   Dwarf_Die* cu = cuFor(mod, addr, &bias);
   if (cu == nullptr) return {outer};
   const FunctionIndex& functions = function_indexes.try_emplace(cu, cu).first->second;
   return inlineChain(cu, functions, addr - bias, std::move(outer));
+}
+
+// A module's entry is used only if it was resolved with the debug info the module has now.
+Symbolizer::Impl::ModuleResolved& Symbolizer::Impl::resolvedOf(Dwfl_Module* mod) {
+  auto [known, added] = resolved.try_emplace(mod);
+  Dwarf_Addr bias = 0;
+  if (!added || dwfl_module_getelf(mod, &bias) == nullptr) return known->second;
+  ModuleResolved& module = known->second;
+  module.build_id = buildIdHex(mod);
+  module.frames.with_dwarf = dwfl_module_getdwarf(mod, &bias) != nullptr;
+  std::optional<ResolvedFrames> cached = cachedResolvedFrames(files.debugCacheDir(), module.build_id);
+  if (cached && cached->with_dwarf == module.frames.with_dwarf) module.frames = std::move(*cached);
+  return module;
 }
 
 void Symbolizer::Impl::noteMissingDebugInfo(Dwfl_Module* mod, const std::string& module) {
@@ -654,6 +702,7 @@ void Symbolizer::loadDebugInfo() {
       impl_->dwfl.get(),
       [](Dwfl_Module* mod, void** userdata, const char*, Dwarf_Addr, void* arg) {
         Dwarf_Addr bias = 0;
+        if (!static_cast<Impl*>(arg)->resolvedOf(mod).frames.by_key.empty()) return static_cast<int>(DWARF_CB_OK);
         // The symbol and CU address indexes are built on first use; build them now, off the critical path.
         static_cast<Impl*>(arg)->symbolsOf(mod);
         if (Dwarf* dwarf = dwfl_module_getdwarf(mod, &bias); dwarf != nullptr) {
@@ -663,6 +712,14 @@ void Symbolizer::loadDebugInfo() {
         return static_cast<int>(DWARF_CB_OK);
       },
       impl_.get(), 0);
+}
+
+void Symbolizer::saveResolved() {
+  for (auto& [mod, known] : impl_->resolved) {
+    if (!known.changed) continue;
+    cacheResolvedFrames(impl_->files.debugCacheDir(), known.build_id, known.frames);
+    known.changed = false;
+  }
 }
 
 Symbolizer::~Symbolizer() = default;

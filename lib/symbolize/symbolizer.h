@@ -42,8 +42,13 @@ class Symbolizer {
 
   // Opens every module's debug info now rather than on its first lookup. Worth it for a caller that is waiting
   // for something else anyway (a stack capture in the target): compressed DWARF such as libc's separate debug
-  // file takes tens of milliseconds to load.
+  // file takes tens of milliseconds to load. A module whose pcs were resolved before (saveResolved) is left
+  // to its lookups: most of its pcs will be answered from that.
   void loadDebugInfo();
+
+  // Keeps what this symbolizer resolved for the next one, by module build ID in the debug cache directory
+  // (debug_cache.h: ResolvedFrames). Best effort; call it once the frames are no longer being waited for.
+  void saveResolved();
 
   // Human-readable sentences about degraded symbolization, each reported once.
   const std::vector<std::string>& notes() const;

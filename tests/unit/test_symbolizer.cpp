@@ -9,6 +9,7 @@
 #include <sys/auxv.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,9 +19,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "symbolize/debug_cache.h"
 
 using cppops::ErrorKind;
 using cppops::SourceFrame;
@@ -429,4 +433,60 @@ TEST_CASE("a thread dump's worth of repeated frames is cheap after the first loo
   for (int thread = 0; thread < 1000; ++thread) symbolizeStack();
   const auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK(elapsed < std::chrono::milliseconds(100));
+}
+
+// The resolved-frames cache, against this binary: what one symbolizer saved, the next answers from; an entry
+// that is damaged, was resolved without the debug info the module has now, or sits where others can write, is not.
+TEST_CASE("a symbolizer answers from the frames an earlier one saved under the module's build ID", "[symbolizer]") {
+  TempDir cache;
+  REQUIRE(setenv("CPPOPS_CACHE_DIR", cache.path().c_str(), 1) == 0);
+  struct Unset {
+    ~Unset() { unsetenv("CPPOPS_CACHE_DIR"); }
+  } unset;
+  const Capture capture = plainFunction();
+  uint64_t key = 0;
+  {
+    auto first = symbolizerFor(getpid());
+    const auto& frames = first->symbolize(capture.pc, true);
+    checkPlainCallSite(frames, capture);
+    key = cppops::resolvedKey(frames[0].module_offset, true);
+    first->saveResolved();
+  }
+  std::vector<std::string> entries;
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path()))
+    if (entry.path().extension() == ".frames") entries.push_back(entry.path().stem().string());
+  REQUIRE(entries.size() == 1);  // only this binary's pc was resolved
+  const std::string build_id = entries[0];
+  std::optional<cppops::ResolvedFrames> saved = cppops::cachedResolvedFrames(cache.path(), build_id);
+  REQUIRE(saved.has_value());
+  CHECK(saved->with_dwarf);
+  REQUIRE(saved->by_key.count(key) == 1);
+  CHECK(saved->by_key.at(key).at(0).function == "(anonymous namespace)::plainFunction()");
+  // A line no lookup of the file gives: it can only come from the entry.
+  saved->by_key.at(key).at(0).line = 99999;
+
+  SECTION("the next symbolizer answers from the entry") {
+    cppops::cacheResolvedFrames(cache.path(), build_id, *saved);
+    auto next = symbolizerFor(getpid());
+    CHECK(next->symbolize(capture.pc, true).at(0).line == 99999);
+  }
+  SECTION("an entry resolved without debug info is not used now that there is some") {
+    saved->with_dwarf = false;
+    cppops::cacheResolvedFrames(cache.path(), build_id, *saved);
+    checkPlainCallSite(symbolizerFor(getpid())->symbolize(capture.pc, true), capture);
+  }
+  SECTION("a damaged entry is ignored, and written anew") {
+    const std::string path = cache.path() + "/" + build_id + ".frames";
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
+    CHECK_FALSE(cppops::cachedResolvedFrames(cache.path(), build_id).has_value());
+    auto next = symbolizerFor(getpid());
+    checkPlainCallSite(next->symbolize(capture.pc, true), capture);
+    next->saveResolved();
+    CHECK(cppops::cachedResolvedFrames(cache.path(), build_id).has_value());
+  }
+  SECTION("a cache directory others can write to is not read") {
+    cppops::cacheResolvedFrames(cache.path(), build_id, *saved);
+    REQUIRE(::chmod(cache.path().c_str(), 0777) == 0);
+    checkPlainCallSite(symbolizerFor(getpid())->symbolize(capture.pc, true), capture);
+  }
 }
