@@ -176,12 +176,19 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
   SECTION("where its compile units lie is cached too; a damaged or misleading entry changes no frame") {
     const std::string spans_file = cache + "/" + build_id + ".cus";
     REQUIRE(std::filesystem::exists(spans_file));
-    CHECK(*splitDebugFrame(dump()) == *frame);  // read from the entry
+    // Each dump below must look its pc up in the DWARF, not in what the one before resolved.
+    const std::string frames_file = cache + "/" + build_id + ".frames";
+    REQUIRE(std::filesystem::exists(frames_file));
+    auto dumpAfresh = [&] {
+      std::filesystem::remove(frames_file);
+      return dump();
+    };
+    CHECK(*splitDebugFrame(dumpAfresh()) == *frame);  // read from the entry
     {
       std::ofstream damaged(spans_file, std::ios::trunc | std::ios::binary);
       damaged << "not a span table";
     }
-    CHECK(*splitDebugFrame(dump()) == *frame);
+    CHECK(*splitDebugFrame(dumpAfresh()) == *frame);
     CHECK(std::filesystem::file_size(spans_file) > 16);  // written anew from the DWARF
     {
       // Well-formed, but naming a unit that is not there for every address.
@@ -193,7 +200,7 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
       misleading.write(reinterpret_cast<const char*>(version_and_count), sizeof version_and_count);
       misleading.write(reinterpret_cast<const char*>(span), sizeof span);
     }
-    CHECK(*splitDebugFrame(dump()) == *frame);
+    CHECK(*splitDebugFrame(dumpAfresh()) == *frame);
   }
   SECTION("a cache directory others can write to is neither read nor written") {
     REQUIRE(std::remove(debug_file.c_str()) == 0);
