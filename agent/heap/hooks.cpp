@@ -198,11 +198,10 @@ __attribute__((always_inline)) inline void* allocate(size_t n) {
   return allocateDue(n);
 }
 
-// Sampling on (or sampled blocks left): most frees are of blocks never sampled, which the filters say in a load or
-// two (sampler.h).
+// Sampling on (or sampled blocks left): most frees are of blocks never sampled, which the filter says in one load.
 __attribute__((always_inline)) inline void releaseChecked(void* p) {
   if (p == nullptr || inArena(p)) return;
-  if (sizeMaybeSampled(p) && maybeSampled(p)) forgetSampled(p, nullptr);
+  if (maybeSampled(p)) forgetSampled(p, nullptr);
   g_next.free.load(std::memory_order_relaxed)(p);
 }
 
@@ -228,7 +227,7 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
     return q;
   }
   SampledBlock block;
-  const bool was_sampled = p != nullptr && sizeMaybeSampled(p) && maybeSampled(p) && forgetSampled(p, &block);
+  const bool was_sampled = p != nullptr && maybeSampled(p) && forgetSampled(p, &block);
   void* q = next(p, n);
   // realloc(p, 0) frees p; any other failure leaves p allocated and still sampled.
   if (q == nullptr && n != 0 && was_sampled) restoreSampled(p, block);

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <ctime>
 
-#include "heap/allocator.h"
 #include "sigsafe/cfi_unwind.h"
 
 namespace cppops::agent::heap {
@@ -20,8 +19,6 @@ std::atomic<bool> g_sampling{false};
 std::atomic<bool> g_free_check{false};
 std::atomic<uint32_t> g_generation{0};
 std::atomic<uint64_t> g_filter_bits[kFilter / 64];
-std::atomic<bool> g_chunk_sizes{false};
-std::atomic<uint64_t> g_size_class_bits[kSizeClasses / 64];
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
 // The hook section's bounds, from the linker: frames in it are the agent's, not the host's.
@@ -45,7 +42,7 @@ struct Slot {
   uint64_t size;
   double scale;       // blocks this sample stands for: 1 / (1 - exp(-size / rate))
   uint32_t stack;
-  uint32_t size_class;
+  uint32_t unused;
 };
 
 struct Stack {
@@ -85,8 +82,6 @@ Stack* g_stacks = nullptr;
 // The counts behind g_filter_bits, under g_lock: live sampled blocks per filter index. A counter that reaches
 // 255 stays there (its bit stays set; the slot table still decides).
 uint8_t g_filter_counts[kFilter];
-// Live sampled blocks per chunk size class, under g_lock, behind g_size_class_bits.
-uint32_t g_size_class_counts[kSizeClasses];
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
 uint64_t g_dropped = 0;     // under g_lock
@@ -108,22 +103,19 @@ uint64_t mix(uint64_t x) {
 size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
 
 // Under g_lock.
-void countInFilter(uintptr_t address, uint32_t size_class) {
+void countInFilter(uintptr_t address) {
   const size_t index = filterIndex(address);
   uint8_t& c = g_filter_counts[index];
-  if (c != 255 && c++ == 0) g_filter_bits[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
-  if (g_size_class_counts[size_class]++ == 0)
-    g_size_class_bits[size_class / 64].fetch_or(uint64_t{1} << (size_class % 64), std::memory_order_relaxed);
+  if (c == 255) return;
+  if (c++ == 0) g_filter_bits[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
 }
 
 // Under g_lock.
-void countOutOfFilter(uintptr_t address, uint32_t size_class) {
+void countOutOfFilter(uintptr_t address) {
   const size_t index = filterIndex(address);
   uint8_t& c = g_filter_counts[index];
-  if (c != 255 && c != 0 && --c == 0)
-    g_filter_bits[index / 64].fetch_and(~(uint64_t{1} << (index % 64)), std::memory_order_relaxed);
-  if (g_size_class_counts[size_class] != 0 && --g_size_class_counts[size_class] == 0)
-    g_size_class_bits[size_class / 64].fetch_and(~(uint64_t{1} << (size_class % 64)), std::memory_order_relaxed);
+  if (c == 255 || c == 0) return;
+  if (--c == 0) g_filter_bits[index / 64].fetch_and(~(uint64_t{1} << (index % 64)), std::memory_order_relaxed);
 }
 
 uint64_t monotonicNs() {
@@ -167,9 +159,9 @@ uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
 void insertSlot(uintptr_t address, const SampledBlock& block) {
   size_t i = slotHome(address);
   while (g_slots[i].address != 0) i = (i + 1) & (kSlots - 1);
-  g_slots[i] = Slot{address, block.size, block.scale, block.stack, block.size_class};
+  g_slots[i] = Slot{address, block.size, block.scale, block.stack, 0};
   ++g_live;
-  countInFilter(address, block.size_class);
+  countInFilter(address);
 }
 
 // Under g_lock. Removes address and fills `block`; false when it is not there.
@@ -179,7 +171,7 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
     if (g_slots[i].address == 0) return false;
     i = (i + 1) & (kSlots - 1);
   }
-  *block = SampledBlock{g_slots[i].size, g_slots[i].scale, g_slots[i].stack, g_slots[i].size_class};
+  *block = SampledBlock{g_slots[i].size, g_slots[i].scale, g_slots[i].stack};
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
     j = (j + 1) & (kSlots - 1);
@@ -192,7 +184,7 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
   }
   g_slots[i].address = 0;
   --g_live;
-  countOutOfFilter(address, block->size_class);
+  countOutOfFilter(address);
   return true;
 }
 
@@ -202,8 +194,6 @@ void resetTables() {
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
   std::memset(g_filter_counts, 0, sizeof g_filter_counts);
   for (auto& bits : g_filter_bits) bits.store(0, std::memory_order_relaxed);
-  std::memset(g_size_class_counts, 0, sizeof g_size_class_counts);
-  for (auto& bits : g_size_class_bits) bits.store(0, std::memory_order_relaxed);
   g_live = 0;
   g_stack_count = 0;
   g_dropped = 0;
@@ -311,8 +301,7 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
         Stack& s = g_stacks[stack];
         s.alloc_objects += scale;
         s.alloc_bytes += scale * static_cast<double>(n);
-        const uint32_t size_class = g_chunk_sizes.load(std::memory_order_relaxed) ? sizeClassOf(glibcChunkSize(p)) : 0;
-        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack, size_class});
+        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack});
       }
     }
   }
@@ -377,11 +366,8 @@ std::string startSampling(uint64_t rate_bytes) {
     g_slots = static_cast<Slot*>(slots);
     g_stacks = static_cast<Stack*>(stacks);
   }
-  // Decided while no sampled block is live, and the same at every start: the allocator cannot change.
-  const bool glibc_chunks = detectAllocator().kind == AllocatorKind::kGlibc;
   Guard guard(g_lock);
   resetTables();
-  g_chunk_sizes.store(glibc_chunks, std::memory_order_relaxed);
   g_rate.store(rate_bytes, std::memory_order_relaxed);
   g_start_ns = monotonicNs();
   // free_check before sampling: a sampled block must never be freed by a thread that skips the check.

@@ -57,35 +57,6 @@ inline bool maybeSampled(const void* p) {
   return ((g_filter_bits[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
 }
 
-// In front of that filter, when the allocator the hooks forward to is glibc's: the size of the block's chunk, which
-// glibc keeps in the word before the block (and which its free reads next anyway, so that load costs nothing),
-// says whether any live sampled block has a chunk of that size class. The classes' bits fit in 9 cache lines that
-// every free touches, so they stay in L1 where the address filter's 8 KiB do not; a program's frees are mostly of
-// sizes with no sampled block live, and end here. One class per 16-byte chunk size below 64 KiB, then one per
-// power of two.
-extern std::atomic<bool> g_chunk_sizes;  // on while sampling with glibc's allocator behind the hooks
-inline constexpr size_t kSmallChunkLimit = 64 * 1024;
-inline constexpr size_t kSizeClasses = kSmallChunkLimit / 16 + 64;
-extern std::atomic<uint64_t> g_size_class_bits[kSizeClasses / 64];
-
-inline uint32_t sizeClassOf(uint64_t chunk_size) {
-  return chunk_size < kSmallChunkLimit ? static_cast<uint32_t>(chunk_size >> 4)
-                                       : static_cast<uint32_t>(kSmallChunkLimit / 16 + 63 - __builtin_clzll(chunk_size));
-}
-
-// glibc's chunk size for block p, without the flag bits it keeps in the low three (malloc/malloc.c: SIZE_BITS).
-// A relaxed atomic load: glibc rewrites the flag bits under its arena lock while a neighbouring chunk is freed,
-// and reads the word unlocked itself.
-inline uint64_t glibcChunkSize(const void* p) {
-  return __atomic_load_n(static_cast<const uint64_t*>(p) - 1, __ATOMIC_RELAXED) & ~uint64_t{7};
-}
-
-inline bool sizeMaybeSampled(const void* p) {
-  if (!g_chunk_sizes.load(std::memory_order_relaxed)) return true;
-  const uint32_t size_class = sizeClassOf(glibcChunkSize(p));
-  return ((g_size_class_bits[size_class / 64].load(std::memory_order_relaxed) >> (size_class % 64)) & 1) != 0;
-}
-
 // --- The slow paths. Async-signal-safe: no. They never allocate from the heap and never throw.
 
 // The countdown of the calling thread ran out (or was drawn for an older generation) on an allocation of n bytes
@@ -96,7 +67,6 @@ struct SampledBlock {
   uint64_t size = 0;
   double scale = 0;
   uint32_t stack = 0;
-  uint32_t size_class = 0;  // of its glibc chunk, while g_chunk_sizes is on
 };
 
 // p is being freed while g_free_check is on and maybeSampled(p): if it was sampled, forgets it and counts it
