@@ -3,9 +3,10 @@
 # malloc, fill and free, nothing else; "mixed" blocks average 1 KiB, "small" ones 16-256 B), each on one thread
 # and on two, with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
 # 64 KiB), and under heaptrack for comparison. Configurations alternate round by round so that load on the
-# machine falls on all of them alike; each figure is the median over the rounds. Time is the workload's own CPU
-# time per pair (heaptrack's separate interpreter process is not in it: its wall time per pair is shown too).
-# Sampling costs per call (a countdown on malloc, a filter on free) and per sample (a backtrace): the mixed
+# machine falls on all of them alike; each time is the median over the rounds, and each loss the median over the
+# rounds of that round's ratio to no preload. Time is the workload's own CPU time per pair (heaptrack's separate
+# interpreter process is not in it: its wall time per pair is shown too).
+# Sampling costs per call (a countdown on malloc, a filter on free) and per sample (a stack walk): the mixed
 # workload allocates ~1 KiB per pair, so it takes a sample every ~500 pairs; the small one every ~4000.
 # One thread against two: the agent's own thread makes a single-threaded program multi-threaded, and glibc's
 # malloc then leaves its lock-free single-thread paths for good. On two threads the program is multi-threaded
@@ -14,8 +15,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-rounds=5
-pairs=10000000
+rounds=15
+pairs=4000000
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -52,11 +53,14 @@ run() {  # configuration workload:threads
 
 for ((r = 1; r <= rounds; r++)); do
   for w in "${workloads[@]}"; do
-    for c in "${!configs[@]}"; do
+    # Each round starts the cycle of configurations one further on, so that none always runs first, or always
+    # just after heaptrack.
+    for ((k = 0; k < ${#configs[@]}; k++)); do
+      c=$(((k + r) % ${#configs[@]}))
       line=$(run "$c" "$w" 2>/dev/null | grep '^heap_bench ')
       cpu=$(sed -n 's/.*cpu_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
       wall=$(sed -n 's/.*wall_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
-      echo "$w $c $cpu $wall" >>"$work/results"
+      echo "$w $c $cpu $wall $r" >>"$work/results"
     done
     rm -f "$work"/heaptrack*
   done
@@ -68,25 +72,29 @@ for w in "${workloads[@]}"; do
   echo
   printf '%-32s %12s %10s %12s %10s\n' "workload: ${w%:*}, threads: ${w#*:}" "cpu ns/pair" "loss(cpu)" "wall ns/pair" "loss(wall)"
   figure() { awk -v w="$w" -v c="$1" -v f="$2" '$1 == w && $2 == c {print $f}' "$work/results" | median; }
-  base_cpu=$(figure 0 3)
-  base_wall=$(figure 0 4)
+  # A configuration against no preload in the same round, then the median over rounds: a drift of the machine
+  # between rounds (frequency, neighbours) falls on both sides of each pair.
+  versus() {  # configuration field percent|ns
+    awk -v w="$w" -v c="$1" -v f="$2" -v how="$3" '$1 == w && $2 == 0 {base[$5] = $f} $1 == w && $2 == c {v[$5] = $f}
+      END {for (r in v) if (r in base) print how == "percent" ? (v[r] / base[r] - 1) * 100 : v[r] - base[r]}' \
+      "$work/results" | median
+  }
   for c in "${!configs[@]}"; do
     cpu=$(figure "$c" 3)
     wall=$(figure "$c" 4)
     if [ "$c" -eq 0 ]; then
       printf '%-32s %12.2f %10s %12.2f %10s\n' "${configs[$c]}" "$cpu" - "$wall" -
     else
-      printf '%-32s %12.2f %9.2f%% %12.2f %9.2f%%\n' "${configs[$c]}" "$cpu" \
-        "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (a / b - 1) * 100}')" "$wall" \
-        "$(awk -v a="$wall" -v b="$base_wall" 'BEGIN {print (a / b - 1) * 100}')"
+      printf '%-32s %12.2f %9.2f%% %12.2f %9.2f%%\n' "${configs[$c]}" "$cpu" "$(versus "$c" 3 percent)" "$wall" \
+        "$(versus "$c" 4 percent)"
     fi
-    eval "cpu_$c=$cpu"
   done
-  # shellcheck disable=SC2154
-  awk -v off="$cpu_1" -v on="$cpu_2" -v base="$cpu_0" -v ht="$cpu_4" -v bare="$cpu_5" 'BEGIN {
-    printf "interposition alone: %+.2f ns per pair\n", bare - base
-    printf "sampling off: %+.2f ns per pair (target: <= 1%%: %s)\n", off - base, (off / base - 1 <= 0.01) ? "met" : "NOT met"
-    printf "sampling on at 512 KiB: %+.2f ns per pair (target: <= 3%%: %s)\n", on - base, (on / base - 1 <= 0.03) ? "met" : "NOT met"
-    printf "heaptrack costs %.1fx what sampling at 512 KiB costs\n", (ht - base) / ((on - base) > 0.01 ? (on - base) : 0.01)
+  awk -v off="$(versus 1 3 percent)" -v on="$(versus 2 3 percent)" -v off_ns="$(versus 1 3 ns)" \
+    -v on_ns="$(versus 2 3 ns)" -v bare_ns="$(versus 5 3 ns)" -v ht_ns="$(versus 4 3 ns)" 'BEGIN {
+    printf "interposition alone: %+.2f ns per pair\n", bare_ns
+    printf "sampling off: %+.2f ns per pair, %+.2f%% (target: <= 1%%: %s)\n", off_ns, off, (off <= 1) ? "met" : "NOT met"
+    printf "sampling on at 512 KiB: %+.2f ns per pair, %+.2f%% (target: <= 3%%: %s)\n", on_ns, on,
+      (on <= 3) ? "met" : "NOT met"
+    printf "heaptrack costs %.1fx what sampling at 512 KiB costs\n", ht_ns / (on_ns > 0.01 ? on_ns : 0.01)
   }'
 done
