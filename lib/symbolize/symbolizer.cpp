@@ -25,6 +25,9 @@
 namespace cppops {
 namespace {
 
+// A module's resolved frames are written again once the pcs added since make up a sixteenth of them.
+constexpr size_t kRewriteRatio = 16;
+
 class Notes {
  public:
   void add(std::string note) {
@@ -541,7 +544,7 @@ struct Symbolizer::Impl {
   struct ModuleResolved {
     std::string build_id;
     ResolvedFrames frames;
-    bool changed = false;
+    size_t added = 0;  // pcs resolved from the files since the entry was read or written
   };
 
   std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
@@ -638,7 +641,7 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
     std::vector<CachedFrame> kept;
     for (const SourceFrame& frame : frames) kept.push_back({frame.function, frame.file, frame.line, frame.inlined});
     known.frames.by_key.emplace(key, std::move(kept));
-    known.changed = true;
+    ++known.added;
   }
   return frames;
 }
@@ -716,9 +719,11 @@ void Symbolizer::loadDebugInfo() {
 
 void Symbolizer::saveResolved() {
   for (auto& [mod, known] : impl_->resolved) {
-    if (!known.changed) continue;
+    // A running thread's pc is new on every dump; rewriting a large entry for a handful of them would cost more
+    // than resolving them again next time.
+    if (known.added == 0 || known.added * kRewriteRatio < known.frames.by_key.size()) continue;
     cacheResolvedFrames(impl_->files.debugCacheDir(), known.build_id, known.frames);
-    known.changed = false;
+    known.added = 0;
   }
 }
 

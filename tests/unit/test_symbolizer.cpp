@@ -484,6 +484,16 @@ TEST_CASE("a symbolizer answers from the frames an earlier one saved under the m
     next->saveResolved();
     CHECK(cppops::cachedResolvedFrames(cache.path(), build_id).has_value());
   }
+  SECTION("a few new pcs, such as running threads bring on every dump, do not rewrite a large entry") {
+    cppops::ResolvedFrames large;
+    large.with_dwarf = true;
+    for (uint64_t i = 0; i < 100; ++i) large.by_key[cppops::resolvedKey(i, true)] = {{"f", "f.cpp", 1, false}};
+    cppops::cacheResolvedFrames(cache.path(), build_id, large);
+    auto next = symbolizerFor(getpid());
+    checkPlainCallSite(next->symbolize(capture.pc, true), capture);
+    next->saveResolved();
+    CHECK(cppops::cachedResolvedFrames(cache.path(), build_id)->by_key.count(key) == 0);
+  }
   SECTION("a cache directory others can write to is not read") {
     cppops::cacheResolvedFrames(cache.path(), build_id, *saved);
     REQUIRE(::chmod(cache.path().c_str(), 0777) == 0);
