@@ -450,10 +450,11 @@ bool cachedRule(uintptr_t target, uintptr_t header, uint64_t* rule) {
   CacheEntry& e = entryFor(target);
   const uint32_t before = e.sequence.load(std::memory_order_acquire);
   if ((before & 1) != 0) return false;
-  const uintptr_t t = e.target.load(std::memory_order_relaxed);
-  const uintptr_t h = e.header.load(std::memory_order_relaxed);
-  const uint64_t word = e.rule.load(std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_acquire);
+  // Acquire loads keep the second read of the sequence after them (a fence would too, but ThreadSanitizer
+  // cannot check fences).
+  const uintptr_t t = e.target.load(std::memory_order_acquire);
+  const uintptr_t h = e.header.load(std::memory_order_acquire);
+  const uint64_t word = e.rule.load(std::memory_order_acquire);
   if (e.sequence.load(std::memory_order_relaxed) != before || t != target || h != header) return false;
   *rule = word;
   return true;
