@@ -32,7 +32,11 @@ size_t unwindInterrupted(void** pcs, size_t max, const void* ucontext) {
   if (max == 0) return 0;
   // Starting from the interrupted registers, the walk never sees the handler or the signal trampoline.
   const FrameRegisters interrupted = interruptedRegisters(ucontext);
+#if !defined(__SANITIZE_THREAD__)
+  // (ThreadSanitizer runs handlers late, at a point of its choosing, where these registers describe a stack the
+  // thread has since left; only the walk from the handler's own frame is sound there.)
   if (const size_t walked = cfiUnwind(interrupted, pcs, max); walked != 0) return walked;
+#endif
   // What it does not follow goes to backtrace(3), which steps out of the handler through the trampoline.
   // backtrace(3) is not on the signal-safety(7) list; it is safe here because warmUp() already made glibc load
   // libgcc_s, after which _Unwind_Backtrace only reads .eh_frame through _dl_find_object (glibc >= 2.35,
