@@ -383,15 +383,27 @@ const char* lookupName(SocketLookup lookup) {
   return lookup == SocketLookup::kDuplicateFirst ? "through a duplicated fd" : "through /proc/net tables";
 }
 
-TEST_CASE("describeFd names TCP and UDP sockets by their addresses", "[proc]") {
-  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+sockaddr_in loopbackAddress(uint16_t port) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  REQUIRE(::listen(listener.fd, 1) == 0);
-  uint16_t port = localPort(listener.fd);
   address.sin_port = htons(port);
+  return address;
+}
+
+// A TCP socket listening on a free loopback port.
+Fd listeningOnLoopback() {
+  Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address = loopbackAddress(0);
+  REQUIRE(::bind(socket.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  REQUIRE(::listen(socket.fd, 1) == 0);
+  return socket;
+}
+
+TEST_CASE("describeFd names TCP and UDP sockets by their addresses", "[proc]") {
+  Fd listener = listeningOnLoopback();
+  uint16_t port = localPort(listener.fd);
+  sockaddr_in address = loopbackAddress(port);
   Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   REQUIRE(::connect(client.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
   Fd server(::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC));
@@ -422,20 +434,11 @@ TEST_CASE("describeFd names TCP and UDP sockets by their addresses", "[proc]") {
 }
 
 TEST_CASE("describeFd asks a socket itself, so one opened after the tables were read is still named", "[proc]") {
-  auto listening = [] {
-    Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(socket.fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-    REQUIRE(::listen(socket.fd, 1) == 0);
-    return socket;
-  };
-  Fd early = listening();
+  Fd early = listeningOnLoopback();
   FdDescriber tables(getpid(), SocketLookup::kTablesOnly);
   FdDescriber duplicate(getpid());
   CHECK(tables.describe(early.fd) == duplicate.describe(early.fd));
-  Fd late = listening();
+  Fd late = listeningOnLoopback();
   CHECK_THAT(tables.describe(late.fd), StartsWith("socket (inode "));
   CHECK(duplicate.describe(late.fd) == "tcp 127.0.0.1:" + std::to_string(localPort(late.fd)) + " (LISTEN)");
 }
