@@ -1,7 +1,9 @@
 // The allocation entry points of the shared agent (never of the static one: a program that links the agent
 // statically keeps its allocator to itself). Each forwards to the next definition in the process (glibc,
-// jemalloc, tcmalloc: whatever comes after the agent in the search order) and, while sampling is on, counts the
-// bytes down towards the next sample. Sampling off, the whole cost is one relaxed load and a branch per call.
+// jemalloc, tcmalloc: whatever comes after the agent in the search order). The hot three (malloc, calloc, free,
+// and operator new and delete through them) jump through g_routes: straight to the allocator while nothing is
+// sampled, so that an idle agent costs one indirect jump a call; while sampling, to versions that count the bytes
+// down towards the next sample and check frees against the filter of sampled blocks (sampler.h).
 //
 // Pointers are never changed and no header is added, so memory from any entry point can be released through any
 // other (aligned memory through free, realloc of anything), exactly as with the allocator alone; misuse such as a
@@ -27,9 +29,6 @@ extern "C" void* cppops_heap_own_malloc(size_t n)
 namespace cppops::agent::heap {
 namespace {
 
-using MallocFn = void* (*)(size_t);
-using FreeFn = void (*)(void*);
-using CallocFn = void* (*)(size_t, size_t);
 using ReallocFn = void* (*)(void*, size_t);
 using MemalignFn = void* (*)(size_t, size_t);
 using PosixMemalignFn = int (*)(void**, size_t, size_t);
@@ -64,9 +63,10 @@ size_t arenaBlockSize(const void* p) {
 }
 
 void* bootMalloc(size_t n);
-void bootFree(void* p);
+void bootFree(void* p) noexcept;
 void* bootCalloc(size_t count, size_t size);
 void* bootRealloc(void* p, size_t n);
+RouteChoices routeChoices();
 
 // The next definitions. Until resolved, the hot four point at their bootstrap versions (so the hot path needs no
 // "resolved?" check); the rest are resolved before any of them can be reached through resolve().
@@ -82,6 +82,9 @@ struct Next {
   std::atomic<MallocFn> pvalloc{nullptr};
 };
 Next g_next;
+
+// Constant-initialized (a constexpr constructor): libraries initialized before the agent allocate through it.
+Routes g_routes{bootMalloc, bootCalloc, bootFree};
 
 [[noreturn]] void cannotResolve(const char* name) {
   static const char prefix[] = "cppops agent: cannot find the process's ";
@@ -115,7 +118,7 @@ void resolve() {
   g_next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
   g_next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
   g_next.malloc.store(next_malloc, std::memory_order_release);
-  registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), reinterpret_cast<void*>(next_malloc));
+  registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_routes, routeChoices());
   t_resolving = false;
 }
 
@@ -125,7 +128,7 @@ void* bootMalloc(size_t n) {
   return g_next.malloc.load(std::memory_order_acquire)(n);
 }
 
-void bootFree(void* p) {
+void bootFree(void* p) noexcept {
   if (p == nullptr || inArena(p)) return;
   resolve();
   g_next.free.load(std::memory_order_acquire)(p);
@@ -161,22 +164,15 @@ Fn rare(std::atomic<Fn>& slot) {
 
 inline bool sampling() { return g_sampling.load(std::memory_order_relaxed); }
 
-// Sampling on: the bytes count down on this thread, and the rare allocation that crosses the next sampled byte
-// goes to the sampler. Inlined into each entry point: the common case is a TLS load, a compare and a subtraction.
-__attribute__((always_inline)) inline void noteAllocation(void* p, size_t n) {
-  if (p == nullptr) return;
-  ThreadState& t = t_heap_state;
-  if (t.generation == g_generation.load(std::memory_order_relaxed) && (t.countdown -= static_cast<int64_t>(n)) > 0)
-    return;
-  sampleAllocation(p, n);
+// Counts n bytes down on this thread: true while its next sample lies beyond them, so that the counting malloc
+// can still tail-call the allocator.
+__attribute__((always_inline)) inline bool notYetDue(size_t n) {
+  return (t_heap_state.countdown -= static_cast<int64_t>(n)) > 0;
 }
 
-// The countdown alone, before the allocation: true while this thread's next sampled byte lies beyond these n
-// bytes, so that malloc and operator new can still tail-call the allocator.
-__attribute__((always_inline)) inline bool notYetDue(size_t n) {
-  ThreadState& t = t_heap_state;
-  return t.generation == g_generation.load(std::memory_order_relaxed) &&
-         (t.countdown -= static_cast<int64_t>(n)) > 0;
+// After the allocation, for the rare entry points, which do not go through g_routes.
+__attribute__((always_inline)) inline void noteAllocation(void* p, size_t n) {
+  if (p != nullptr && sampling() && !notYetDue(n)) sampleAllocation(p, n);
 }
 
 // The rare allocation that is due: out of line, so that the common path needs no stack frame.
@@ -192,35 +188,65 @@ CPPOPS_HOOK_PATH void* callocDue(size_t count, size_t size, size_t n) {
   return p;
 }
 
-__attribute__((always_inline)) inline void* allocate(size_t n) {
+// The routes while sampling.
+CPPOPS_HOOK_PATH void* countedMalloc(size_t n) {
   MallocFn next = g_next.malloc.load(std::memory_order_relaxed);
-  if (__builtin_expect(!sampling(), 1) || __builtin_expect(notYetDue(n), 1)) return next(n);
+  if (__builtin_expect(notYetDue(n), 1)) return next(n);
   return allocateDue(n);
 }
 
-// Sampling on (or sampled blocks left): most frees are of blocks never sampled, which the filter says in one load.
-__attribute__((always_inline)) inline void releaseChecked(void* p) {
-  if (p == nullptr || inArena(p)) return;
-  if (maybeSampled(p)) forgetSampled(p, nullptr);
+CPPOPS_HOOK_PATH void* countedCalloc(size_t count, size_t size) {
+  CallocFn next = g_next.calloc.load(std::memory_order_relaxed);
+  size_t n = 0;
+  // An overflowing request fails in the allocator (ENOMEM) and there is nothing to count.
+  if (__builtin_mul_overflow(count, size, &n) || __builtin_expect(notYetDue(n), 1)) return next(count, size);
+  return callocDue(count, size, n);
+}
+
+// Whatever g_free_check asks for.
+CPPOPS_HOOK_PATH void checkedFree(void* p) noexcept {
+  const uint8_t check = g_free_check.load(std::memory_order_relaxed);
+  if (p == nullptr || ((check & kCheckArena) != 0 && inArena(p))) return;
+  if ((check & kCheckSampled) != 0 && maybeSampled(p)) forgetSampled(p, nullptr);
   g_next.free.load(std::memory_order_relaxed)(p);
 }
 
-__attribute__((always_inline)) inline void release(void* p) {
-  if (__builtin_expect(!g_free_check.load(std::memory_order_relaxed), 1))
-    return g_next.free.load(std::memory_order_relaxed)(p);
-  releaseChecked(p);
+// Sampling on, with no bootstrap arena to mind: most frees are of blocks never sampled, which the filter says in
+// one load (a null pointer goes through it too, to whatever its bit says, rather than cost every free a test).
+CPPOPS_HOOK_PATH void filteredFree(void* p) noexcept {
+  FreeFn next = g_next.free.load(std::memory_order_relaxed);
+  if (__builtin_expect(!maybeSampled(p), 1)) return next(p);
+  checkedFree(p);
 }
+
+RouteChoices routeChoices() {
+  RouteChoices c;
+  c.malloc_direct = g_next.malloc.load(std::memory_order_relaxed);
+  c.malloc_counted = countedMalloc;
+  c.calloc_direct = g_next.calloc.load(std::memory_order_relaxed);
+  c.calloc_counted = countedCalloc;
+  c.free_direct = g_next.free.load(std::memory_order_relaxed);
+  c.free_filtered = filteredFree;
+  c.free_checked = checkedFree;
+  return c;
+}
+
+__attribute__((always_inline)) inline void* allocate(size_t n) {
+  return g_routes.malloc.load(std::memory_order_relaxed)(n);
+}
+
+__attribute__((always_inline)) inline void release(void* p) { g_routes.free.load(std::memory_order_relaxed)(p); }
 
 __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, size_t n) {
   void* p = nullptr;
   if (rare(g_next.posix_memalign)(&p, alignment, n) != 0) return nullptr;
-  if (sampling()) noteAllocation(p, n);
+  noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
   ReallocFn next = g_next.realloc.load(std::memory_order_relaxed);
-  if (__builtin_expect(!g_free_check.load(std::memory_order_relaxed), 1)) return next(p, n);
+  if (__builtin_expect(g_free_check.load(std::memory_order_relaxed) == 0, 1)) return next(p, n);
   if (p != nullptr && inArena(p)) {
     void* q = allocate(n);
     if (q != nullptr) std::memcpy(q, p, std::min(n, arenaBlockSize(p)));
@@ -231,7 +257,7 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
   void* q = next(p, n);
   // realloc(p, 0) frees p; any other failure leaves p allocated and still sampled.
   if (q == nullptr && n != 0 && was_sampled) restoreSampled(p, block);
-  if (sampling()) noteAllocation(q, n);
+  noteAllocation(q, n);
   return q;
 }
 
@@ -292,12 +318,7 @@ void* cppops_heap_own_malloc(size_t n) __attribute__((alias("malloc")));
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free(void* p) { release(p); }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* calloc(size_t count, size_t size) {
-  CallocFn next = g_next.calloc.load(std::memory_order_relaxed);
-  size_t n = 0;
-  // An overflowing request fails in the allocator (ENOMEM) and there is nothing to count.
-  if (__builtin_expect(!sampling(), 1) || __builtin_mul_overflow(count, size, &n) || __builtin_expect(notYetDue(n), 1))
-    return next(count, size);
-  return callocDue(count, size, n);
+  return g_routes.calloc.load(std::memory_order_relaxed)(count, size);
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* realloc(void* p, size_t n) { return reallocate(p, n); }
@@ -313,31 +334,31 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* reallocarray(void* p, size_t count, s
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* memalign(size_t alignment, size_t n) {
   void* p = rare(g_next.memalign)(alignment, n);
-  if (sampling()) noteAllocation(p, n);
+  noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* aligned_alloc(size_t alignment, size_t n) {
   void* p = rare(g_next.aligned_alloc)(alignment, n);
-  if (sampling()) noteAllocation(p, n);
+  noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH int posix_memalign(void** out, size_t alignment, size_t n) {
   int rc = rare(g_next.posix_memalign)(out, alignment, n);
-  if (rc == 0 && sampling()) noteAllocation(*out, n);
+  if (rc == 0) noteAllocation(*out, n);
   return rc;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* valloc(size_t n) {
   void* p = rare(g_next.valloc)(n);
-  if (sampling()) noteAllocation(p, n);
+  noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
   void* p = rare(g_next.pvalloc)(n);
-  if (sampling()) noteAllocation(p, n);
+  noteAllocation(p, n);
   return p;
 }
 

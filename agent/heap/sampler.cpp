@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -16,8 +17,7 @@
 namespace cppops::agent::heap {
 
 std::atomic<bool> g_sampling{false};
-std::atomic<bool> g_free_check{false};
-std::atomic<uint32_t> g_generation{0};
+std::atomic<uint8_t> g_free_check{0};
 std::atomic<uint64_t> g_filter_bits[kFilter / 64];
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
@@ -28,10 +28,12 @@ extern "C" const char __stop_cppops_hooks[] __attribute__((visibility("hidden"),
 namespace {
 
 // Live sampled blocks: open addressing with linear probing and backward-shift deletion (no tombstones, so churn
-// never degrades lookups). 2^17 slots, at most 3/4 full: 98,304 live samples, 48 GiB of heap at 512 KiB.
-constexpr size_t kSlotBits = 17;
-constexpr size_t kSlots = size_t{1} << kSlotBits;
-constexpr size_t kMaxLiveSlots = kSlots / 4 * 3;
+// never degrades lookups). Each sample inserts at a random slot and each sampled free removes one, so the table
+// is kept to the size of what is live, where it stays in the cache: it starts at 32 KiB and doubles when half
+// full (a fixed 4 MiB table cost a cache and a TLB miss on both). At most 2^18 slots: 131,072 live samples, 64 GiB
+// of heap at 512 KiB.
+constexpr size_t kFirstSlots = 1024;
+constexpr size_t kMaxSlots = size_t{1} << 18;
 // Distinct allocation stacks, same scheme without deletion.
 constexpr size_t kStackBits = 14;
 constexpr size_t kStacks = size_t{1} << kStackBits;
@@ -45,26 +47,46 @@ struct Slot {
   uint32_t unused;
 };
 
+// Written when one of its blocks is sampled, never when one is freed: a freed block only leaves the slot table,
+// and what is still in use is summed from that table when a profile is read. A stack's line is shared by every
+// thread allocating there, and the free side need not move it between their CPUs.
 struct Stack {
   uint64_t hash;
   uint32_t used;
   uint32_t depth;
-  double alloc_objects, alloc_bytes, free_objects, free_bytes;
+  double alloc_objects, alloc_bytes;
+  double inuse_objects, inuse_bytes;  // under g_lock, while a snapshot is taken
   uint64_t pcs[kMaxDepth];
 };
 
-// Never held across anything that can allocate, so the allocation path can wait for it without deadlock.
+// Never held across anything that can allocate, so the allocation path can wait for it without deadlock. Held
+// for well under a microsecond (bar a table's doubling), so a waiter spins a little before it gives up its CPU:
+// yielding at once cost a system call on most contended samples.
 class SpinLock {
  public:
   void lock() {
-    while (locked_.exchange(true, std::memory_order_acquire))
-      while (locked_.load(std::memory_order_relaxed)) sched_yield();
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < kSpinsBeforeYield)
+          relax();
+        else
+          sched_yield();
+      }
+    }
   }
   void unlock() { locked_.store(false, std::memory_order_release); }
   // After fork the child has one thread; whoever held the lock in the parent is not in it.
   void reset() { locked_.store(false, std::memory_order_relaxed); }
 
  private:
+  static constexpr int kSpinsBeforeYield = 64;
+  static void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+  }
   std::atomic<bool> locked_{false};
 };
 
@@ -77,8 +99,9 @@ struct Guard {
 };
 
 SpinLock g_lock;
-Slot* g_slots = nullptr;    // mmap'd at the first start, kept for the process's life
-Stack* g_stacks = nullptr;
+Slot* g_slots = nullptr;    // under g_lock: mapped from start to stop
+size_t g_slot_count = 0;    // under g_lock: a power of two
+Stack* g_stacks = nullptr;  // mapped at the first start, kept for the process's life
 // The counts behind g_filter_bits, under g_lock: live sampled blocks per filter index. A counter that reaches
 // 255 stays there (its bit stays set; the slot table still decides).
 uint8_t g_filter_counts[kFilter];
@@ -89,7 +112,8 @@ std::atomic<uint64_t> g_rate{kDefaultRateBytes};
 uint64_t g_start_ns = 0;
 std::atomic<bool> g_bootstrap_used{false};
 void* g_own_malloc = nullptr;
-void* g_next_malloc = nullptr;
+Routes* g_routes = nullptr;  // with g_route_choices, set once by registerHooks
+RouteChoices g_route_choices;
 
 uint64_t mix(uint64_t x) {
   x ^= x >> 33;
@@ -100,7 +124,17 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-size_t slotHome(uintptr_t address) { return mix(address) & (kSlots - 1); }
+// Under g_lock.
+size_t slotHome(uintptr_t address) { return mix(address) & (g_slot_count - 1); }
+size_t nextSlot(size_t i) { return (i + 1) & (g_slot_count - 1); }
+
+// Populated now rather than faulted in by the samples: each fault is a copy-on-write whose TLB shootdown
+// interrupts every other CPU running the process.
+Slot* mapSlots(size_t count) {
+  void* p = mmap(nullptr, count * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                 -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p);
+}
 
 // Under g_lock.
 void countInFilter(uintptr_t address) {
@@ -156,10 +190,33 @@ uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
 }
 
 // Under g_lock.
+void placeSlot(const Slot& slot) {
+  size_t i = slotHome(slot.address);
+  while (g_slots[i].address != 0) i = nextSlot(i);
+  g_slots[i] = slot;
+}
+
+// Under g_lock: true when one more slot fits, doubling the table if it must (a system call or two under the
+// lock, a handful of times a session). False when the table is at its limit or the memory is not there.
+bool roomForSlot() {
+  if (g_slots == nullptr) return false;
+  if ((g_live + 1) * 2 <= g_slot_count) return true;
+  if (g_slot_count >= kMaxSlots) return false;
+  Slot* grown = mapSlots(g_slot_count * 2);
+  if (grown == nullptr) return false;
+  Slot* old = g_slots;
+  const size_t old_count = g_slot_count;
+  g_slots = grown;
+  g_slot_count = old_count * 2;
+  for (size_t i = 0; i < old_count; ++i)
+    if (old[i].address != 0) placeSlot(old[i]);
+  munmap(old, old_count * sizeof(Slot));
+  return true;
+}
+
+// Under g_lock, after roomForSlot().
 void insertSlot(uintptr_t address, const SampledBlock& block) {
-  size_t i = slotHome(address);
-  while (g_slots[i].address != 0) i = (i + 1) & (kSlots - 1);
-  g_slots[i] = Slot{address, block.size, block.scale, block.stack, 0};
+  placeSlot(Slot{address, block.size, block.scale, block.stack, 0});
   ++g_live;
   countInFilter(address);
 }
@@ -169,12 +226,12 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
   size_t i = slotHome(address);
   while (g_slots[i].address != address) {
     if (g_slots[i].address == 0) return false;
-    i = (i + 1) & (kSlots - 1);
+    i = nextSlot(i);
   }
   *block = SampledBlock{g_slots[i].size, g_slots[i].scale, g_slots[i].stack};
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
-    j = (j + 1) & (kSlots - 1);
+    j = nextSlot(j);
     if (g_slots[j].address == 0) break;
     size_t home = slotHome(g_slots[j].address);
     bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
@@ -190,7 +247,9 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
 
 // Under g_lock: empty tables, their pages given back.
 void resetTables() {
-  if (g_slots != nullptr) madvise(g_slots, kSlots * sizeof(Slot), MADV_DONTNEED);
+  if (g_slots != nullptr) munmap(g_slots, g_slot_count * sizeof(Slot));
+  g_slots = nullptr;
+  g_slot_count = 0;
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
   std::memset(g_filter_counts, 0, sizeof g_filter_counts);
   for (auto& bits : g_filter_bits) bits.store(0, std::memory_order_relaxed);
@@ -206,17 +265,50 @@ void* mapTable(size_t bytes) {
 
 void prepareFork() { g_lock.lock(); }
 void parentAfterFork() { g_lock.unlock(); }
+// Under g_lock (or with one thread): what frees check, and the routes to match. The free route changes first when
+// sampling starts and last when it stops, so that no sampled block is ever freed unchecked.
+void setFreeCheckAndRoutes(bool sampling) {
+  const auto check = static_cast<uint8_t>((sampling ? kCheckSampled : 0) |
+                                          (g_bootstrap_used.load(std::memory_order_relaxed) ? kCheckArena : 0));
+  g_free_check.store(check, std::memory_order_relaxed);
+  if (g_routes == nullptr) return;
+  const RouteChoices& c = g_route_choices;
+  if (sampling) {
+    g_routes->free.store(check == kCheckSampled ? c.free_filtered : c.free_checked, std::memory_order_relaxed);
+    g_routes->calloc.store(c.calloc_counted, std::memory_order_relaxed);
+    g_routes->malloc.store(c.malloc_counted, std::memory_order_relaxed);
+  } else {
+    g_routes->malloc.store(c.malloc_direct, std::memory_order_relaxed);
+    g_routes->calloc.store(c.calloc_direct, std::memory_order_relaxed);
+    g_routes->free.store(check == 0 ? c.free_direct : c.free_checked, std::memory_order_relaxed);
+  }
+}
+
 // The child is a new process that nobody asked to sample: sampling ends there, and its records with it.
 void childAfterFork() {
   g_lock.reset();
   g_sampling.store(false, std::memory_order_relaxed);
   resetTables();
-  g_free_check.store(g_bootstrap_used.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  setFreeCheckAndRoutes(false);
+}
+
+// Under g_lock: each used stack's blocks still in use, from the slot table.
+void sumInUse() {
+  for (size_t i = 0; i < kStacks; ++i)
+    if (g_stacks[i].used != 0) g_stacks[i].inuse_objects = g_stacks[i].inuse_bytes = 0;
+  for (size_t i = 0; i < g_slot_count; ++i) {
+    const Slot& slot = g_slots[i];
+    if (slot.address == 0) continue;
+    Stack& s = g_stacks[slot.stack];
+    s.inuse_objects += slot.scale;
+    s.inuse_bytes += slot.scale * static_cast<double>(slot.size);
+  }
 }
 
 // Copies the used stacks into `out` (sized beforehand: nothing may allocate under g_lock). Under g_lock.
 void copyStacks(std::vector<StackRecord>& out, size_t* copied, uint64_t* missed) {
   size_t n = 0;
+  if (g_stacks != nullptr) sumInUse();
   for (size_t i = 0; i < kStacks && g_stacks != nullptr; ++i) {
     const Stack& s = g_stacks[i];
     if (s.used == 0) continue;
@@ -227,8 +319,9 @@ void copyStacks(std::vector<StackRecord>& out, size_t* copied, uint64_t* missed)
     StackRecord& r = out[n++];
     r.alloc_objects = s.alloc_objects;
     r.alloc_bytes = s.alloc_bytes;
-    r.free_objects = s.free_objects;
-    r.free_bytes = s.free_bytes;
+    // The in-use sums add up a subset of the same terms in another order: never let rounding make "freed" negative.
+    r.free_objects = std::max(0.0, s.alloc_objects - s.inuse_objects);
+    r.free_bytes = std::max(0.0, s.alloc_bytes - s.inuse_bytes);
     r.depth = s.depth;
     std::memcpy(r.pcs, s.pcs, s.depth * sizeof s.pcs[0]);
   }
@@ -264,15 +357,21 @@ std::vector<StackRecord> storageForStacks() {
 CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
   ThreadState& t = t_heap_state;
   if (t.busy != 0) return;
-  const uint32_t generation = g_generation.load(std::memory_order_acquire);
+  // Sampling stopped since the route was read: a fresh countdown when it starts again.
+  if (!g_sampling.load(std::memory_order_acquire)) {
+    t.drawn_rate = 0;
+    return;
+  }
   const uint64_t rate = g_rate.load(std::memory_order_relaxed);
-  if (t.generation != generation) {
-    t.generation = generation;
+  // A countdown left from an earlier session at the same rate stands (what is left of an exponential draw is one
+  // too); a thread's first, or one drawn for another rate, is no sample point: the first real countdown starts
+  // at this allocation.
+  if (t.drawn_rate != rate) {
+    t.drawn_rate = rate;
     t.countdown = drawCountdown(t, rate) - static_cast<int64_t>(n);
     if (t.countdown > 0) return;
   }
   t.countdown = drawCountdown(t, rate);
-  if (!g_sampling.load(std::memory_order_relaxed)) return;
 
   t.busy = 1;
   void* frames[kMaxDepth + 8];
@@ -294,7 +393,7 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
     Guard guard(g_lock);
     // Sampling may have stopped (and the tables been emptied) since the check above.
     if (g_sampling.load(std::memory_order_relaxed) && g_slots != nullptr) {
-      uint32_t stack = g_live < kMaxLiveSlots ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
+      uint32_t stack = roomForSlot() ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
       if (stack == kStacks) {
         ++g_dropped;
       } else {
@@ -313,34 +412,32 @@ CPPOPS_HOOK_PATH bool forgetSampled(void* p, SampledBlock* block) {
   Guard guard(g_lock);
   SampledBlock found;
   if (g_slots == nullptr || !removeSlot(address, &found)) return false;
-  Stack& s = g_stacks[found.stack];
-  s.free_objects += found.scale;
-  s.free_bytes += found.scale * static_cast<double>(found.size);
   if (block != nullptr) *block = found;
   return true;
 }
 
 void restoreSampled(void* p, const SampledBlock& block) {
   Guard guard(g_lock);
-  if (!g_sampling.load(std::memory_order_relaxed) || g_slots == nullptr) return;
-  Stack& s = g_stacks[block.stack];
-  s.free_objects -= block.scale;
-  s.free_bytes -= block.scale * static_cast<double>(block.size);
+  if (!g_sampling.load(std::memory_order_relaxed) || !roomForSlot()) return;
   insertSlot(reinterpret_cast<uintptr_t>(p), block);
 }
 
 void noteBootstrapArenaUsed() {
+  Guard guard(g_lock);
   g_bootstrap_used.store(true, std::memory_order_relaxed);
-  g_free_check.store(true, std::memory_order_relaxed);
+  setFreeCheckAndRoutes(g_sampling.load(std::memory_order_relaxed));
 }
 
-void registerHooks(void* own_malloc, void* next_malloc) {
+void registerHooks(void* own_malloc, Routes* routes, const RouteChoices& choices) {
+  Guard guard(g_lock);
   g_own_malloc = own_malloc;
-  g_next_malloc = next_malloc;
+  g_route_choices = choices;
+  g_routes = routes;
+  setFreeCheckAndRoutes(g_sampling.load(std::memory_order_relaxed));
 }
 
 void* ownMallocEntry() { return g_own_malloc; }
-void* nextMalloc() { return g_next_malloc; }
+void* nextMalloc() { return reinterpret_cast<void*>(g_route_choices.malloc_direct); }
 
 bool hooksBound() { return g_own_malloc != nullptr && dlsym(RTLD_DEFAULT, "malloc") == g_own_malloc; }
 
@@ -352,34 +449,27 @@ std::string startSampling(uint64_t rate_bytes) {
     return "the process does not call the agent's malloc (another library defines malloc earlier in the "
            "search order); put libcppops_agent.so first in LD_PRELOAD";
   if (g_sampling.load(std::memory_order_relaxed)) return "";
-  if (g_slots == nullptr) {
+  if (g_stacks == nullptr) {
     static bool fork_handlers = false;
     if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
-    void* slots = mapTable(kSlots * sizeof(Slot));
     void* stacks = mapTable(kStacks * sizeof(Stack));
-    if (slots == nullptr || stacks == nullptr || !fork_handlers) {
-      if (slots != nullptr) munmap(slots, kSlots * sizeof(Slot));
+    if (stacks == nullptr || !fork_handlers) {
       if (stacks != nullptr) munmap(stacks, kStacks * sizeof(Stack));
-      return "the agent could not map its sampling tables (13 MiB of address space)";
+      return "the agent could not map its table of allocation stacks (9 MiB of address space)";
     }
     Guard guard(g_lock);
-    g_slots = static_cast<Slot*>(slots);
     g_stacks = static_cast<Stack*>(stacks);
   }
-  // Sampled addresses hash all over the 4 MiB table; left to fault in, each new sample's slot would cost a
-  // zero-page fault, then a copy-on-write fault whose TLB shootdown interrupts every other CPU running the
-  // process: several microseconds a sample, more than everything else sampling does. The kernel fills the pages
-  // now instead (Linux 5.14; on an older kernel they fault in as before), while nothing samples and nothing
-  // else can want the lock. stopSampling gives them back.
+  Slot* slots = mapSlots(kFirstSlots);
+  if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
   Guard guard(g_lock);
   resetTables();
-  madvise(g_slots, kSlots * sizeof(Slot), MADV_POPULATE_WRITE);
+  g_slots = slots;
+  g_slot_count = kFirstSlots;
   g_rate.store(rate_bytes, std::memory_order_relaxed);
   g_start_ns = monotonicNs();
-  // free_check before sampling: a sampled block must never be freed by a thread that skips the check.
-  g_free_check.store(true, std::memory_order_relaxed);
-  g_generation.fetch_add(1, std::memory_order_release);
   g_sampling.store(true, std::memory_order_release);
+  setFreeCheckAndRoutes(true);
   return "";
 }
 
@@ -402,7 +492,7 @@ Snapshot stopSampling() {
     snap = snapshotLocked(std::move(storage));
     resetTables();
     g_start_ns = 0;
-    g_free_check.store(g_bootstrap_used.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    setFreeCheckAndRoutes(false);
   }
   return snap;
 }

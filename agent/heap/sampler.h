@@ -22,23 +22,48 @@ namespace cppops::agent::heap {
 inline constexpr uint64_t kDefaultRateBytes = 512 * 1024;
 inline constexpr size_t kMaxDepth = 64;
 
-// --- State read on every allocation and free (relaxed loads: a thread that sees a switch late only samples or
-// checks a few calls late).
-extern std::atomic<bool> g_sampling;        // allocations count down towards samples
-extern std::atomic<bool> g_free_check;      // frees look in the sampled set: sampling is on, entries remain, or
-                                            // the bootstrap arena handed memory out
-extern std::atomic<uint32_t> g_generation;  // bumped at each start, so every thread draws a fresh countdown
+// --- State read on the allocation path (relaxed loads: a thread that sees a switch late only samples or checks a
+// few calls late).
+
+// Where the hot entry points jump (hooks.cpp). While nothing is sampled, to the allocator itself: an idle agent
+// costs malloc and free one indirect jump each. While sampling, to versions that count the bytes down on the
+// calling thread (countdown below) and check frees against the filter of sampled blocks. The sampler switches
+// them, under its lock, as sampling starts and stops (and the free check too while the bootstrap arena is in use).
+using MallocFn = void* (*)(size_t);
+using CallocFn = void* (*)(size_t, size_t);
+using FreeFn = void (*)(void*) noexcept;
+struct Routes {
+  constexpr Routes(MallocFn m, CallocFn c, FreeFn f) : malloc(m), calloc(c), free(f) {}
+  std::atomic<MallocFn> malloc;
+  std::atomic<CallocFn> calloc;
+  std::atomic<FreeFn> free;
+};
+struct RouteChoices {
+  MallocFn malloc_direct = nullptr, malloc_counted = nullptr;
+  CallocFn calloc_direct = nullptr, calloc_counted = nullptr;
+  FreeFn free_direct = nullptr;
+  FreeFn free_filtered = nullptr;  // the filter alone: sampling, no bootstrap arena
+  FreeFn free_checked = nullptr;   // whatever g_free_check says
+};
+
+extern std::atomic<bool> g_sampling;  // the slow path records samples
+
+// What frees must check: 0 (nothing) or these bits.
+inline constexpr uint8_t kCheckSampled = 1;  // sampling is on: the filter below
+inline constexpr uint8_t kCheckArena = 2;    // the bootstrap arena handed memory out, which no allocator owns
+extern std::atomic<uint8_t> g_free_check;
 
 struct ThreadState {
   int64_t countdown;    // bytes left before this thread's next sample
   uint64_t rng;         // xorshift state, seeded on first use
-  uint32_t generation;  // g_generation the countdown was drawn for
+  uint64_t drawn_rate;  // the rate the countdown was drawn for, 0 before the first
   uint32_t busy;        // inside the sampler: what it allocates itself (backtrace's first use) passes through
+  uint32_t unused;
 };
 // Initial-exec: the general-dynamic model's first access can call malloc, which would land back here.
 extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
-// A filter in front of the table of sampled blocks, read on every free while g_free_check is on: a clear bit
+// A filter in front of the table of sampled blocks, read on every free while kCheckSampled is set: a clear bit
 // means the block was never sampled, and the free costs one load. One bit per counter kept under the sampler's
 // lock (set while the counter is above 0), so the part every free touches is 8 KiB and stays in cache while the
 // program streams through its memory.
@@ -59,8 +84,8 @@ inline bool maybeSampled(const void* p) {
 
 // --- The slow paths. Async-signal-safe: no. They never allocate from the heap and never throw.
 
-// The countdown of the calling thread ran out (or was drawn for an older generation) on an allocation of n bytes
-// at p: draws a new one and, if p is a sample, records it with its stack.
+// The countdown of the calling thread ran out on an allocation of n bytes at p: sets the next one and, if p is a
+// sample, records it with its stack.
 void sampleAllocation(void* p, size_t n);
 
 struct SampledBlock {
@@ -69,18 +94,19 @@ struct SampledBlock {
   uint32_t stack = 0;
 };
 
-// p is being freed while g_free_check is on and maybeSampled(p): if it was sampled, forgets it and counts it
-// freed. Must be called before the real free, so that no other thread can be handed the same address meanwhile.
+// p is being freed while kCheckSampled is set and maybeSampled(p): if it was sampled, forgets it (so it counts as
+// freed). Must be called before the real free, so that no other thread can be handed the same address meanwhile.
 bool forgetSampled(void* p, SampledBlock* block);
-// realloc failed after forgetSampled(): p is still the caller's, so it is sampled again, its free uncounted.
+// realloc failed after forgetSampled(): p is still the caller's, so it is sampled again.
 void restoreSampled(void* p, const SampledBlock& block);
 
 // hooks.cpp marks that it handed out memory from its bootstrap arena (while dlsym was resolving the real
-// allocator): from then on frees must check where a pointer comes from, so g_free_check stays on.
+// allocator): from then on frees must check where a pointer comes from (kCheckArena).
 void noteBootstrapArenaUsed();
 
-// --- Registration by hooks.cpp (absent from the static agent, whose host keeps its allocator to itself).
-void registerHooks(void* own_malloc, void* next_malloc);
+// --- Registration by hooks.cpp (absent from the static agent, whose host keeps its allocator to itself): the
+// routes are set for the current state at once.
+void registerHooks(void* own_malloc, Routes* routes, const RouteChoices& choices);
 void* ownMallocEntry();  // the agent's malloc, nullptr in the static agent
 void* nextMalloc();      // the malloc it forwards to
 // The process calls the agent's entry points: they are registered, and malloc as the process binds it is ours.
