@@ -136,12 +136,20 @@ Slot* mapSlots(size_t count) {
   return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p);
 }
 
+// Under g_lock, the filter's only writer: a plain store, not a locked read-modify-write.
+void setFilterWord(size_t index, bool on) {
+  std::atomic<uint64_t>& word = g_filter_bits[index / 64];
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  const uint64_t was = word.load(std::memory_order_relaxed);
+  word.store(on ? was | bit : was & ~bit, std::memory_order_relaxed);
+}
+
 // Under g_lock.
 void countInFilter(uintptr_t address) {
   const size_t index = filterIndex(address);
   uint8_t& c = g_filter_counts[index];
   if (c == 255) return;
-  if (c++ == 0) g_filter_bits[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
+  if (c++ == 0) setFilterWord(index, true);
 }
 
 // Under g_lock.
@@ -149,7 +157,7 @@ void countOutOfFilter(uintptr_t address) {
   const size_t index = filterIndex(address);
   uint8_t& c = g_filter_counts[index];
   if (c == 255 || c == 0) return;
-  if (--c == 0) g_filter_bits[index / 64].fetch_and(~(uint64_t{1} << (index % 64)), std::memory_order_relaxed);
+  if (--c == 0) setFilterWord(index, false);
 }
 
 uint64_t monotonicNs() {
