@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# What the heap profiler costs a malloc-heavy program, in one run: two workloads (tests/bench/heap_bench.cpp:
-# malloc, fill and free, nothing else; "mixed" blocks average 1 KiB, "small" ones 16-256 B), each on one thread
-# and on two, with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
+# What the heap profiler costs a malloc-heavy program, in one run: three workloads (tests/bench/heap_bench.cpp:
+# "mixed" and "small" malloc, fill and free, nothing else, blocks of 1 KiB on average or of 16-256 B; "objects"
+# is C++ containers, a string key, a hash-map node and a growing vector per entry), each on one thread and on two, with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
 # 64 KiB), and under heaptrack for comparison. Configurations alternate round by round so that load on the
 # machine falls on all of them alike; each time is the median over the rounds, and each loss the median over the
 # rounds of that round's ratio to no preload. Time is the workload's own CPU time per pair (heaptrack's separate
 # interpreter process is not in it: its wall time per pair is shown too).
 # Sampling costs per call (a countdown on malloc, a filter on free) and per sample (a stack walk): the mixed
-# workload allocates ~1 KiB per pair, so it takes a sample every ~500 pairs; the small one every ~4000.
+# workload allocates ~1 KiB per pair, so it takes a sample every ~500 pairs; the small one every ~4000, objects
+# (53 B a pair, by heaptrack's histogram) every ~10000. Sampling off, the entry points jump straight to the allocator.
 # One thread against two: the agent's own thread makes a single-threaded program multi-threaded, and glibc's
 # malloc then leaves its lock-free single-thread paths for good. On two threads the program is multi-threaded
 # in every configuration, as servers are, and the difference is the agent's alone.
@@ -38,7 +39,7 @@ mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 # what any second thread costs glibc's malloc, not the interposition.
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
   "interposition only (CPPOPS_AGENT=0)")
-workloads=(mixed:1 small:1 mixed:2 small:2)
+workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2)
 run() {  # configuration workload:threads
   local w=${2%:*} n=${2#*:}
   case $1 in

@@ -3,8 +3,11 @@
 // handling does; it does nothing else. Knows nothing of cppops: the script runs it plain, with the agent preloaded
 // (sampling off, then on) and under heaptrack.
 // Prints one line: pairs, CPU and wall nanoseconds per malloc/free pair, and the bytes allocated.
-// Usage: heap_bench [PAIRS [mixed|small [THREADS]]]
+// Usage: heap_bench [PAIRS [mixed|small|objects [THREADS]]]
 //   small: only 16-256 B blocks (nodes, strings), no larger ones
+//   objects: what C++ code allocates through its containers instead of malloc and a fill: a string key, a
+//     hash-map node and a vector grown by push_back per entry, replacing the oldest of 4096 (the pairs are the
+//     containers' own allocations, counted, so a run makes at least PAIRS of them)
 //   THREADS: workers sharing the PAIRS (default 1). With 2 or more the process is multi-threaded without the
 //   agent too, as servers are, so glibc's malloc takes its locking paths in every configuration.
 #include <cstdint>
@@ -12,7 +15,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -46,34 +53,111 @@ uint64_t work(uint64_t pairs, bool small, uint64_t seed) {
   return bytes;
 }
 
+// The containers' allocations go through ::operator new like any other, and are counted here.
+thread_local uint64_t t_allocations = 0;
+
+template <typename T>
+struct Counted {
+  using value_type = T;
+  Counted() = default;
+  template <typename U>
+  Counted(const Counted<U>&) {}
+  T* allocate(size_t n) {
+    ++t_allocations;
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p); }
+  template <typename U>
+  bool operator==(const Counted<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const Counted<U>&) const { return false; }
+};
+
+using Key = std::basic_string<char, std::char_traits<char>, Counted<char>>;
+struct KeyHash {
+  size_t operator()(const Key& k) const { return std::hash<std::string_view>{}(std::string_view(k.data(), k.size())); }
+};
+using Values = std::vector<uint32_t, Counted<uint32_t>>;
+using Table = std::unordered_map<Key, Values, KeyHash, std::equal_to<Key>, Counted<std::pair<const Key, Values>>>;
+
+// Returns the bytes the entries asked for (keys and values, not the containers' own overhead).
+uint64_t objects(uint64_t pairs, uint64_t seed) {
+  constexpr size_t kLive = 4096;
+  uint64_t x = seed;
+  uint64_t bytes = 0;
+  Table table;
+  std::vector<Key> order(kLive);
+  t_allocations = 0;
+  for (uint64_t i = 0; t_allocations < pairs; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    // Keys of 16-200 characters (never in the string's own buffer), unique by their first 16.
+    Key key(16 + (x >> 8) % 185, static_cast<char>('a' + i % 26));
+    std::memcpy(&key[0], &i, sizeof i);
+    std::memcpy(&key[8], &x, sizeof x);
+    Values values;
+    const size_t count = 1 + (x >> 24) % 32;
+    for (size_t v = 0; v < count; ++v) values.push_back(static_cast<uint32_t>(x >> v));
+    bytes += key.size() + count * sizeof(uint32_t);
+    Key& oldest = order[i % kLive];
+    if (!oldest.empty()) table.erase(oldest);
+    oldest = key;
+    table.emplace(std::move(key), std::move(values));
+  }
+  return bytes;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const uint64_t pairs = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 20000000;
-  const bool small = argc > 2 && std::strcmp(argv[2], "small") == 0;
+  const char* workload = argc > 2 ? argv[2] : "mixed";
+  const bool small = std::strcmp(workload, "small") == 0;
+  const bool containers = std::strcmp(workload, "objects") == 0;
+  if (!small && !containers && std::strcmp(workload, "mixed") != 0) {
+    std::fprintf(stderr, "heap_bench: the workload is mixed, small or objects\n");
+    return 2;
+  }
   const unsigned threads = argc > 3 ? static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10)) : 1;
   if (threads == 0) {
     std::fprintf(stderr, "heap_bench: THREADS must be at least 1\n");
     return 2;
   }
-  std::vector<uint64_t> bytes(threads, 0);
+  struct Done {
+    uint64_t pairs = 0;
+    uint64_t bytes = 0;
+  };
+  std::vector<Done> done(threads);
+  auto run = [&](unsigned t, uint64_t share) {
+    const uint64_t seed = 88172645463325252ull + t;
+    if (containers) {
+      done[t].bytes = objects(share, seed);
+      done[t].pairs = t_allocations;
+    } else {
+      done[t].bytes = work(share, small, seed);
+      done[t].pairs = share;
+    }
+  };
   const double cpu0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
   const double wall0 = seconds(CLOCK_MONOTONIC);
   if (threads == 1) {
-    bytes[0] = work(pairs, small, 88172645463325252ull);
+    run(0, pairs);
   } else {
     std::vector<std::thread> workers;
-    for (unsigned t = 0; t < threads; ++t)
-      workers.emplace_back([&, t] { bytes[t] = work(pairs / threads, small, 88172645463325252ull + t); });
+    for (unsigned t = 0; t < threads; ++t) workers.emplace_back(run, t, pairs / threads);
     for (auto& w : workers) w.join();
   }
   const double cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
   const double wall = seconds(CLOCK_MONOTONIC) - wall0;
+  uint64_t pairs_done = 0;
   uint64_t total = 0;
-  for (uint64_t b : bytes) total += b;
-  const uint64_t done = threads == 1 ? pairs : pairs / threads * threads;
+  for (const Done& d : done) {
+    pairs_done += d.pairs;
+    total += d.bytes;
+  }
   std::printf("heap_bench pairs=%llu cpu_ns_per_pair=%.3f wall_ns_per_pair=%.3f bytes=%llu\n",
-              static_cast<unsigned long long>(done), cpu * 1e9 / static_cast<double>(done),
-              wall * 1e9 / static_cast<double>(done), static_cast<unsigned long long>(total));
+              static_cast<unsigned long long>(pairs_done), cpu * 1e9 / static_cast<double>(pairs_done),
+              wall * 1e9 / static_cast<double>(pairs_done), static_cast<unsigned long long>(total));
   return 0;
 }
