@@ -1,7 +1,7 @@
 // The allocation entry points of the shared agent (never of the static one: a program that links the agent
 // statically keeps its allocator to itself). Each forwards to the next definition in the process (glibc,
 // jemalloc, tcmalloc: whatever comes after the agent in the search order). The hot three (malloc, calloc, free,
-// and operator new and delete through them) jump through g_routes: straight to the allocator while nothing is
+// and operator new and delete through them) jump through g_hot.routes: straight to the allocator while nothing is
 // sampled, so that an idle agent costs one indirect jump a call; while sampling, to versions that count the bytes
 // down towards the next sample and check frees against the filter of sampled blocks (sampler.h).
 //
@@ -81,10 +81,13 @@ struct Next {
   std::atomic<MallocFn> valloc{nullptr};
   std::atomic<MallocFn> pvalloc{nullptr};
 };
-Next g_next;
-
-// Constant-initialized (a constexpr constructor): libraries initialized before the agent allocate through it.
-Routes g_routes{bootMalloc, bootCalloc, bootFree};
+// What every call reads, in one cache line: the routes, and where the counting versions forward to. Constant-
+// initialized (constexpr constructors): libraries initialized before the agent allocate through it.
+struct alignas(64) HotState {
+  Routes routes{bootMalloc, bootCalloc, bootFree};
+  Next next;
+};
+HotState g_hot;
 
 [[noreturn]] void cannotResolve(const char* name) {
   static const char prefix[] = "cppops agent: cannot find the process's ";
@@ -109,36 +112,36 @@ void resolve() {
   if (t_resolving) return;
   t_resolving = true;
   auto next_malloc = lookUp<MallocFn>("malloc");
-  g_next.memalign.store(lookUp<MemalignFn>("memalign"), std::memory_order_relaxed);
-  g_next.aligned_alloc.store(lookUp<MemalignFn>("aligned_alloc"), std::memory_order_relaxed);
-  g_next.posix_memalign.store(lookUp<PosixMemalignFn>("posix_memalign"), std::memory_order_relaxed);
-  g_next.valloc.store(lookUp<MallocFn>("valloc"), std::memory_order_relaxed);
-  g_next.pvalloc.store(lookUp<MallocFn>("pvalloc"), std::memory_order_relaxed);
-  g_next.free.store(lookUp<FreeFn>("free"), std::memory_order_relaxed);
-  g_next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
-  g_next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
-  g_next.malloc.store(next_malloc, std::memory_order_release);
-  registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_routes, routeChoices());
+  g_hot.next.memalign.store(lookUp<MemalignFn>("memalign"), std::memory_order_relaxed);
+  g_hot.next.aligned_alloc.store(lookUp<MemalignFn>("aligned_alloc"), std::memory_order_relaxed);
+  g_hot.next.posix_memalign.store(lookUp<PosixMemalignFn>("posix_memalign"), std::memory_order_relaxed);
+  g_hot.next.valloc.store(lookUp<MallocFn>("valloc"), std::memory_order_relaxed);
+  g_hot.next.pvalloc.store(lookUp<MallocFn>("pvalloc"), std::memory_order_relaxed);
+  g_hot.next.free.store(lookUp<FreeFn>("free"), std::memory_order_relaxed);
+  g_hot.next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
+  g_hot.next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
+  g_hot.next.malloc.store(next_malloc, std::memory_order_release);
+  registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_hot.routes, routeChoices());
   t_resolving = false;
 }
 
 void* bootMalloc(size_t n) {
   if (t_resolving) return arenaAllocate(n);
   resolve();
-  return g_next.malloc.load(std::memory_order_acquire)(n);
+  return g_hot.next.malloc.load(std::memory_order_acquire)(n);
 }
 
 void bootFree(void* p) noexcept {
   if (p == nullptr || inArena(p)) return;
   resolve();
-  g_next.free.load(std::memory_order_acquire)(p);
+  g_hot.next.free.load(std::memory_order_acquire)(p);
 }
 
 void* bootCalloc(size_t count, size_t size) {
   size_t n = 0;
   if (t_resolving) return __builtin_mul_overflow(count, size, &n) ? nullptr : arenaAllocate(n);
   resolve();
-  return g_next.calloc.load(std::memory_order_acquire)(count, size);
+  return g_hot.next.calloc.load(std::memory_order_acquire)(count, size);
 }
 
 void* bootRealloc(void* p, size_t n) {
@@ -148,7 +151,7 @@ void* bootRealloc(void* p, size_t n) {
     return q;
   }
   resolve();
-  return g_next.realloc.load(std::memory_order_acquire)(p, n);
+  return g_hot.next.realloc.load(std::memory_order_acquire)(p, n);
 }
 
 // The calls below the entry points; the rare ones resolve on their first use.
@@ -170,33 +173,33 @@ __attribute__((always_inline)) inline bool notYetDue(size_t n) {
   return (t_heap_state.countdown -= static_cast<int64_t>(n)) > 0;
 }
 
-// After the allocation, for the rare entry points, which do not go through g_routes.
+// After the allocation, for the rare entry points, which do not go through g_hot.routes.
 __attribute__((always_inline)) inline void noteAllocation(void* p, size_t n) {
   if (p != nullptr && sampling() && !notYetDue(n)) sampleAllocation(p, n);
 }
 
 // The rare allocation that is due: out of line, so that the common path needs no stack frame.
 CPPOPS_HOOK_PATH void* allocateDue(size_t n) {
-  void* p = g_next.malloc.load(std::memory_order_relaxed)(n);
+  void* p = g_hot.next.malloc.load(std::memory_order_relaxed)(n);
   if (p != nullptr) sampleAllocation(p, n);
   return p;
 }
 
 CPPOPS_HOOK_PATH void* callocDue(size_t count, size_t size, size_t n) {
-  void* p = g_next.calloc.load(std::memory_order_relaxed)(count, size);
+  void* p = g_hot.next.calloc.load(std::memory_order_relaxed)(count, size);
   if (p != nullptr) sampleAllocation(p, n);
   return p;
 }
 
 // The routes while sampling.
 CPPOPS_HOOK_PATH void* countedMalloc(size_t n) {
-  MallocFn next = g_next.malloc.load(std::memory_order_relaxed);
+  MallocFn next = g_hot.next.malloc.load(std::memory_order_relaxed);
   if (__builtin_expect(notYetDue(n), 1)) return next(n);
   return allocateDue(n);
 }
 
 CPPOPS_HOOK_PATH void* countedCalloc(size_t count, size_t size) {
-  CallocFn next = g_next.calloc.load(std::memory_order_relaxed);
+  CallocFn next = g_hot.next.calloc.load(std::memory_order_relaxed);
   size_t n = 0;
   // An overflowing request fails in the allocator (ENOMEM) and there is nothing to count.
   if (__builtin_mul_overflow(count, size, &n) || __builtin_expect(notYetDue(n), 1)) return next(count, size);
@@ -208,44 +211,44 @@ CPPOPS_HOOK_PATH void checkedFree(void* p) noexcept {
   const uint8_t check = g_free_check.load(std::memory_order_relaxed);
   if (p == nullptr || ((check & kCheckArena) != 0 && inArena(p))) return;
   if ((check & kCheckSampled) != 0 && maybeSampled(p)) forgetSampled(p, nullptr);
-  g_next.free.load(std::memory_order_relaxed)(p);
+  g_hot.next.free.load(std::memory_order_relaxed)(p);
 }
 
 // Sampling on, with no bootstrap arena to mind: most frees are of blocks never sampled, which the filter says in
 // one load (a null pointer goes through it too, to whatever its bit says, rather than cost every free a test).
 CPPOPS_HOOK_PATH void filteredFree(void* p) noexcept {
-  FreeFn next = g_next.free.load(std::memory_order_relaxed);
+  FreeFn next = g_hot.next.free.load(std::memory_order_relaxed);
   if (__builtin_expect(!maybeSampled(p), 1)) return next(p);
   checkedFree(p);
 }
 
 RouteChoices routeChoices() {
   RouteChoices c;
-  c.malloc_direct = g_next.malloc.load(std::memory_order_relaxed);
+  c.malloc_direct = g_hot.next.malloc.load(std::memory_order_relaxed);
   c.malloc_counted = countedMalloc;
-  c.calloc_direct = g_next.calloc.load(std::memory_order_relaxed);
+  c.calloc_direct = g_hot.next.calloc.load(std::memory_order_relaxed);
   c.calloc_counted = countedCalloc;
-  c.free_direct = g_next.free.load(std::memory_order_relaxed);
+  c.free_direct = g_hot.next.free.load(std::memory_order_relaxed);
   c.free_filtered = filteredFree;
   c.free_checked = checkedFree;
   return c;
 }
 
 __attribute__((always_inline)) inline void* allocate(size_t n) {
-  return g_routes.malloc.load(std::memory_order_relaxed)(n);
+  return g_hot.routes.malloc.load(std::memory_order_relaxed)(n);
 }
 
-__attribute__((always_inline)) inline void release(void* p) { g_routes.free.load(std::memory_order_relaxed)(p); }
+__attribute__((always_inline)) inline void release(void* p) { g_hot.routes.free.load(std::memory_order_relaxed)(p); }
 
 __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, size_t n) {
   void* p = nullptr;
-  if (rare(g_next.posix_memalign)(&p, alignment, n) != 0) return nullptr;
+  if (rare(g_hot.next.posix_memalign)(&p, alignment, n) != 0) return nullptr;
   noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
-  ReallocFn next = g_next.realloc.load(std::memory_order_relaxed);
+  ReallocFn next = g_hot.next.realloc.load(std::memory_order_relaxed);
   if (__builtin_expect(g_free_check.load(std::memory_order_relaxed) == 0, 1)) return next(p, n);
   if (p != nullptr && inArena(p)) {
     void* q = allocate(n);
@@ -318,7 +321,7 @@ void* cppops_heap_own_malloc(size_t n) __attribute__((alias("malloc")));
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free(void* p) { release(p); }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* calloc(size_t count, size_t size) {
-  return g_routes.calloc.load(std::memory_order_relaxed)(count, size);
+  return g_hot.routes.calloc.load(std::memory_order_relaxed)(count, size);
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* realloc(void* p, size_t n) { return reallocate(p, n); }
@@ -333,31 +336,31 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* reallocarray(void* p, size_t count, s
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* memalign(size_t alignment, size_t n) {
-  void* p = rare(g_next.memalign)(alignment, n);
+  void* p = rare(g_hot.next.memalign)(alignment, n);
   noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* aligned_alloc(size_t alignment, size_t n) {
-  void* p = rare(g_next.aligned_alloc)(alignment, n);
+  void* p = rare(g_hot.next.aligned_alloc)(alignment, n);
   noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH int posix_memalign(void** out, size_t alignment, size_t n) {
-  int rc = rare(g_next.posix_memalign)(out, alignment, n);
+  int rc = rare(g_hot.next.posix_memalign)(out, alignment, n);
   if (rc == 0) noteAllocation(*out, n);
   return rc;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* valloc(size_t n) {
-  void* p = rare(g_next.valloc)(n);
+  void* p = rare(g_hot.next.valloc)(n);
   noteAllocation(p, n);
   return p;
 }
 
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
-  void* p = rare(g_next.pvalloc)(n);
+  void* p = rare(g_hot.next.pvalloc)(n);
   noteAllocation(p, n);
   return p;
 }

@@ -180,6 +180,26 @@ TEST_CASE("heap profile: two sites keeping 64 and 16 MiB show within 20% and 4:1
   CHECK(after.at("heap_profiler").at("sampling") == false);
 }
 
+// Sampling switched on, off and on again at another rate: the entry points go back to counting, every thread
+// draws its countdown for the new rate, and the table of sampled blocks grows from its first size to hold ~3,000
+// live samples (16 KiB blocks at 16 KiB: each is sampled with probability 1 - 1/e).
+TEST_CASE("heap profile: sampling stopped and started again at another rate holds thousands of live samples, within 20%") {
+  Target t({"sites"});
+  t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "4MiB", "--json"});
+  json first = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  CHECK(first.at("rate_bytes") == 4 * kMiB);
+  t.cli({"profile", t.pid(), "--heap", "--start", "--heap-rate", "16KiB", "--json"});
+  t.target.kill(SIGUSR1);
+  REQUIRE(t.target.waitForOutput("allocated", 30s));
+  json inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  INFO(inuse.dump(2));
+  CHECK(inuse.at("rate_bytes") == 16 * 1024);
+  CHECK(inuse.at("dropped") == 0);
+  CHECK(static_cast<double>(flatOf(inuse, "keepLarge")) == Approx(64.0 * kMiB).epsilon(0.2));
+  CHECK(static_cast<double>(flatOf(inuse, "keepSmall")) == Approx(16.0 * kMiB).epsilon(0.2));
+  CHECK(flatOf(inuse, "churn") < 1 * kMiB);
+}
+
 TEST_CASE("heap profile: go tool pprof reads the heap profile, in use and allocated") {
   Target t({"sites"});
   const std::string file = t.dir.path() + "/heap.pb.gz";
