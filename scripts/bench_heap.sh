@@ -12,17 +12,22 @@
 # One thread against two: the agent's own thread makes a single-threaded program multi-threaded, and glibc's
 # malloc then leaves its lock-free single-thread paths for good. On two threads the program is multi-threaded
 # in every configuration, as servers are, and the difference is the agent's alone.
-# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N]
+# Every round also runs "no preload" a second time: its "loss" is this machine's noise, measured the same way as
+# the others' (a few percent on a shared VM, most on two threads), and each loss comes with the range of its
+# middle half of rounds. heaptrack, 5-15 times slower than the rest, runs in the first rounds only.
+# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N] [--heaptrack-rounds N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-rounds=15
+rounds=21
 pairs=4000000
+heaptrack_rounds=3
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--pairs N]" >&2; exit 2 ;;
+    --heaptrack-rounds) heaptrack_rounds=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N]" >&2; exit 2 ;;
   esac
 done
 scripts/setup.sh
@@ -38,7 +43,7 @@ mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 # single-threaded and glibc's malloc keeps its lock-free single-thread paths; the difference to "sampling off" is
 # what any second thread costs glibc's malloc, not the interposition.
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
-  "interposition only (CPPOPS_AGENT=0)")
+  "interposition only (CPPOPS_AGENT=0)" "no preload again (noise)")
 workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2)
 run() {  # configuration workload:threads
   local w=${2%:*} n=${2#*:}
@@ -49,6 +54,7 @@ run() {  # configuration workload:threads
     3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" "$w" "$n" ;;
     4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" "$w" "$n" ;;
     5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "$pairs" "$w" "$n" ;;
+    6) "$bench" "$pairs" "$w" "$n" ;;
   esac
 }
 
@@ -58,6 +64,7 @@ for ((r = 1; r <= rounds; r++)); do
     # just after heaptrack.
     for ((k = 0; k < ${#configs[@]}; k++)); do
       c=$(((k + r) % ${#configs[@]}))
+      [ "$c" -eq 4 ] && [ "$r" -gt "$heaptrack_rounds" ] && continue
       line=$(run "$c" "$w" 2>/dev/null | grep '^heap_bench ')
       cpu=$(sed -n 's/.*cpu_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
       wall=$(sed -n 's/.*wall_ns_per_pair=\([0-9.]*\).*/\1/p' <<<"$line")
@@ -68,34 +75,41 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds ($heaptrack_rounds with heaptrack), $(nproc) CPUs," \
+  "load $(cut -d' ' -f1 /proc/loadavg)"
 for w in "${workloads[@]}"; do
   echo
-  printf '%-32s %12s %10s %12s %10s\n' "workload: ${w%:*}, threads: ${w#*:}" "cpu ns/pair" "loss(cpu)" "wall ns/pair" "loss(wall)"
+  printf '%-32s %12s %10s %16s %12s %10s\n' "workload: ${w%:*}, threads: ${w#*:}" "cpu ns/pair" "loss(cpu)" \
+    "middle half" "wall ns/pair" "loss(wall)"
   figure() { awk -v w="$w" -v c="$1" -v f="$2" '$1 == w && $2 == c {print $f}' "$work/results" | median; }
   # A configuration against no preload in the same round, then the median over rounds: a drift of the machine
   # between rounds (frequency, neighbours) falls on both sides of each pair.
-  versus() {  # configuration field percent|ns
+  ratios() {  # configuration field percent|ns: one line per round
     awk -v w="$w" -v c="$1" -v f="$2" -v how="$3" '$1 == w && $2 == 0 {base[$5] = $f} $1 == w && $2 == c {v[$5] = $f}
       END {for (r in v) if (r in base) print how == "percent" ? (v[r] / base[r] - 1) * 100 : v[r] - base[r]}' \
-      "$work/results" | median
+      "$work/results"
   }
+  versus() { ratios "$@" | median; }
+  middle_half() { ratios "$1" 3 percent | sort -g | awk '{v[NR] = $1} END {
+    printf "[%+.1f, %+.1f]", v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)]}'; }
   for c in "${!configs[@]}"; do
     cpu=$(figure "$c" 3)
     wall=$(figure "$c" 4)
     if [ "$c" -eq 0 ]; then
-      printf '%-32s %12.2f %10s %12.2f %10s\n' "${configs[$c]}" "$cpu" - "$wall" -
+      printf '%-32s %12.2f %10s %16s %12.2f %10s\n' "${configs[$c]}" "$cpu" - - "$wall" -
     else
-      printf '%-32s %12.2f %9.2f%% %12.2f %9.2f%%\n' "${configs[$c]}" "$cpu" "$(versus "$c" 3 percent)" "$wall" \
-        "$(versus "$c" 4 percent)"
+      printf '%-32s %12.2f %9.2f%% %16s %12.2f %9.2f%%\n' "${configs[$c]}" "$cpu" "$(versus "$c" 3 percent)" \
+        "$(middle_half "$c")" "$wall" "$(versus "$c" 4 percent)"
     fi
   done
   awk -v off="$(versus 1 3 percent)" -v on="$(versus 2 3 percent)" -v off_ns="$(versus 1 3 ns)" \
-    -v on_ns="$(versus 2 3 ns)" -v bare_ns="$(versus 5 3 ns)" -v ht_ns="$(versus 4 3 ns)" 'BEGIN {
-    printf "interposition alone: %+.2f ns per pair\n", bare_ns
+    -v on_ns="$(versus 2 3 ns)" -v bare_ns="$(versus 5 3 ns)" -v ht_ns="$(versus 4 3 ns)" \
+    -v noise="$(versus 6 3 percent)" 'BEGIN {
+    printf "interposition alone: %+.2f ns per pair; noise (no preload against itself): %+.2f%%\n", bare_ns, noise
     printf "sampling off: %+.2f ns per pair, %+.2f%% (target: <= 1%%: %s)\n", off_ns, off, (off <= 1) ? "met" : "NOT met"
     printf "sampling on at 512 KiB: %+.2f ns per pair, %+.2f%% (target: <= 3%%: %s)\n", on_ns, on,
       (on <= 3) ? "met" : "NOT met"
-    printf "heaptrack costs %.1fx what sampling at 512 KiB costs\n", ht_ns / (on_ns > 0.01 ? on_ns : 0.01)
+    if (on_ns >= 0.1) printf "heaptrack costs %.0fx what sampling at 512 KiB costs\n", ht_ns / on_ns
+    else printf "heaptrack costs %+.1f ns per pair; sampling at 512 KiB is within the noise\n", ht_ns
   }'
 done
