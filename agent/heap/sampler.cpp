@@ -18,7 +18,10 @@ namespace cppops::agent::heap {
 
 std::atomic<bool> g_sampling{false};
 std::atomic<uint8_t> g_free_check{0};
-std::atomic<uint64_t> g_filter_bits[kFilter / 64];
+// The filter's first array is the agent's own, so that g_filter is valid (and constant-initialized) before
+// sampling ever starts; the larger ones are mapped at the first start.
+alignas(4096) std::atomic<uint64_t> g_filter_first[(size_t{1} << kFilterFirstBits) / 64];
+std::atomic<const std::atomic<uint64_t>*> g_filter{g_filter_first + (64 - kFilterFirstBits)};
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
 // The hook section's bounds, from the linker: frames in it are the agent's, not the host's.
@@ -102,9 +105,15 @@ SpinLock g_lock;
 Slot* g_slots = nullptr;    // under g_lock: mapped from start to stop
 size_t g_slot_count = 0;    // under g_lock: a power of two
 Stack* g_stacks = nullptr;  // mapped at the first start, kept for the process's life
-// The counts behind g_filter_bits, under g_lock: live sampled blocks per filter index. A counter that reaches
-// 255 stays there (its bit stays set; the slot table still decides).
-uint8_t g_filter_counts[kFilter];
+// The filter's larger arrays, 2^17 to 2^25 bits one after the other (8 MiB), mapped at the first start and never
+// unmapped: a free may still be reading one the filter has outgrown.
+char* g_filter_arrays = nullptr;
+constexpr size_t kFilterArraysBytes = (size_t{1} << (kFilterMaxBits - 2)) - (size_t{1} << (kFilterFirstBits - 2));
+// The counts behind the filter's current array, under g_lock: live sampled blocks per bit. A counter that reaches
+// 255 stays there (its bit stays set; the slot table still decides). 32 MiB of address space, mapped at the first
+// start; what is touched grows with the live samples, about 256 bytes each.
+uint8_t* g_filter_counts = nullptr;
+int g_filter_bits = kFilterFirstBits;  // under g_lock: the current array's size, log2
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
 uint64_t g_dropped = 0;     // under g_lock
@@ -136,9 +145,16 @@ Slot* mapSlots(size_t count) {
   return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p);
 }
 
+std::atomic<uint64_t>* filterWords(int bits) {
+  if (bits == kFilterFirstBits) return g_filter_first;
+  // Each array follows the smaller ones: 2^bits / 8 bytes, after 2^bits / 8 - 2^(first + 1) / 8 of them.
+  const size_t offset = (size_t{1} << (bits - 3)) - (size_t{1} << (kFilterFirstBits - 2));
+  return reinterpret_cast<std::atomic<uint64_t>*>(g_filter_arrays + offset);
+}
+
 // Under g_lock, the filter's only writer: a plain store, not a locked read-modify-write.
-void setFilterWord(size_t index, bool on) {
-  std::atomic<uint64_t>& word = g_filter_bits[index / 64];
+void setFilterBit(size_t index, bool on) {
+  std::atomic<uint64_t>& word = filterWords(g_filter_bits)[index / 64];
   const uint64_t bit = uint64_t{1} << (index % 64);
   const uint64_t was = word.load(std::memory_order_relaxed);
   word.store(on ? was | bit : was & ~bit, std::memory_order_relaxed);
@@ -146,18 +162,28 @@ void setFilterWord(size_t index, bool on) {
 
 // Under g_lock.
 void countInFilter(uintptr_t address) {
-  const size_t index = filterIndex(address);
+  const size_t index = filterIndex(address, 64 - g_filter_bits);
   uint8_t& c = g_filter_counts[index];
   if (c == 255) return;
-  if (c++ == 0) setFilterWord(index, true);
+  if (c++ == 0) setFilterBit(index, true);
 }
 
 // Under g_lock.
 void countOutOfFilter(uintptr_t address) {
-  const size_t index = filterIndex(address);
+  const size_t index = filterIndex(address, 64 - g_filter_bits);
   uint8_t& c = g_filter_counts[index];
   if (c == 255 || c == 0) return;
-  if (--c == 0) setFilterWord(index, false);
+  if (--c == 0) setFilterBit(index, false);
+}
+
+// Under g_lock, once the live samples outnumber 1 in 256 of the filter's bits: an array twice the size (zero:
+// unused since the last reset), counted from the slot table, then published. The old array is left as it is.
+void growFilter() {
+  madvise(g_filter_counts, size_t{1} << g_filter_bits, MADV_DONTNEED);
+  ++g_filter_bits;
+  for (size_t i = 0; i < g_slot_count; ++i)
+    if (g_slots[i].address != 0) countInFilter(g_slots[i].address);
+  g_filter.store(filterWords(g_filter_bits) + (64 - g_filter_bits), std::memory_order_release);
 }
 
 uint64_t monotonicNs() {
@@ -227,6 +253,7 @@ void insertSlot(uintptr_t address, const SampledBlock& block) {
   placeSlot(Slot{address, block.size, block.scale, block.stack, 0});
   ++g_live;
   countInFilter(address);
+  if (g_live * 256 > (size_t{1} << g_filter_bits) && g_filter_bits < kFilterMaxBits) growFilter();
 }
 
 // Under g_lock. Removes address and fills `block`; false when it is not there.
@@ -259,8 +286,13 @@ void resetTables() {
   g_slots = nullptr;
   g_slot_count = 0;
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
-  std::memset(g_filter_counts, 0, sizeof g_filter_counts);
-  for (auto& bits : g_filter_bits) bits.store(0, std::memory_order_relaxed);
+  // The first array is cleared word by word (frees may be reading it); the larger ones and the counts are given
+  // back, and read as zeros until used again.
+  g_filter.store(g_filter_first + (64 - kFilterFirstBits), std::memory_order_release);
+  for (auto& word : g_filter_first) word.store(0, std::memory_order_relaxed);
+  if (g_filter_arrays != nullptr) madvise(g_filter_arrays, kFilterArraysBytes, MADV_DONTNEED);
+  if (g_filter_counts != nullptr) madvise(g_filter_counts, size_t{1} << g_filter_bits, MADV_DONTNEED);
+  g_filter_bits = kFilterFirstBits;
   g_live = 0;
   g_stack_count = 0;
   g_dropped = 0;
@@ -461,12 +493,18 @@ std::string startSampling(uint64_t rate_bytes) {
     static bool fork_handlers = false;
     if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
     void* stacks = mapTable(kStacks * sizeof(Stack));
-    if (stacks == nullptr || !fork_handlers) {
+    void* arrays = mapTable(kFilterArraysBytes);
+    void* counts = mapTable(size_t{1} << kFilterMaxBits);
+    if (stacks == nullptr || arrays == nullptr || counts == nullptr || !fork_handlers) {
       if (stacks != nullptr) munmap(stacks, kStacks * sizeof(Stack));
-      return "the agent could not map its table of allocation stacks (9 MiB of address space)";
+      if (arrays != nullptr) munmap(arrays, kFilterArraysBytes);
+      if (counts != nullptr) munmap(counts, size_t{1} << kFilterMaxBits);
+      return "the agent could not map its sampling tables (49 MiB of address space, little of it ever used)";
     }
     Guard guard(g_lock);
     g_stacks = static_cast<Stack*>(stacks);
+    g_filter_arrays = static_cast<char*>(arrays);
+    g_filter_counts = static_cast<uint8_t*>(counts);
   }
   Slot* slots = mapSlots(kFirstSlots);
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";

@@ -64,22 +64,34 @@ struct ThreadState {
 extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
 // A filter in front of the table of sampled blocks, read on every free while kCheckSampled is set: a clear bit
-// means the block was never sampled, and the free costs one load. One bit per counter kept under the sampler's
-// lock (set while the counter is above 0), so the part every free touches is 8 KiB and stays in cache while the
-// program streams through its memory.
-inline constexpr size_t kFilterBits = 16;
-inline constexpr size_t kFilter = size_t{1} << kFilterBits;
-extern std::atomic<uint64_t> g_filter_bits[kFilter / 64];
+// means the block was never sampled, and the free costs one load. A bit is set while a live sampled block hashes
+// to it (counts under the sampler's lock say when to clear it). The filter keeps at least 256 bits per live
+// sample, so that fewer than 1 free in 256 takes the lock for nothing: 8 KiB up to 256 live samples, then it
+// doubles with them, up to 4 MiB for 131,072. (Next to 2 GiB held in 64 KiB blocks, a fixed 8 KiB filter sent
+// 1 free in 15 of a small-block loop through the lock; this one, 1 in 160, counting the sampled ones.)
+//
+// g_filter points into the bit array (4 KiB-aligned) at the word whose number is the shift that turns the hash
+// of an address into an index: one load gives both, so a reader never pairs one size with another's array. An array
+// the filter has outgrown is left as it was (it still has every bit a block sampled before the change needs), so
+// a free that read the old value moments before is still right.
+inline constexpr int kFilterFirstBits = 16;
+inline constexpr int kFilterMaxBits = 25;
+extern std::atomic<const std::atomic<uint64_t>*> g_filter;
 
 // Address bits rather than a hash: blocks freed one after the other often lie near each other (size classes,
-// tcache), so their bits share cache lines. Blocks are at least 16-byte aligned, so the low 4 bits carry nothing;
-// the higher bits are folded in because page-aligned blocks (mmap'd, valloc) would otherwise share 256 bits, and
-// large blocks are the ones most often sampled.
-inline size_t filterIndex(uintptr_t address) { return ((address >> 4) ^ (address >> 16)) & (kFilter - 1); }
+// tcache, a container's nodes), so their bits share cache lines, which matters once the filter outgrows the L1
+// cache (next to 2 GiB, cachegrind counts half the L1 misses of a multiplicative hash). Blocks are at least 16-byte aligned, so the low 4 bits carry nothing; higher bits are folded in because
+// page-aligned blocks (mmap'd, valloc) would otherwise share a few bits, and large blocks are the ones most often
+// sampled. `shift` is 64 minus the filter's size in bits, log2.
+inline size_t filterIndex(uintptr_t address, unsigned shift) {
+  return static_cast<size_t>(((address >> 4) ^ (address >> 20)) & (~uint64_t{0} >> shift));
+}
 
 inline bool maybeSampled(const void* p) {
-  const size_t index = filterIndex(reinterpret_cast<uintptr_t>(p));
-  return ((g_filter_bits[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
+  const auto filter = reinterpret_cast<uintptr_t>(g_filter.load(std::memory_order_acquire));
+  const auto* words = reinterpret_cast<const std::atomic<uint64_t>*>(filter & ~uintptr_t{4095});
+  const size_t index = filterIndex(reinterpret_cast<uintptr_t>(p), (filter >> 3) & 63);
+  return ((words[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1) != 0;
 }
 
 // --- The slow paths. Async-signal-safe: no. They never allocate from the heap and never throw.
