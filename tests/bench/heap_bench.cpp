@@ -3,13 +3,15 @@
 // handling does; it does nothing else. Knows nothing of cppops: the script runs it plain, with the agent preloaded
 // (sampling off, then on) and under heaptrack.
 // Prints one line: pairs, CPU and wall nanoseconds per malloc/free pair, and the bytes allocated.
-// Usage: heap_bench [PAIRS [mixed|small|objects [THREADS]]]
+// Usage: heap_bench [PAIRS [mixed|small|objects [THREADS [RESIDENT_MIB]]]]
 //   small: only 16-256 B blocks (nodes, strings), no larger ones
 //   objects: what C++ code allocates through its containers instead of malloc and a fill: a string key, a
 //     hash-map node and a vector grown by push_back per entry, replacing the oldest of 4096 (the pairs are the
 //     containers' own allocations, counted, so a run makes at least PAIRS of them)
 //   THREADS: workers sharing the PAIRS (default 1). With 2 or more the process is multi-threaded without the
 //   agent too, as servers are, so glibc's malloc takes its locking paths in every configuration.
+//   RESIDENT_MIB: first allocate and fill that much in 64 KiB blocks, kept to the end, as a server's caches are:
+//     a profiler's cost may grow with the blocks it has sampled and still holds (not timed)
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -128,6 +130,12 @@ int main(int argc, char** argv) {
     uint64_t pairs = 0;
     uint64_t bytes = 0;
   };
+  const uint64_t resident_mib = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 0;
+  std::vector<void*> resident(resident_mib * 16);
+  for (void*& block : resident) {
+    block = std::malloc(64 * 1024);
+    std::memset(block, 1, 64 * 1024);
+  }
   std::vector<Done> done(threads);
   auto run = [&](unsigned t, uint64_t share) {
     const uint64_t seed = 88172645463325252ull + t;
@@ -156,6 +164,7 @@ int main(int argc, char** argv) {
     pairs_done += d.pairs;
     total += d.bytes;
   }
+  for (void* block : resident) std::free(block);
   std::printf("heap_bench pairs=%llu cpu_ns_per_pair=%.3f wall_ns_per_pair=%.3f bytes=%llu\n",
               static_cast<unsigned long long>(pairs_done), cpu * 1e9 / static_cast<double>(pairs_done),
               wall * 1e9 / static_cast<double>(pairs_done), static_cast<unsigned long long>(total));
