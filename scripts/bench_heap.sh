@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the heap profiler costs a malloc-heavy program, in one run: three workloads (tests/bench/heap_bench.cpp:
 # "mixed" and "small" malloc, fill and free, nothing else, blocks of 1 KiB on average or of 16-256 B; "objects"
-# is C++ containers, a string key, a hash-map node and a growing vector per entry), each on one thread and on two, with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
+# is C++ containers, a string key, a hash-map node and a growing vector per entry), each on one thread and on two,
+# and the small loop once more beside 2 GiB held in 64 KiB blocks (some 3,800 of them sampled and live, as in a
+# server with a large heap), with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
 # 64 KiB), and under heaptrack for comparison. Configurations alternate round by round so that load on the
 # machine falls on all of them alike; each time is the median over the rounds, and each loss the median over the
 # rounds of that round's ratio to no preload. Time is the workload's own CPU time per pair (heaptrack's separate
@@ -44,17 +46,20 @@ mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 # what any second thread costs glibc's malloc, not the interposition.
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
   "interposition only (CPPOPS_AGENT=0)" "no preload again (noise)")
-workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2)
-run() {  # configuration workload:threads
-  local w=${2%:*} n=${2#*:}
+# workload:threads[:MiB held in 64 KiB blocks beside the loop, so that thousands of samples stay live]
+workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2 small:2:2048)
+run() {  # configuration workload:threads[:resident]
+  local w n r
+  IFS=: read -r w n r <<<"$2"
+  local args=("$pairs" "$w" "$n" "${r:-0}")
   case $1 in
-    0) "$bench" "$pairs" "$w" "$n" ;;
-    1) LD_PRELOAD=$agent "$bench" "$pairs" "$w" "$n" ;;
-    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$pairs" "$w" "$n" ;;
-    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "$pairs" "$w" "$n" ;;
-    4) heaptrack -o "$work/heaptrack" "$bench" "$pairs" "$w" "$n" ;;
-    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "$pairs" "$w" "$n" ;;
-    6) "$bench" "$pairs" "$w" "$n" ;;
+    0) "$bench" "${args[@]}" ;;
+    1) LD_PRELOAD=$agent "$bench" "${args[@]}" ;;
+    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "${args[@]}" ;;
+    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "${args[@]}" ;;
+    4) heaptrack -o "$work/heaptrack" "$bench" "${args[@]}" ;;
+    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "${args[@]}" ;;
+    6) "$bench" "${args[@]}" ;;
   esac
 }
 
@@ -79,7 +84,9 @@ echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds ($heaptrack_r
   "load $(cut -d' ' -f1 /proc/loadavg)"
 for w in "${workloads[@]}"; do
   echo
-  printf '%-32s %12s %10s %16s %12s %10s\n' "workload: ${w%:*}, threads: ${w#*:}" "cpu ns/pair" "loss(cpu)" \
+  IFS=: read -r name threads resident <<<"$w"
+  printf '%-32s %12s %10s %16s %12s %10s\n' "workload: $name, threads: $threads${resident:+, $resident MiB held}" \
+    "cpu ns/pair" "loss(cpu)" \
     "middle half" "wall ns/pair" "loss(wall)"
   figure() { awk -v w="$w" -v c="$1" -v f="$2" '$1 == w && $2 == c {print $f}' "$work/results" | median; }
   # A configuration against no preload in the same round, then the median over rounds: a drift of the machine
