@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# What the heap profiler costs a malloc-heavy program, in one run: three workloads (tests/bench/heap_bench.cpp:
-# "mixed" and "small" malloc, fill and free, nothing else, blocks of 1 KiB on average or of 16-256 B; "objects"
-# is C++ containers, a string key, a hash-map node and a growing vector per entry), each on one thread and on two,
-# and the small loop once more beside 2 GiB held in 64 KiB blocks (some 3,800 of them sampled and live, as in a
-# server with a large heap), with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at
-# 64 KiB), and under heaptrack for comparison. Configurations alternate round by round so that load on the
-# machine falls on all of them alike; each time is the median over the rounds, and each loss the median over the
-# rounds of that round's ratio to no preload. Time is the workload's own CPU time per pair (heaptrack's separate
-# interpreter process is not in it: its wall time per pair is shown too).
+# What the heap profiler costs a malloc-heavy program, in one run: three workloads (tests/bench/heap_bench.cpp: "mixed"
+# and "small" malloc, fill and free, nothing else, blocks of 1 KiB on average or of 16-256 B; "objects" is C++
+# containers, a string key, a hash-map node and a growing vector per entry), each on one thread and on two, and the
+# small loop once more beside 2 GiB held in 64 KiB blocks (some 3,800 of them sampled and live, as in a server with a
+# large heap), with no preload, with the agent preloaded and sampling off, with sampling on at 512 KiB (and at 64 KiB),
+# and under heaptrack for comparison. Configurations alternate round by round so that load on the machine falls on all
+# of them alike; each time is the median over the rounds, and each loss the median over the rounds of that round's ratio
+# to no preload. Time is the workload's own CPU time per pair (heaptrack's separate interpreter process is not in it:
+# its wall time per pair is shown too).
 # Sampling costs per call (a countdown on malloc, a filter on free) and per sample (a stack walk): the mixed
 # workload allocates ~1 KiB per pair, so it takes a sample every ~500 pairs; the small one every ~4000, objects
 # (53 B a pair, by heaptrack's histogram) every ~10000. Sampling off, the entry points jump straight to the allocator.
@@ -113,7 +113,8 @@ for w in "${workloads[@]}"; do
     -v on_ns="$(versus 2 3 ns)" -v bare_ns="$(versus 5 3 ns)" -v ht_ns="$(versus 4 3 ns)" \
     -v noise="$(versus 6 3 percent)" 'BEGIN {
     printf "interposition alone: %+.2f ns per pair; noise (no preload against itself): %+.2f%%\n", bare_ns, noise
-    printf "sampling off: %+.2f ns per pair, %+.2f%% (target: <= 1%%: %s)\n", off_ns, off, (off <= 1) ? "met" : "NOT met"
+    printf "sampling off: %+.2f ns per pair, %+.2f%% (target: <= 1%%: %s)\n", off_ns, off,
+      (off <= 1) ? "met" : "NOT met"
     printf "sampling on at 512 KiB: %+.2f ns per pair, %+.2f%% (target: <= 3%%: %s)\n", on_ns, on,
       (on <= 3) ? "met" : "NOT met"
     if (on_ns >= 0.1) printf "heaptrack costs %.0fx what sampling at 512 KiB costs\n", ht_ns / on_ns

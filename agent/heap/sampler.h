@@ -78,11 +78,12 @@ inline constexpr int kFilterFirstBits = 16;
 inline constexpr int kFilterMaxBits = 25;
 extern std::atomic<const std::atomic<uint64_t>*> g_filter;
 
-// Address bits rather than a hash: blocks freed one after the other often lie near each other (size classes,
-// tcache, a container's nodes), so their bits share cache lines, which matters once the filter outgrows the L1
-// cache (next to 2 GiB, cachegrind counts half the L1 misses of a multiplicative hash). Blocks are at least 16-byte aligned, so the low 4 bits carry nothing; higher bits are folded in because
-// page-aligned blocks (mmap'd, valloc) would otherwise share a few bits, and large blocks are the ones most often
-// sampled. `shift` is 64 minus the filter's size in bits, log2.
+// Address bits rather than a hash: blocks freed one after the other often lie near each other (size classes, tcache, a
+// container's nodes), so their bits share cache lines, which matters once the filter outgrows the L1 cache (next to
+// 2 GiB, cachegrind counts half the L1 misses of a multiplicative hash). Blocks are at least 16-byte aligned, so the
+// low 4 bits carry nothing; higher bits are folded in because page-aligned blocks (mmap'd, valloc) would otherwise
+// share a few bits, and large blocks are the ones most often sampled. `shift` is 64 minus the filter's size in bits,
+// log2.
 inline size_t filterIndex(uintptr_t address, unsigned shift) {
   return static_cast<size_t>(((address >> 4) ^ (address >> 20)) & (~uint64_t{0} >> shift));
 }
