@@ -432,7 +432,7 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
   {
     Guard guard(g_lock);
     // Sampling may have stopped (and the tables been emptied) since the check above.
-    if (g_sampling.load(std::memory_order_relaxed) && g_slots != nullptr) {
+    if (g_sampling.load(std::memory_order_relaxed)) {
       uint32_t stack = roomForSlot() ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
       if (stack == kStacks) {
         ++g_dropped;

@@ -58,7 +58,6 @@ struct ThreadState {
   uint64_t rng;         // xorshift state, seeded on first use
   uint64_t drawn_rate;  // the rate the countdown was drawn for, 0 before the first
   uint32_t busy;        // inside the sampler: what it allocates itself (backtrace's first use) passes through
-  uint32_t unused;
 };
 // Initial-exec: the general-dynamic model's first access can call malloc, which would land back here.
 extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
