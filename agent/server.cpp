@@ -116,7 +116,8 @@ int Server::open(const Options& options) {
             socket_path_.c_str(), protocol::kMaxSocketPath);
     return ENAMETOOLONG;
   }
-  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+  const std::string staging_path = dir + "/" + protocol::stagingFileName(getpid(), *start);
+  std::memcpy(addr.sun_path, staging_path.c_str(), staging_path.size() + 1);
 
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -126,12 +127,17 @@ int Server::open(const Options& options) {
     close();
     return err;
   }
-  // Same PID and start time means this very process: a leftover from an earlier start of ours.
+  // Bound under a staging name and renamed once listening: between bind and listen a socket refuses connections,
+  // and a CLI that found it then would report it dead and remove it. Same PID and start time means this very
+  // process: a leftover of either name is from an earlier start of ours.
+  ::unlink(staging_path.c_str());
   ::unlink(socket_path_.c_str());
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::chmod(socket_path_.c_str(), 0600) != 0 || ::listen(listen_fd_, 64) != 0) {
+      ::chmod(staging_path.c_str(), 0600) != 0 || ::listen(listen_fd_, 64) != 0 ||
+      ::rename(staging_path.c_str(), socket_path_.c_str()) != 0) {
     int err = errno;
     logLine("cannot listen on %s: %s", socket_path_.c_str(), std::strerror(err));
+    ::unlink(staging_path.c_str());
     close();
     return err;
   }

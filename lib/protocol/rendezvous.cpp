@@ -19,6 +19,10 @@ std::string socketFileName(pid_t pid, uint64_t start_ticks) {
   return std::to_string(pid) + "-" + std::to_string(start_ticks) + ".sock";
 }
 
+std::string stagingFileName(pid_t pid, uint64_t start_ticks) {
+  return std::to_string(pid) + "-" + std::to_string(start_ticks) + ".new";
+}
+
 std::optional<SocketName> parseSocketFileName(std::string_view name) {
   constexpr std::string_view kSuffix = ".sock";
   if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;

@@ -22,6 +22,9 @@ inline constexpr const char* kSocketDirEnv = "CPPOPS_SOCKET_DIR";
 std::string socketDir(uid_t uid, const char* socket_dir_env, const char* xdg_runtime_dir_env);
 
 std::string socketFileName(pid_t pid, uint64_t start_ticks);
+// The name the agent binds before it listens ("<pid>-<start_ticks>.new"); renamed to socketFileName once listening,
+// so a socket under the real name always accepts. Never parsed as a socket name, and no longer than one.
+std::string stagingFileName(pid_t pid, uint64_t start_ticks);
 
 struct SocketName {
   pid_t pid = 0;

@@ -11,6 +11,7 @@
 
 #include "proc/process.h"
 #include "protocol/rendezvous.h"
+#include "raw_client.h"
 #include "subprocess.h"
 
 using namespace cppops::test;
@@ -184,6 +185,22 @@ TEST_CASE("a live PID with a socket nobody listens on is reported and cleaned, n
   CHECK(r.err.find("stale") != std::string::npos);
   struct stat st{};
   CHECK(::stat(path.c_str(), &st) != 0);
+}
+
+// A CLI that finds a socket refusing connections reports it stale and removes it, so the real name must appear
+// only once the agent listens. listen() is slowed by 300 ms, so a name that appeared before it would be seen.
+TEST_CASE("an agent's socket accepts from the instant it appears under its name") {
+  TempDir dir;
+  TargetProcess plain(
+      {"plain_target", {}, false, {{"LD_PRELOAD", targetPath("libslow_listen.so") + " " + agentLibraryPath()}}, {}},
+      dir.path());
+  std::string socket = plain.waitForSocket();
+  REQUIRE_FALSE(socket.empty());
+  RawClient c(socket);
+  CHECK(c.connected());
+  auto r = runCli({"stats", std::to_string(plain.pid())}, dir.path());
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
 }
 
 TEST_CASE("CPPOPS_AGENT=0 disables the agent entirely") {

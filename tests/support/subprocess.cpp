@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "proc/process.h"
+#include "protocol/rendezvous.h"
 
 extern char** environ;
 
@@ -147,7 +148,8 @@ std::string TargetProcess::waitForSocket(std::chrono::milliseconds limit) const 
     if (DIR* d = opendir(socket_dir_.c_str())) {
       std::string found;
       while (dirent* e = readdir(d))
-        if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) found = socket_dir_ + "/" + e->d_name;
+        if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0 && protocol::parseSocketFileName(e->d_name))
+          found = socket_dir_ + "/" + e->d_name;
       closedir(d);
       if (!found.empty()) return found;
     }

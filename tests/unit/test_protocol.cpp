@@ -157,6 +157,12 @@ TEST_CASE("socket names carry PID and start time and reject anything else") {
     CHECK_FALSE(protocol::parseSocketFileName(bad));
 }
 
+TEST_CASE("the staging name an agent binds first is never taken for a socket, and is no longer than one") {
+  CHECK(protocol::stagingFileName(1234, 98765) == "1234-98765.new");
+  CHECK_FALSE(protocol::parseSocketFileName(protocol::stagingFileName(1234, 98765)));
+  CHECK(protocol::stagingFileName(4194304, UINT64_MAX).size() <= protocol::socketFileName(4194304, UINT64_MAX).size());
+}
+
 TEST_CASE("socket directory: override, then XDG_RUNTIME_DIR, then /tmp") {
   CHECK(protocol::socketDir(1000, "/x/y", "/run/user/1000") == "/x/y");
   CHECK(protocol::socketDir(1000, nullptr, "/run/user/1000") == "/run/user/1000/cppops");
