@@ -9,6 +9,8 @@
 
 #include "proc/process.h"
 #include "proc/task.h"
+#include "protocol/protocol.h"
+#include "raw_client.h"
 #include "subprocess.h"
 
 using namespace cppops;
@@ -100,7 +102,8 @@ TEST_CASE("the shared agent exports only its public C API and the entry points i
 TEST_CASE("the agent's thread blocks the host's signals and sleeps without periodic wake-ups") {
   TempDir dir;
   TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
-  REQUIRE_FALSE(t.waitForSocket().empty());
+  const std::string socket = t.waitForSocket();
+  REQUIRE_FALSE(socket.empty());
   // The socket is listening before the agent's thread has started and named itself: look for it a while.
   pid_t agent_tid = 0;
   for (int attempt = 0; attempt < 500 && agent_tid == 0; ++attempt) {
@@ -118,7 +121,18 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   CHECK((blocked & (1ull << (SIGUSR1 - 1))) != 0);
   CHECK((blocked & (1ull << (SIGINT - 1))) != 0);
 
-  // Idle means asleep in the kernel: the context-switch count does not move while nobody talks to it.
+  // Idle means asleep in the kernel: the context-switch count does not move while nobody talks to it. Counted
+  // from the first sleep after a served request: before its first poll the thread may still block while starting.
+  {
+    RawClient hello(socket);
+    REQUIRE(hello.sendFrame(static_cast<uint16_t>(protocol::Command::kHello), {}));
+    REQUIRE(hello.receive());
+  }
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    status = taskStatus(t.pid(), agent_tid);
+    if (status.find("State:\tS (sleeping)") != std::string::npos) break;
+    std::this_thread::sleep_for(1ms);
+  }
   uint64_t before = statusNumber(status, "voluntary_ctxt_switches:\t");
   std::this_thread::sleep_for(1500ms);
   status = taskStatus(t.pid(), agent_tid);
