@@ -2,9 +2,12 @@
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -109,13 +112,33 @@ Stack* g_stacks = nullptr;  // mapped at the first start, kept for the process's
 // unmapped: a free may still be reading one the filter has outgrown.
 char* g_filter_arrays = nullptr;
 constexpr size_t kFilterArraysBytes = (size_t{1} << (kFilterMaxBits - 2)) - (size_t{1} << (kFilterFirstBits - 2));
-// The counts behind the filter's current array, under g_lock: live sampled blocks per bit. A counter that reaches
-// 255 stays there (its bit stays set; the slot table still decides). 32 MiB of address space, mapped at the first
-// start; what is touched grows with the live samples, about 256 bytes each.
+// The counts behind each of the filter's sizes, 2^16 to 2^25 of them one after the other, under g_lock: live
+// sampled blocks per bit. A counter that reaches 255 stays there (its bit stays set; the slot table still decides).
+// 64 MiB of address space, mapped at the first start; what is touched grows with the live samples, about 256 bytes
+// each. Each size has counts of its own, so that the next size's can be faulted in while the current one's are in use.
 uint8_t* g_filter_counts = nullptr;
+constexpr size_t kFilterCountsBytes = (size_t{1} << (kFilterMaxBits + 1)) - (size_t{1} << kFilterFirstBits);
 int g_filter_bits = kFilterFirstBits;  // under g_lock: the current array's size, log2
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
+// Under g_lock: the used entries of g_stacks, in the order they were taken, so that reading a profile visits only
+// those (not all 16,384 entries, 9 MiB, under the lock).
+uint16_t g_stack_order[kMaxStacks];
+static_assert(kStacks <= 65536, "g_stack_order holds 16-bit indices");
+
+// Larger tables are prepared ahead, outside the lock, by the sampler's own thread ("cppops-heap"): mapping and
+// faulting in the memory of a doubled slot table or filter took milliseconds under the lock (36 ms for the largest
+// filter), and every thread that sampled or freed a sampled block meanwhile waited. Under the lock a doubling is now
+// a copy into memory that is already there. Before the thread is done (or if it could not be started) a table grows
+// under the lock as before, a little fuller than it would have: the slot table at three quarters, the filter at four
+// times its density.
+Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_slot_count; or null
+size_t g_spare_count = 0;                    // under g_lock
+int g_filter_ready_bits = kFilterFirstBits;  // under g_lock: the largest filter size whose memory is faulted in
+bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
+uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
+std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
+pid_t g_growth_thread_pid = 0;               // the process it runs in (a forked child has none); control thread only
 uint64_t g_dropped = 0;     // under g_lock
 std::atomic<uint64_t> g_rate{kDefaultRateBytes};
 uint64_t g_start_ns = 0;
@@ -160,10 +183,14 @@ void setFilterBit(size_t index, bool on) {
   word.store(on ? was | bit : was & ~bit, std::memory_order_relaxed);
 }
 
+uint8_t* filterCounts(int bits) {
+  return g_filter_counts + (size_t{1} << bits) - (size_t{1} << kFilterFirstBits);
+}
+
 // Under g_lock.
 void countInFilter(uintptr_t address) {
   const size_t index = filterIndex(address, 64 - g_filter_bits);
-  uint8_t& c = g_filter_counts[index];
+  uint8_t& c = filterCounts(g_filter_bits)[index];
   if (c == 255) return;
   if (c++ == 0) setFilterBit(index, true);
 }
@@ -171,15 +198,14 @@ void countInFilter(uintptr_t address) {
 // Under g_lock.
 void countOutOfFilter(uintptr_t address) {
   const size_t index = filterIndex(address, 64 - g_filter_bits);
-  uint8_t& c = g_filter_counts[index];
+  uint8_t& c = filterCounts(g_filter_bits)[index];
   if (c == 255 || c == 0) return;
   if (--c == 0) setFilterBit(index, false);
 }
 
-// Under g_lock, once the live samples outnumber 1 in 256 of the filter's bits: an array twice the size (zero:
-// unused since the last reset), counted from the slot table, then published. The old array is left as it is.
+// Under g_lock: an array twice the size, with its counts (both zero: unused since the last reset), counted from
+// the slot table, then published. The old array is left as it is.
 void growFilter() {
-  madvise(g_filter_counts, size_t{1} << g_filter_bits, MADV_DONTNEED);
   ++g_filter_bits;
   for (size_t i = 0; i < g_slot_count; ++i)
     if (g_slots[i].address != 0) countInFilter(g_slots[i].address);
@@ -215,7 +241,7 @@ uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
       s.hash = hash;
       s.depth = depth;
       std::memcpy(s.pcs, pcs, depth * sizeof pcs[0]);
-      ++g_stack_count;
+      g_stack_order[g_stack_count++] = static_cast<uint16_t>(i);
       return static_cast<uint32_t>(i);
     }
     if (s.hash == hash && s.depth == depth && std::memcmp(s.pcs, pcs, depth * sizeof pcs[0]) == 0)
@@ -230,30 +256,135 @@ void placeSlot(const Slot& slot) {
   g_slots[i] = slot;
 }
 
-// Under g_lock: true when one more slot fits, doubling the table if it must (a system call or two under the
-// lock, a handful of times a session). False when the table is at its limit or the memory is not there.
-bool roomForSlot() {
+// What a thread does once it has let go of g_lock (declared before the Guard, it runs after it): the system
+// calls that need not hold up every other thread that samples or frees a sampled block.
+struct AfterUnlock {
+  AfterUnlock() = default;
+  AfterUnlock(const AfterUnlock&) = delete;
+  AfterUnlock& operator=(const AfterUnlock&) = delete;
+  ~AfterUnlock() {
+    if (unmap != nullptr) munmap(unmap, unmap_count * sizeof(Slot));
+    if (wake_growth_thread) {
+      g_growth_requests.fetch_add(1, std::memory_order_release);
+      syscall(SYS_futex, &g_growth_requests, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    }
+  }
+  Slot* unmap = nullptr;
+  size_t unmap_count = 0;
+  bool wake_growth_thread = false;
+};
+
+// Under g_lock: true when one more slot fits, doubling the table if it must. False when the table is at its limit
+// or the memory is not there.
+bool roomForSlot(AfterUnlock& after) {
   if (g_slots == nullptr) return false;
   if ((g_live + 1) * 2 <= g_slot_count) return true;
-  if (g_slot_count >= kMaxSlots) return false;
-  Slot* grown = mapSlots(g_slot_count * 2);
-  if (grown == nullptr) return false;
-  Slot* old = g_slots;
-  const size_t old_count = g_slot_count;
+  Slot* grown = g_spare_slots;
+  if (grown == nullptr) {
+    // Linear probing still finds a free slot quickly at three quarters full.
+    if ((g_live + 1) * 4 <= g_slot_count * 3) return true;
+    if (g_slot_count >= kMaxSlots) return false;
+    grown = mapSlots(g_slot_count * 2);
+    if (grown == nullptr) return false;
+  }
+  g_spare_slots = nullptr;
+  g_spare_count = 0;
+  after.unmap = g_slots;
+  after.unmap_count = g_slot_count;
   g_slots = grown;
-  g_slot_count = old_count * 2;
-  for (size_t i = 0; i < old_count; ++i)
-    if (old[i].address != 0) placeSlot(old[i]);
-  munmap(old, old_count * sizeof(Slot));
+  g_slot_count *= 2;
+  for (size_t i = 0; i < after.unmap_count; ++i)
+    if (after.unmap[i].address != 0) placeSlot(after.unmap[i]);
   return true;
 }
 
+// Under g_lock: asks the sampler's thread for the next sizes once the live samples are half way to them.
+void askForGrowth(AfterUnlock& after) {
+  if (g_growth_asked) return;
+  const bool slots = g_spare_slots == nullptr && g_slot_count < kMaxSlots && g_live * 4 > g_slot_count;
+  const bool filter = g_filter_ready_bits <= g_filter_bits && g_filter_bits < kFilterMaxBits &&
+                      g_live * 512 > (size_t{1} << g_filter_bits);
+  if (!slots && !filter) return;
+  g_growth_asked = true;
+  after.wake_growth_thread = true;
+}
+
 // Under g_lock, after roomForSlot().
-void insertSlot(uintptr_t address, const SampledBlock& block) {
+void insertSlot(uintptr_t address, const SampledBlock& block, AfterUnlock& after) {
   placeSlot(Slot{address, block.size, block.scale, block.stack, 0});
   ++g_live;
   countInFilter(address);
-  if (g_live * 256 > (size_t{1} << g_filter_bits) && g_filter_bits < kFilterMaxBits) growFilter();
+  // At the filter's density when the next size is faulted in; at four times it, faulting under the lock, when not.
+  const bool next_ready = g_filter_ready_bits > g_filter_bits;
+  if (g_filter_bits < kFilterMaxBits && g_live * (next_ready ? 256 : 64) > (size_t{1} << g_filter_bits)) growFilter();
+  askForGrowth(after);
+}
+
+// Pages faulted in and writable, their contents kept: MADV_POPULATE_WRITE (Linux 5.14), or before it an atomic
+// add of zero to a byte of each page.
+void faultIn(void* p, size_t bytes) {
+  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
+  for (size_t offset = 0; offset < bytes; offset += 4096)
+    __atomic_fetch_add(static_cast<uint8_t*>(p) + offset, 0, __ATOMIC_RELAXED);
+}
+
+// On the sampler's thread: maps the slot table's and faults in the filter's next sizes, then offers them, unless
+// the tables were reset (or grew without them) meanwhile. Nobody else touches that memory until it is offered:
+// requests are served one at a time, by this thread alone.
+void prepareGrowth() {
+  size_t slot_count = 0;
+  int bits = 0;
+  uint64_t session = 0;
+  {
+    Guard guard(g_lock);
+    if (!g_growth_asked) return;
+    session = g_session;
+    if (g_spare_slots == nullptr && g_slot_count != 0 && g_slot_count < kMaxSlots) slot_count = g_slot_count * 2;
+    if (g_filter_ready_bits <= g_filter_bits && g_filter_bits < kFilterMaxBits) bits = g_filter_bits + 1;
+  }
+  Slot* spare = slot_count != 0 ? mapSlots(slot_count) : nullptr;
+  if (bits != 0) {
+    faultIn(filterWords(bits), (size_t{1} << bits) / 8);
+    faultIn(filterCounts(bits), size_t{1} << bits);
+  }
+  {
+    Guard guard(g_lock);
+    if (session == g_session) {
+      if (spare != nullptr && g_spare_slots == nullptr && g_slot_count * 2 == slot_count) {
+        g_spare_slots = spare;
+        g_spare_count = slot_count;
+        spare = nullptr;
+      }
+      g_filter_ready_bits = std::max(g_filter_ready_bits, bits);
+    }
+    g_growth_asked = false;
+  }
+  if (spare != nullptr) munmap(spare, slot_count * sizeof(Slot));
+}
+
+void* growthThread(void*) {
+  pthread_setname_np(pthread_self(), "cppops-heap");
+  t_heap_state.busy = 1;  // nothing it allocates is a sample
+  for (;;) {
+    const uint32_t seen = g_growth_requests.load(std::memory_order_acquire);
+    prepareGrowth();
+    syscall(SYS_futex, &g_growth_requests, FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+  }
+}
+
+// From the control thread, as sampling starts: once per process (a forked child starts its own). Every signal is
+// blocked in it, so the host's are never delivered there.
+void startGrowthThread() {
+  if (g_growth_thread_pid == getpid()) return;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  const int err = pthread_create(&thread, nullptr, growthThread, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err != 0) return;  // the tables grow under the lock instead
+  pthread_detach(thread);
+  g_growth_thread_pid = getpid();
 }
 
 // Under g_lock. Removes address and fills `block`; false when it is not there.
@@ -285,14 +416,23 @@ void resetTables() {
   if (g_slots != nullptr) munmap(g_slots, g_slot_count * sizeof(Slot));
   g_slots = nullptr;
   g_slot_count = 0;
+  if (g_spare_slots != nullptr) munmap(g_spare_slots, g_spare_count * sizeof(Slot));
+  g_spare_slots = nullptr;
+  g_spare_count = 0;
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
-  // The first array is cleared word by word (frees may be reading it); the larger ones and the counts are given
-  // back, and read as zeros until used again.
+  // The first array is cleared word by word (frees may be reading it), and its counts too (they stay faulted in,
+  // for the next session); the larger ones are given back, and read as zeros until used again.
   g_filter.store(g_filter_first + (64 - kFilterFirstBits), std::memory_order_release);
   for (auto& word : g_filter_first) word.store(0, std::memory_order_relaxed);
   if (g_filter_arrays != nullptr) madvise(g_filter_arrays, kFilterArraysBytes, MADV_DONTNEED);
-  if (g_filter_counts != nullptr) madvise(g_filter_counts, size_t{1} << g_filter_bits, MADV_DONTNEED);
+  if (g_filter_counts != nullptr) {
+    std::memset(filterCounts(kFilterFirstBits), 0, size_t{1} << kFilterFirstBits);
+    madvise(filterCounts(kFilterFirstBits + 1), kFilterCountsBytes - (size_t{1} << kFilterFirstBits), MADV_DONTNEED);
+  }
   g_filter_bits = kFilterFirstBits;
+  g_filter_ready_bits = kFilterFirstBits;
+  g_growth_asked = false;
+  ++g_session;
   g_live = 0;
   g_stack_count = 0;
   g_dropped = 0;
@@ -334,8 +474,10 @@ void childAfterFork() {
 
 // Under g_lock: each used stack's blocks still in use, from the slot table.
 void sumInUse() {
-  for (size_t i = 0; i < kStacks; ++i)
-    if (g_stacks[i].used != 0) g_stacks[i].inuse_objects = g_stacks[i].inuse_bytes = 0;
+  for (size_t i = 0; i < g_stack_count; ++i) {
+    Stack& s = g_stacks[g_stack_order[i]];
+    s.inuse_objects = s.inuse_bytes = 0;
+  }
   for (size_t i = 0; i < g_slot_count; ++i) {
     const Slot& slot = g_slots[i];
     if (slot.address == 0) continue;
@@ -349,9 +491,8 @@ void sumInUse() {
 void copyStacks(std::vector<StackRecord>& out, size_t* copied, uint64_t* missed) {
   size_t n = 0;
   if (g_stacks != nullptr) sumInUse();
-  for (size_t i = 0; i < kStacks && g_stacks != nullptr; ++i) {
-    const Stack& s = g_stacks[i];
-    if (s.used == 0) continue;
+  for (size_t i = 0; i < g_stack_count; ++i) {
+    const Stack& s = g_stacks[g_stack_order[i]];
     if (n == out.size()) {
       ++*missed;
       continue;
@@ -430,17 +571,18 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
   const double probability = -std::expm1(-static_cast<double>(n) / static_cast<double>(rate));
   const double scale = probability > 0 ? 1.0 / probability : 1.0;
   {
+    AfterUnlock after;
     Guard guard(g_lock);
     // Sampling may have stopped (and the tables been emptied) since the check above.
     if (g_sampling.load(std::memory_order_relaxed)) {
-      uint32_t stack = roomForSlot() ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
+      uint32_t stack = roomForSlot(after) ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
       if (stack == kStacks) {
         ++g_dropped;
       } else {
         Stack& s = g_stacks[stack];
         s.alloc_objects += scale;
         s.alloc_bytes += scale * static_cast<double>(n);
-        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack});
+        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack}, after);
       }
     }
   }
@@ -457,9 +599,10 @@ CPPOPS_HOOK_PATH bool forgetSampled(void* p, SampledBlock* block) {
 }
 
 void restoreSampled(void* p, const SampledBlock& block) {
+  AfterUnlock after;
   Guard guard(g_lock);
-  if (!g_sampling.load(std::memory_order_relaxed) || !roomForSlot()) return;
-  insertSlot(reinterpret_cast<uintptr_t>(p), block);
+  if (!g_sampling.load(std::memory_order_relaxed) || !roomForSlot(after)) return;
+  insertSlot(reinterpret_cast<uintptr_t>(p), block, after);
 }
 
 void noteBootstrapArenaUsed() {
@@ -494,12 +637,12 @@ std::string startSampling(uint64_t rate_bytes) {
     if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
     void* stacks = mapTable(kStacks * sizeof(Stack));
     void* arrays = mapTable(kFilterArraysBytes);
-    void* counts = mapTable(size_t{1} << kFilterMaxBits);
+    void* counts = mapTable(kFilterCountsBytes);
     if (stacks == nullptr || arrays == nullptr || counts == nullptr || !fork_handlers) {
       if (stacks != nullptr) munmap(stacks, kStacks * sizeof(Stack));
       if (arrays != nullptr) munmap(arrays, kFilterArraysBytes);
-      if (counts != nullptr) munmap(counts, size_t{1} << kFilterMaxBits);
-      return "the agent could not map its sampling tables (49 MiB of address space, little of it ever used)";
+      if (counts != nullptr) munmap(counts, kFilterCountsBytes);
+      return "the agent could not map its sampling tables (81 MiB of address space, little of it ever used)";
     }
     Guard guard(g_lock);
     g_stacks = static_cast<Stack*>(stacks);
@@ -508,6 +651,10 @@ std::string startSampling(uint64_t rate_bytes) {
   }
   Slot* slots = mapSlots(kFirstSlots);
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
+  // Sampling is off, so nobody counts in the filter: its first counts are faulted in here, not a page at a time
+  // under the lock (once: from then on they are cleared, not given back).
+  faultIn(filterCounts(kFilterFirstBits), size_t{1} << kFilterFirstBits);
+  startGrowthThread();
   Guard guard(g_lock);
   resetTables();
   g_slots = slots;

@@ -66,8 +66,9 @@ extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec"
 // means the block was never sampled, and the free costs one load. A bit is set while a live sampled block hashes
 // to it (counts under the sampler's lock say when to clear it). The filter keeps at least 256 bits per live
 // sample, so that fewer than 1 free in 256 takes the lock for nothing: 8 KiB up to 256 live samples, then it
-// doubles with them, up to 4 MiB for 131,072. (Next to 2 GiB held in 64 KiB blocks, a fixed 8 KiB filter sent
-// 1 free in 15 of a small-block loop through the lock; this one, 1 in 160, counting the sampled ones.)
+// doubles with them, up to 4 MiB for 131,072, each size faulted in ahead by the sampler's thread (sampler.cpp).
+// (Next to 2 GiB held in 64 KiB blocks, a fixed 8 KiB filter sent 1 free in 15 of a small-block loop through the
+// lock; this one, 1 in 160, counting the sampled ones.)
 //
 // g_filter points into the bit array (4 KiB-aligned) at the word whose number is the shift that turns the hash
 // of an address into an index: one load gives both, so a reader never pairs one size with another's array. An array

@@ -49,6 +49,31 @@ uint64_t statusNumber(const std::string& status, const std::string& key, int bas
   return at == std::string::npos ? ~0ull : std::stoull(status.substr(at + key.size()), nullptr, base);
 }
 
+std::vector<pid_t> tasksNamed(pid_t pid, const std::string& name) {
+  std::vector<pid_t> named;
+  for (pid_t tid : proc::listTasks(pid))
+    if (proc::readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm").value_or("") ==
+        name + "\n")
+      named.push_back(tid);
+  return named;
+}
+
+// A thread names itself once it runs: look for it a while.
+pid_t waitForTaskNamed(pid_t pid, const std::string& name) {
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    if (auto named = tasksNamed(pid, name); !named.empty()) return named.front();
+    std::this_thread::sleep_for(10ms);
+  }
+  return 0;
+}
+
+void checkBlocksHostSignals(const std::string& status) {
+  const uint64_t blocked = statusNumber(status, "SigBlk:\t", 16);
+  CHECK((blocked & (1ull << (SIGTERM - 1))) != 0);
+  CHECK((blocked & (1ull << (SIGUSR1 - 1))) != 0);
+  CHECK((blocked & (1ull << (SIGINT - 1))) != 0);
+}
+
 }  // namespace
 
 TEST_CASE("exceptions and the host's SIGTERM/SIGUSR1 handlers behave identically with the agent preloaded") {
@@ -104,22 +129,11 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
   const std::string socket = t.waitForSocket();
   REQUIRE_FALSE(socket.empty());
-  // The socket is listening before the agent's thread has started and named itself: look for it a while.
-  pid_t agent_tid = 0;
-  for (int attempt = 0; attempt < 500 && agent_tid == 0; ++attempt) {
-    for (pid_t tid : proc::listTasks(t.pid()))
-      if (proc::readFile("/proc/" + std::to_string(t.pid()) + "/task/" + std::to_string(tid) + "/comm")
-              .value_or("") == "cppops-agent\n")
-        agent_tid = tid;
-    if (agent_tid == 0) std::this_thread::sleep_for(10ms);
-  }
+  // The socket is listening before the agent's thread has started and named itself.
+  const pid_t agent_tid = waitForTaskNamed(t.pid(), "cppops-agent");
   REQUIRE(agent_tid != 0);
-
   std::string status = taskStatus(t.pid(), agent_tid);
-  uint64_t blocked = statusNumber(status, "SigBlk:\t", 16);
-  CHECK((blocked & (1ull << (SIGTERM - 1))) != 0);
-  CHECK((blocked & (1ull << (SIGUSR1 - 1))) != 0);
-  CHECK((blocked & (1ull << (SIGINT - 1))) != 0);
+  checkBlocksHostSignals(status);
 
   // Idle means asleep in the kernel: the context-switch count does not move while nobody talks to it. Counted
   // from the first sleep after a served request: before its first poll the thread may still block while starting.
@@ -138,4 +152,38 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   status = taskStatus(t.pid(), agent_tid);
   CHECK(statusNumber(status, "voluntary_ctxt_switches:\t") == before);
   CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
+}
+
+TEST_CASE("the heap sampler's thread starts with the first session and blocks the host's signals") {
+  TempDir dir;
+  TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  CHECK(tasksNamed(t.pid(), "cppops-heap").empty());
+  const std::string pid = std::to_string(t.pid());
+  for (int session = 0; session < 3; ++session) {
+    auto started = runCli({"profile", pid, "--heap", "--start"}, dir.path());
+    INFO(started.err);
+    REQUIRE(started.exit_code == 0);
+    auto stopped = runCli({"profile", pid, "--heap", "--stop", "--format", "top"}, dir.path());
+    INFO(stopped.err);
+    REQUIRE(stopped.exit_code == 0);
+  }
+  const pid_t heap_tid = waitForTaskNamed(t.pid(), "cppops-heap");
+  REQUIRE(heap_tid != 0);
+  CHECK(tasksNamed(t.pid(), "cppops-heap").size() == 1);
+  std::string status;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    status = taskStatus(t.pid(), heap_tid);
+    if (status.find("State:\tS (sleeping)") != std::string::npos) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
+  checkBlocksHostSignals(status);
+
+  // Sampling from start-up starts it from the host's own thread, in the agent's constructor.
+  TargetProcess from_start({"plain_target", {}, true, {{"CPPOPS_HEAP_PROFILE", "4096"}}, {}}, dir.path());
+  REQUIRE_FALSE(from_start.waitForSocket().empty());
+  const pid_t from_start_tid = waitForTaskNamed(from_start.pid(), "cppops-heap");
+  REQUIRE(from_start_tid != 0);
+  checkBlocksHostSignals(taskStatus(from_start.pid(), from_start_tid));
 }
