@@ -32,14 +32,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N]" >&2; exit 2 ;;
   esac
 done
-scripts/setup.sh
-scripts/build.sh build >/dev/null
+. scripts/heap_bench_env.sh
 bench=build/tests/heap_bench
-agent=$PWD/build/agent/libcppops_agent.so
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export CPPOPS_SOCKET_DIR=$work/sockets CPPOPS_QUIET=1
-mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 
 # "interposition only" preloads the agent with CPPOPS_AGENT=0: no agent thread, so the process stays
 # single-threaded and glibc's malloc keeps its lock-free single-thread paths; the difference to "sampling off" is

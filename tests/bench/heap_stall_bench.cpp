@@ -1,0 +1,75 @@
+// The longest single malloc and free while a large heap is built up and given back, for
+// scripts/bench_heap_stall.sh: what a latency-sensitive thread feels of a heap profiler's bookkeeping, whose
+// tables grow with the blocks it has sampled and still holds. Knows nothing of cppops.
+// Each round allocates HEAP_MIB in blocks of BLOCK_KIB, touching each block's pages as a program would, then frees
+// them all; only the malloc and free calls are timed. The first round is where a profiler's tables grow; later rounds
+// show the same work with the tables at size.
+// glibc's trimming is switched off (M_TRIM_THRESHOLD): otherwise the free that leaves the top of a 2 GiB heap free
+// gives it all back to the kernel, in one call of a hundred milliseconds and more, and hides any other figure.
+// Prints one line per phase: calls, median, 99.9th percentile and longest, in microseconds.
+// Usage: heap_stall_bench [HEAP_MIB [BLOCK_KIB [ROUNDS]]]
+#include <malloc.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+namespace {
+
+uint64_t nowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void report(const char* phase, std::vector<uint64_t>& ns) {
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    return static_cast<double>(ns[static_cast<size_t>(q * static_cast<double>(ns.size() - 1))]) / 1e3;
+  };
+  std::printf("heap_stall_bench phase=%s calls=%zu median_us=%.2f p999_us=%.2f max_us=%.2f\n", phase, ns.size(),
+              at(0.5), at(0.999), at(1.0));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const uint64_t heap_mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 2048;
+  const uint64_t block_kib = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 64;
+  const int rounds = argc > 3 ? std::atoi(argv[3]) : 3;
+  if (heap_mib == 0 || block_kib == 0 || rounds < 1) {
+    std::fprintf(stderr, "usage: heap_stall_bench [HEAP_MIB [BLOCK_KIB [ROUNDS]]], all at least 1\n");
+    return 2;
+  }
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  const size_t block = block_kib * 1024;
+  std::vector<void*> blocks(heap_mib * 1024 / block_kib);
+  std::vector<uint64_t> first_fill, fill, release;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<uint64_t>& fill_ns = round == 0 ? first_fill : fill;
+    for (void*& p : blocks) {
+      const uint64_t t0 = nowNs();
+      p = std::malloc(block);
+      fill_ns.push_back(nowNs() - t0);
+      if (p == nullptr) {
+        std::fprintf(stderr, "heap_stall_bench: out of memory\n");
+        return 1;
+      }
+      for (size_t off = 0; off < block; off += 4096) static_cast<char*>(p)[off] = 1;
+    }
+    for (void* p : blocks) {
+      const uint64_t t0 = nowNs();
+      std::free(p);
+      release.push_back(nowNs() - t0);
+    }
+  }
+  report("first_fill", first_fill);
+  if (!fill.empty()) report("fill", fill);
+  report("free", release);
+  return 0;
+}
