@@ -112,13 +112,21 @@ bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0
 
 // A thread that blocks the signal, sleeps uninterruptibly (D) or is stopped (T) will not answer before the
 // deadline; knowing it early keeps one such thread from holding every dump to the full timeout.
-bool cannotAnswerSoon(const TaskDirectory& tasks, pid_t tid, int signo) {
+struct Hindrance {
+  bool blocks_signal = false;
+  bool stalled = false;  // D or T
+  bool any() const { return blocks_signal || stalled; }
+};
+
+Hindrance hindrance(const TaskDirectory& tasks, pid_t tid, int signo) {
+  Hindrance h;
   char buf[2048];
-  if (tasks.read(tid, "status", buf, sizeof buf) == 0) return false;
+  if (tasks.read(tid, "status", buf, sizeof buf) == 0) return h;
   const char* state = std::strstr(buf, "\nState:\t");
-  if (state != nullptr && (state[8] == 'D' || state[8] == 'T' || state[8] == 't')) return true;
+  h.stalled = state != nullptr && (state[8] == 'D' || state[8] == 'T' || state[8] == 't');
   const char* blocked = std::strstr(buf, "\nSigBlk:\t");
-  return blocked != nullptr && ((std::strtoull(blocked + 9, nullptr, 16) >> (signo - 1)) & 1) != 0;
+  h.blocks_signal = blocked != nullptr && ((std::strtoull(blocked + 9, nullptr, 16) >> (signo - 1)) & 1) != 0;
+  return h;
 }
 
 }  // namespace
@@ -200,9 +208,17 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   // themselves on the other cores while this thread reads the next ones' files.
   uint32_t expected_answers = 0;
   int queue_error = 0;
+  std::vector<pid_t> blocking;
   for (size_t i = 0; i < tids.size(); ++i) {
     readKernelFacts(i);
     reply.threads[i].status = 1;
+    if (std::binary_search(blocking_.begin(), blocking_.end(), tids[i]) &&
+        hindrance(tasks, tids[i], signo_).blocks_signal) {
+      blocking.push_back(tids[i]);
+      uint32_t pending = slotState(kPending, generation);
+      arena->slots[i].state.compare_exchange_strong(pending, slotState(sigsafe::kAbandoned, generation));
+      continue;
+    }
     if (queueSignal(tids[i], signo_, sigsafe::encodeRequest(generation, static_cast<uint32_t>(i))) == 0) {
       ++expected_answers;
       continue;
@@ -236,10 +252,13 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
       uint32_t pending = slotState(kPending, generation);
       if (arena->slots[i].state.load(std::memory_order_relaxed) != pending) continue;
       const bool exited = !threadExists(tids[i]);
-      if ((exited || cannotAnswerSoon(tasks, tids[i], signo_)) &&
+      const Hindrance h = exited ? Hindrance{} : hindrance(tasks, tids[i], signo_);
+      if ((exited || h.any()) &&
           arena->slots[i].state.compare_exchange_strong(
-              pending, slotState(exited ? kExited : sigsafe::kAbandoned, generation)))
+              pending, slotState(exited ? kExited : sigsafe::kAbandoned, generation))) {
         --expected_answers;
+        if (h.blocks_signal) blocking.push_back(tids[i]);
+      }
     }
   }
 
@@ -264,6 +283,8 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
       for (uint32_t f = 0; f < slot.frame_count; ++f) t.pcs[f] = reinterpret_cast<uint64_t>(slot.pcs[f]);
     }
   }
+  std::sort(blocking.begin(), blocking.end());
+  blocking_ = std::move(blocking);
   reply.total_ns = sigsafe::nowNs() - start;
   return reply;
 }

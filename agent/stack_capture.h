@@ -25,6 +25,11 @@ class StackCapture {
   int signo_ = 0;
   int install_error_ = 0;
   uint32_t generation_ = 0;
+  // Threads that blocked the signal at the last dump, sorted. A real-time signal queued to such a thread stays
+  // pending until it unblocks or exits, and counts against its user's RLIMIT_SIGPENDING (shared by all their
+  // processes): one more at every dump would run it out. Each is signalled once, then again only when its mask has
+  // changed (the pending one is delivered then, too late for any dump, and ignored).
+  std::vector<pid_t> blocking_;
   // Arenas are never freed (see publishArena); they only grow, so there are a handful at most.
   std::vector<std::unique_ptr<sigsafe::Arena>> arenas_;
   std::vector<std::unique_ptr<sigsafe::ThreadSlot[]>> slot_blocks_;

@@ -37,6 +37,14 @@ void checkScenarios(ScenarioAgent agent) {
   CHECK(blocked.at("frames").empty());
 }
 
+// SigQ in /proc/PID/status: real-time signals queued for the process's user, over all of their processes.
+long queuedSignals(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("SigQ:\t", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
 }  // namespace
 
 TEST_CASE("stack: every scenario in a preloaded target has its exact state, owner, frame and deadlock") {
@@ -52,6 +60,24 @@ TEST_CASE("stack: the same through the linked agent (sanitized with the target i
     return;
   }
   checkScenarios(ScenarioAgent::kLinked);
+}
+
+TEST_CASE("stack: a thread that blocks the signal is asked once and not again at every dump") {
+  Scenario s(ScenarioAgent::kPreload);
+  const std::string pid = std::to_string(s.target.pid());
+  const long before = queuedSignals(s.target.pid());
+  REQUIRE(before >= 0);
+  for (int round = 0; round < 12; ++round) {
+    auto r = runCli({"stack", pid, "--json"}, s.dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 7);
+    const json dump = json::parse(r.out);
+    const json& blocked = threadOf(dump, s.tids.at("no-signals"));
+    CHECK(blocked.at("capture") == "no_answer");
+    CHECK(blocked.at("reason").get<std::string>().find("blocks signal") != std::string::npos);
+  }
+  // One left pending by the first dump; the user's other processes (tests running alongside) may hold a few.
+  CHECK(queuedSignals(s.target.pid()) - before <= 4);
 }
 
 TEST_CASE("stack: the human view leads with deadlocks, then groups, and --threads lists every thread") {
