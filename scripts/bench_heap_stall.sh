@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The longest a single malloc or free waits on the heap profiler, in one run: tests/bench/heap_stall_bench.cpp
-# builds a heap of 2 GiB in 64 KiB blocks and gives it back, three times, timing every call. At 16 KiB nearly every
-# block is sampled, so some 32,000 samples are live at the peak and the sampler's tables grow to their larger sizes
-# (in the first round: the later rounds find them grown); at 512 KiB, about 4,000. The same with no preload shows
+# builds a heap of 2 GiB in 64 KiB blocks and gives it back, three times, timing every call, while a bystander thread
+# frees and allocates 64 KiB blocks it already has (no page faults: what it waits for is the profiler's lock). At
+# 16 KiB nearly every block is sampled, so some 32,000 samples are live at the peak and the sampler's tables grow to
+# their larger sizes (in the first round: the later rounds find them grown); at 512 KiB, about 4,000. The same with
+# no preload shows
 # the allocator's own longest calls (glibc's trimming off, so that no single free gives the whole heap back), and
 # heaptrack is measured alongside for comparison. Configurations alternate run by run; each figure is the median over
 # the runs. Longest calls are the noisiest figures there are: run it on a quiet machine.
@@ -39,7 +41,7 @@ figure() {  # configuration phase field
 }
 echo "heap_stall_bench: $heap_mib MiB in 64 KiB blocks, 3 rounds a run, $runs runs, $(nproc) CPUs," \
   "load $(cut -d' ' -f1 /proc/loadavg)"
-for phase in first_fill fill free; do
+for phase in first_fill fill free bystander; do
   echo
   printf '%-24s %12s %12s %12s\n' "$phase" "median us" "p99.9 us" "longest us"
   for c in "${!configs[@]}"; do

@@ -1,9 +1,11 @@
 // The longest single malloc and free while a large heap is built up and given back, for
 // scripts/bench_heap_stall.sh: what a latency-sensitive thread feels of a heap profiler's bookkeeping, whose
 // tables grow with the blocks it has sampled and still holds. Knows nothing of cppops.
-// Each round allocates HEAP_MIB in blocks of BLOCK_KIB, touching each block's pages as a program would, then frees
-// them all; only the malloc and free calls are timed. The first round is where a profiler's tables grow; later rounds
-// show the same work with the tables at size.
+// The builder thread allocates HEAP_MIB in blocks of BLOCK_KIB, touching each block's pages as a program would, then
+// frees them all, ROUNDS times; only its malloc and free calls are timed. The first round is where a profiler's
+// tables grow; later rounds show the same work with the tables at size. Meanwhile a bystander thread frees and
+// allocates blocks of the same size in a ring of 16, memory it already has: it takes no page faults and never
+// grows the heap, so what it waits for is the profiler (a lock the builder holds), not the kernel.
 // glibc's trimming is switched off (M_TRIM_THRESHOLD): otherwise the free that leaves the top of a 2 GiB heap free
 // gives it all back to the kernel, in one call of a hundred milliseconds and more, and hides any other figure.
 // Prints one line per phase: calls, median, 99.9th percentile and longest, in microseconds.
@@ -11,12 +13,14 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -49,7 +53,20 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   const size_t block = block_kib * 1024;
   std::vector<void*> blocks(heap_mib * 1024 / block_kib);
-  std::vector<uint64_t> first_fill, fill, release;
+  std::vector<uint64_t> first_fill, fill, release, bystander_ns;
+  std::atomic<bool> built{false};
+  std::thread bystander([&] {
+    std::vector<void*> ring(16, nullptr);
+    for (size_t i = 0; !built.load(std::memory_order_relaxed); ++i) {
+      void*& p = ring[i % ring.size()];
+      const uint64_t t0 = nowNs();
+      std::free(p);
+      p = std::malloc(block);
+      bystander_ns.push_back(nowNs() - t0);
+      static_cast<char*>(p)[0] = 1;
+    }
+    for (void* p : ring) std::free(p);
+  });
   for (int round = 0; round < rounds; ++round) {
     std::vector<uint64_t>& fill_ns = round == 0 ? first_fill : fill;
     for (void*& p : blocks) {
@@ -58,7 +75,7 @@ int main(int argc, char** argv) {
       fill_ns.push_back(nowNs() - t0);
       if (p == nullptr) {
         std::fprintf(stderr, "heap_stall_bench: out of memory\n");
-        return 1;
+        std::exit(1);
       }
       for (size_t off = 0; off < block; off += 4096) static_cast<char*>(p)[off] = 1;
     }
@@ -68,8 +85,11 @@ int main(int argc, char** argv) {
       release.push_back(nowNs() - t0);
     }
   }
+  built.store(true, std::memory_order_relaxed);
+  bystander.join();
   report("first_fill", first_fill);
   if (!fill.empty()) report("fill", fill);
   report("free", release);
+  report("bystander", bystander_ns);
   return 0;
 }
