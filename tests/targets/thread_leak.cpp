@@ -1,10 +1,16 @@
 // A service that knows nothing of cppops and leaks threads behind one lock: main holds `g_registry_lock` forever
 // and starts a new handler thread every 300 ms (argv[1] overrides), each of which blocks in
 // lookupSession() on that lock. The stable part of the process (two sleeping pollers) never grows.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace {
@@ -17,8 +23,22 @@ __attribute__((noinline)) void lookupSession() {
 
 __attribute__((noinline)) void handleRequest() { lookupSession(); }
 
-__attribute__((noinline)) void pollBackend() {
+__attribute__((noinline)) void pollBackend(std::atomic<pid_t>* tid) {
+  tid->store(static_cast<pid_t>(syscall(SYS_gettid)));
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// Until it sleeps in the kernel a poller may be dumped elsewhere (starting, on its way into sleep_for), and the
+// stable part of the process would seem to change between the first two dumps.
+void waitUntilAsleep(const std::atomic<pid_t>& tid) {
+  for (;;) {
+    long number = -1;
+    if (tid.load() != 0 &&
+        std::ifstream("/proc/self/task/" + std::to_string(tid.load()) + "/syscall") >> number &&
+        number == SYS_clock_nanosleep)
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace
@@ -26,8 +46,9 @@ __attribute__((noinline)) void pollBackend() {
 int main(int argc, char** argv) {
   const int period_ms = argc > 1 ? std::atoi(argv[1]) : 300;
   std::lock_guard<std::mutex> never_released(g_registry_lock);
-  std::thread(pollBackend).detach();
-  std::thread(pollBackend).detach();
+  static std::atomic<pid_t> pollers[2];
+  for (auto& tid : pollers) std::thread(pollBackend, &tid).detach();
+  for (const auto& tid : pollers) waitUntilAsleep(tid);
   std::printf("ready\n");
   std::fflush(stdout);
   for (int leaked = 0; leaked < 500; ++leaked) {
