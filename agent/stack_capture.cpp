@@ -118,14 +118,20 @@ struct Hindrance {
   bool any() const { return blocks_signal || stalled; }
 };
 
+bool hasSignal(const char* status, const char* field, int signo) {
+  const char* line = std::strstr(status, field);
+  return line != nullptr && ((std::strtoull(line + std::strlen(field), nullptr, 16) >> (signo - 1)) & 1) != 0;
+}
+
+// Blocked and still pending: a thread running the handler has the signal blocked too (the handler's mask), but
+// no longer pending, and must not be given up on.
 Hindrance hindrance(const TaskDirectory& tasks, pid_t tid, int signo) {
   Hindrance h;
   char buf[2048];
   if (tasks.read(tid, "status", buf, sizeof buf) == 0) return h;
   const char* state = std::strstr(buf, "\nState:\t");
   h.stalled = state != nullptr && (state[8] == 'D' || state[8] == 'T' || state[8] == 't');
-  const char* blocked = std::strstr(buf, "\nSigBlk:\t");
-  h.blocks_signal = blocked != nullptr && ((std::strtoull(blocked + 9, nullptr, 16) >> (signo - 1)) & 1) != 0;
+  h.blocks_signal = hasSignal(buf, "\nSigBlk:\t", signo) && hasSignal(buf, "\nSigPnd:\t", signo);
   return h;
 }
 

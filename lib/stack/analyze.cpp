@@ -391,10 +391,12 @@ void classify(Thread& thread, const RawThread& raw, DumpContext& context) {
   }
 }
 
+// Blocked and still pending: a thread inside a signal handler has the signal blocked too (the handler's mask), but
+// not pending, and is no evidence of a mask that keeps the dump out.
 bool blocksSignal(const DumpContext& context, pid_t tid, int signal) {
   if (signal <= 0 || signal > 64) return false;
   Result<proc::SignalMasks> masks = proc::readSignalMasks(context.pid(), tid);
-  return masks.ok() && ((masks->blocked >> (signal - 1)) & 1) != 0;
+  return masks.ok() && ((masks->blocked & masks->pending) >> (signal - 1) & 1) != 0;
 }
 
 std::string noAnswerReason(const Thread& thread, const DumpContext& context) {

@@ -656,7 +656,13 @@ TEST_CASE("a live thread: its fd described, its blocked stack signal named", "[s
   Result<proc::TaskStat> stat = proc::readTaskStat(raw.pid, thread.tid);
   REQUIRE(stat.ok());
 
+  // Blocked but not pending, as inside a handler: no evidence that the mask kept the dump out.
   StackDump dump = analyze(raw, {{thread.tid, *stat}}, nullptr, kStackSignal);
+  REQUIRE(dump.threads.at(0).no_stack_reason == "did not answer within the deadline");
+
+  // Sent, as a dump sends it, the signal stays pending.
+  REQUIRE(::syscall(SYS_tgkill, getpid(), reader.tid(), kStackSignal) == 0);
+  dump = analyze(raw, {{thread.tid, *stat}}, nullptr, kStackSignal);
   const Thread& analyzed = dump.threads.at(0);
   REQUIRE(analyzed.state == ThreadState::kRead);
   REQUIRE(analyzed.syscall == "read");
