@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,10 +22,6 @@ namespace cppops::agent::heap {
 
 std::atomic<bool> g_sampling{false};
 std::atomic<uint8_t> g_free_check{0};
-// The filter's first array is the agent's own, so that g_filter is valid (and constant-initialized) before
-// sampling ever starts; the larger ones are mapped at the first start.
-alignas(4096) std::atomic<uint64_t> g_filter_first[(size_t{1} << kFilterFirstBits) / 64];
-std::atomic<const std::atomic<uint64_t>*> g_filter{g_filter_first + (64 - kFilterFirstBits)};
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
 // The hook section's bounds, from the linker: frames in it are the agent's, not the host's.
@@ -108,17 +105,6 @@ SpinLock g_lock;
 Slot* g_slots = nullptr;    // under g_lock: mapped from start to stop
 size_t g_slot_count = 0;    // under g_lock: a power of two
 Stack* g_stacks = nullptr;  // mapped at the first start, kept for the process's life
-// The filter's larger arrays, 2^17 to 2^25 bits one after the other (8 MiB), mapped at the first start and never
-// unmapped: a free may still be reading one the filter has outgrown.
-char* g_filter_arrays = nullptr;
-constexpr size_t kFilterArraysBytes = (size_t{1} << (kFilterMaxBits - 2)) - (size_t{1} << (kFilterFirstBits - 2));
-// The counts behind each of the filter's sizes, 2^16 to 2^25 of them one after the other, under g_lock: live
-// sampled blocks per bit. A counter that reaches 255 stays there (its bit stays set; the slot table still decides).
-// 64 MiB of address space, mapped at the first start; what is touched grows with the live samples, about 256 bytes
-// each. Each size has counts of its own, so that the next size's can be faulted in while the current one's are in use.
-uint8_t* g_filter_counts = nullptr;
-constexpr size_t kFilterCountsBytes = (size_t{1} << (kFilterMaxBits + 1)) - (size_t{1} << kFilterFirstBits);
-int g_filter_bits = kFilterFirstBits;  // under g_lock: the current array's size, log2
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
 // Under g_lock: the used entries of g_stacks, in the order they were taken, so that reading a profile visits only
@@ -126,16 +112,14 @@ size_t g_stack_count = 0;   // under g_lock
 uint16_t g_stack_order[kMaxStacks];
 static_assert(kStacks <= 65536, "g_stack_order holds 16-bit indices");
 
-// Larger tables are prepared ahead, outside the lock, by the sampler's own thread ("cppops-heap"): mapping and
-// faulting in the memory of a doubled slot table or filter took milliseconds under the lock (36 ms for the largest
-// filter), and every thread that sampled or freed a sampled block meanwhile waited. Under the lock a doubling is now
-// a copy into memory that is already there. Before the thread is done (or if it could not be started) a table grows
-// under the lock as before, a little fuller than it would have: the slot table at three quarters, the filter at four
-// times its density.
+// The next, larger slot table is prepared ahead, outside the lock, by the sampler's own thread ("cppops-heap"):
+// mapping and faulting in a doubled table took milliseconds under the lock, and every thread that sampled or freed a
+// sampled block meanwhile waited. Under the lock a doubling is now a rehash into memory that is already there. Before
+// the thread is done (or if it could not be started) the table grows under the lock as before, a little fuller than
+// it would have: at three quarters.
 Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_slot_count; or null
-size_t g_spare_count = 0;                    // under g_lock
-int g_filter_ready_bits = kFilterFirstBits;  // under g_lock: the largest filter size whose memory is faulted in
 bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
+bool g_headers_used = false;                 // under g_lock: sampling has started once, so headers may be out there
 uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
 std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
 pid_t g_growth_thread_pid = 0;               // the process it runs in (a forked child has none); control thread only
@@ -166,50 +150,6 @@ Slot* mapSlots(size_t count) {
   void* p = mmap(nullptr, count * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
                  -1, 0);
   return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p);
-}
-
-std::atomic<uint64_t>* filterWords(int bits) {
-  if (bits == kFilterFirstBits) return g_filter_first;
-  // Each array follows the smaller ones: 2^bits / 8 bytes, after 2^bits / 8 - 2^(first + 1) / 8 of them.
-  const size_t offset = (size_t{1} << (bits - 3)) - (size_t{1} << (kFilterFirstBits - 2));
-  return reinterpret_cast<std::atomic<uint64_t>*>(g_filter_arrays + offset);
-}
-
-// Under g_lock, the filter's only writer: a plain store, not a locked read-modify-write.
-void setFilterBit(size_t index, bool on) {
-  std::atomic<uint64_t>& word = filterWords(g_filter_bits)[index / 64];
-  const uint64_t bit = uint64_t{1} << (index % 64);
-  const uint64_t was = word.load(std::memory_order_relaxed);
-  word.store(on ? was | bit : was & ~bit, std::memory_order_relaxed);
-}
-
-uint8_t* filterCounts(int bits) {
-  return g_filter_counts + (size_t{1} << bits) - (size_t{1} << kFilterFirstBits);
-}
-
-// Under g_lock.
-void countInFilter(uintptr_t address) {
-  const size_t index = filterIndex(address, 64 - g_filter_bits);
-  uint8_t& c = filterCounts(g_filter_bits)[index];
-  if (c == 255) return;
-  if (c++ == 0) setFilterBit(index, true);
-}
-
-// Under g_lock.
-void countOutOfFilter(uintptr_t address) {
-  const size_t index = filterIndex(address, 64 - g_filter_bits);
-  uint8_t& c = filterCounts(g_filter_bits)[index];
-  if (c == 255 || c == 0) return;
-  if (--c == 0) setFilterBit(index, false);
-}
-
-// Under g_lock: an array twice the size, with its counts (both zero: unused since the last reset), counted from
-// the slot table, then published. The old array is left as it is.
-void growFilter() {
-  ++g_filter_bits;
-  for (size_t i = 0; i < g_slot_count; ++i)
-    if (g_slots[i].address != 0) countInFilter(g_slots[i].address);
-  g_filter.store(filterWords(g_filter_bits) + (64 - g_filter_bits), std::memory_order_release);
 }
 
 uint64_t monotonicNs() {
@@ -288,7 +228,6 @@ bool roomForSlot(AfterUnlock& after) {
     if (grown == nullptr) return false;
   }
   g_spare_slots = nullptr;
-  g_spare_count = 0;
   after.unmap = g_slots;
   after.unmap_count = g_slot_count;
   g_slots = grown;
@@ -298,64 +237,38 @@ bool roomForSlot(AfterUnlock& after) {
   return true;
 }
 
-// Under g_lock: asks the sampler's thread for the next sizes once the live samples are half way to them.
+// Under g_lock: asks the sampler's thread for the next slot table once the live samples are half way to it.
 void askForGrowth(AfterUnlock& after) {
-  if (g_growth_asked) return;
-  const bool slots = g_spare_slots == nullptr && g_slot_count < kMaxSlots && g_live * 4 > g_slot_count;
-  const bool filter = g_filter_ready_bits <= g_filter_bits && g_filter_bits < kFilterMaxBits &&
-                      g_live * 512 > (size_t{1} << g_filter_bits);
-  if (!slots && !filter) return;
+  if (g_growth_asked || g_spare_slots != nullptr || g_slot_count >= kMaxSlots || g_live * 4 <= g_slot_count) return;
   g_growth_asked = true;
   after.wake_growth_thread = true;
 }
 
 // Under g_lock, after roomForSlot().
-void insertSlot(uintptr_t address, const SampledBlock& block, AfterUnlock& after) {
-  placeSlot(Slot{address, block.size, block.scale, block.stack, 0});
+void insertSlot(const Slot& slot, AfterUnlock& after) {
+  placeSlot(slot);
   ++g_live;
-  countInFilter(address);
-  // At the filter's density when the next size is faulted in; at four times it, faulting under the lock, when not.
-  const bool next_ready = g_filter_ready_bits > g_filter_bits;
-  if (g_filter_bits < kFilterMaxBits && g_live * (next_ready ? 256 : 64) > (size_t{1} << g_filter_bits)) growFilter();
   askForGrowth(after);
 }
 
-// Pages faulted in and writable, their contents kept: MADV_POPULATE_WRITE (Linux 5.14), or before it an atomic
-// add of zero to a byte of each page.
-void faultIn(void* p, size_t bytes) {
-  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
-  for (size_t offset = 0; offset < bytes; offset += 4096)
-    __atomic_fetch_add(static_cast<uint8_t*>(p) + offset, 0, __ATOMIC_RELAXED);
-}
-
-// On the sampler's thread: maps the slot table's and faults in the filter's next sizes, then offers them, unless
-// the tables were reset (or grew without them) meanwhile. Nobody else touches that memory until it is offered:
-// requests are served one at a time, by this thread alone.
+// On the sampler's thread: maps the next slot table, then offers it, unless the tables were reset (or grew without
+// it) meanwhile. Nobody else touches that memory until it is offered: requests are served one at a time, by this
+// thread alone.
 void prepareGrowth() {
   size_t slot_count = 0;
-  int bits = 0;
   uint64_t session = 0;
   {
     Guard guard(g_lock);
     if (!g_growth_asked) return;
     session = g_session;
     if (g_spare_slots == nullptr && g_slot_count != 0 && g_slot_count < kMaxSlots) slot_count = g_slot_count * 2;
-    if (g_filter_ready_bits <= g_filter_bits && g_filter_bits < kFilterMaxBits) bits = g_filter_bits + 1;
   }
   Slot* spare = slot_count != 0 ? mapSlots(slot_count) : nullptr;
-  if (bits != 0) {
-    faultIn(filterWords(bits), (size_t{1} << bits) / 8);
-    faultIn(filterCounts(bits), size_t{1} << bits);
-  }
   {
     Guard guard(g_lock);
-    if (session == g_session) {
-      if (spare != nullptr && g_spare_slots == nullptr && g_slot_count * 2 == slot_count) {
-        g_spare_slots = spare;
-        g_spare_count = slot_count;
-        spare = nullptr;
-      }
-      g_filter_ready_bits = std::max(g_filter_ready_bits, bits);
+    if (session == g_session && spare != nullptr && g_spare_slots == nullptr && g_slot_count * 2 == slot_count) {
+      g_spare_slots = spare;
+      spare = nullptr;
     }
     g_growth_asked = false;
   }
@@ -387,14 +300,13 @@ void startGrowthThread() {
   g_growth_thread_pid = getpid();
 }
 
-// Under g_lock. Removes address and fills `block`; false when it is not there.
-bool removeSlot(uintptr_t address, SampledBlock* block) {
+// Under g_lock. Removes address, if it is there.
+void removeSlot(uintptr_t address) {
   size_t i = slotHome(address);
   while (g_slots[i].address != address) {
-    if (g_slots[i].address == 0) return false;
+    if (g_slots[i].address == 0) return;
     i = nextSlot(i);
   }
-  *block = SampledBlock{g_slots[i].size, g_slots[i].scale, g_slots[i].stack};
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
     j = nextSlot(j);
@@ -407,30 +319,16 @@ bool removeSlot(uintptr_t address, SampledBlock* block) {
   }
   g_slots[i].address = 0;
   --g_live;
-  countOutOfFilter(address);
-  return true;
 }
 
 // Under g_lock: empty tables, their pages given back.
 void resetTables() {
+  if (g_spare_slots != nullptr) munmap(g_spare_slots, g_slot_count * 2 * sizeof(Slot));
+  g_spare_slots = nullptr;
   if (g_slots != nullptr) munmap(g_slots, g_slot_count * sizeof(Slot));
   g_slots = nullptr;
   g_slot_count = 0;
-  if (g_spare_slots != nullptr) munmap(g_spare_slots, g_spare_count * sizeof(Slot));
-  g_spare_slots = nullptr;
-  g_spare_count = 0;
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
-  // The first array is cleared word by word (frees may be reading it), and its counts too (they stay faulted in,
-  // for the next session); the larger ones are given back, and read as zeros until used again.
-  g_filter.store(g_filter_first + (64 - kFilterFirstBits), std::memory_order_release);
-  for (auto& word : g_filter_first) word.store(0, std::memory_order_relaxed);
-  if (g_filter_arrays != nullptr) madvise(g_filter_arrays, kFilterArraysBytes, MADV_DONTNEED);
-  if (g_filter_counts != nullptr) {
-    std::memset(filterCounts(kFilterFirstBits), 0, size_t{1} << kFilterFirstBits);
-    madvise(filterCounts(kFilterFirstBits + 1), kFilterCountsBytes - (size_t{1} << kFilterFirstBits), MADV_DONTNEED);
-  }
-  g_filter_bits = kFilterFirstBits;
-  g_filter_ready_bits = kFilterFirstBits;
   g_growth_asked = false;
   ++g_session;
   g_live = 0;
@@ -445,23 +343,27 @@ void* mapTable(size_t bytes) {
 
 void prepareFork() { g_lock.lock(); }
 void parentAfterFork() { g_lock.unlock(); }
-// Under g_lock (or with one thread): what frees check, and the routes to match. The free route changes first when
-// sampling starts and last when it stops, so that no sampled block is ever freed unchecked.
+// Under g_lock (or with one thread): what frees check, and the routes to match. Once sampling has started, frees
+// check for headers for the rest of the process's life (and in its forked children): a sampled block may outlive
+// every session. The free route changes before the allocation routes, so no sampled block is ever freed unchecked.
 void setFreeCheckAndRoutes(bool sampling) {
-  const auto check = static_cast<uint8_t>((sampling ? kCheckSampled : 0) |
+  const auto check = static_cast<uint8_t>((g_headers_used ? kCheckHeader : 0) |
                                           (g_bootstrap_used.load(std::memory_order_relaxed) ? kCheckArena : 0));
   g_free_check.store(check, std::memory_order_relaxed);
   if (g_routes == nullptr) return;
   const RouteChoices& c = g_route_choices;
-  if (sampling) {
-    g_routes->free.store(check == kCheckSampled ? c.free_filtered : c.free_checked, std::memory_order_relaxed);
-    g_routes->calloc.store(c.calloc_counted, std::memory_order_relaxed);
-    g_routes->malloc.store(c.malloc_counted, std::memory_order_relaxed);
-  } else {
-    g_routes->malloc.store(c.malloc_direct, std::memory_order_relaxed);
-    g_routes->calloc.store(c.calloc_direct, std::memory_order_relaxed);
-    g_routes->free.store(check == 0 ? c.free_direct : c.free_checked, std::memory_order_relaxed);
-  }
+  g_routes->free.store(check == 0 ? c.free_direct : check == kCheckHeader ? c.free_tagged : c.free_checked,
+                       std::memory_order_release);
+  g_routes->calloc.store(sampling ? c.calloc_counted : c.calloc_direct, std::memory_order_release);
+  g_routes->malloc.store(sampling ? c.malloc_counted : c.malloc_direct, std::memory_order_release);
+}
+
+// A random tag key, drawn once before the first sample. Not a secret that protects anything: it keeps the chance that
+// a word a program stores just before some block matches the tag at 2^-64.
+uint64_t drawTagKey() {
+  uint64_t key = 0;
+  if (getrandom(&key, sizeof key, GRND_NONBLOCK) != sizeof key) key = mix(monotonicNs() ^ reinterpret_cast<uintptr_t>(&key));
+  return key | 2;  // never 0 (unset), and the tag of a freed block (key ^ 1) is never 0 either
 }
 
 // The child is a new process that nobody asked to sample: sampling ends there, and its records with it.
@@ -535,13 +437,13 @@ std::vector<StackRecord> storageForStacks() {
 
 }  // namespace
 
-CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
+CPPOPS_HOOK_PATH bool takesSample(size_t n) {
   ThreadState& t = t_heap_state;
-  if (t.busy != 0) return;
+  if (t.busy != 0) return false;
   // Sampling stopped since the route was read: a fresh countdown when it starts again.
   if (!g_sampling.load(std::memory_order_acquire)) {
     t.drawn_rate = 0;
-    return;
+    return false;
   }
   const uint64_t rate = g_rate.load(std::memory_order_relaxed);
   // A countdown left from an earlier session at the same rate stands (what is left of an exponential draw is one
@@ -550,10 +452,14 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
   if (t.drawn_rate != rate) {
     t.drawn_rate = rate;
     t.countdown = drawCountdown(t, rate) - static_cast<int64_t>(n);
-    if (t.countdown > 0) return;
+    if (t.countdown > 0) return false;
   }
   t.countdown = drawCountdown(t, rate);
+  return true;
+}
 
+CPPOPS_HOOK_PATH void recordSample(void* p, size_t n) {
+  ThreadState& t = t_heap_state;
   t.busy = 1;
   void* frames[kMaxDepth + 8];
   // The cached CFI walk first (a few hundred ns for a stack seen before); backtrace() for what it does not follow.
@@ -567,13 +473,14 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
   uint64_t pcs[kMaxDepth];
   uint32_t depth = 0;
   for (int i = first; i < got && depth < kMaxDepth; ++i) pcs[depth++] = reinterpret_cast<uintptr_t>(frames[i]);
+  const uint64_t rate = g_rate.load(std::memory_order_relaxed);
   // A block of n bytes is sampled with probability 1 - exp(-n / rate); each sample stands for the inverse.
   const double probability = -std::expm1(-static_cast<double>(n) / static_cast<double>(rate));
   const double scale = probability > 0 ? 1.0 / probability : 1.0;
   {
     AfterUnlock after;
     Guard guard(g_lock);
-    // Sampling may have stopped (and the tables been emptied) since the check above.
+    // Sampling may have stopped (and the tables been emptied) since takesSample().
     if (g_sampling.load(std::memory_order_relaxed)) {
       uint32_t stack = roomForSlot(after) ? findOrAddStack(pcs, depth) : static_cast<uint32_t>(kStacks);
       if (stack == kStacks) {
@@ -582,27 +489,16 @@ CPPOPS_HOOK_PATH void sampleAllocation(void* p, size_t n) {
         Stack& s = g_stacks[stack];
         s.alloc_objects += scale;
         s.alloc_bytes += scale * static_cast<double>(n);
-        insertSlot(reinterpret_cast<uintptr_t>(p), SampledBlock{n, scale, stack}, after);
+        insertSlot(Slot{reinterpret_cast<uintptr_t>(p), n, scale, stack, 0}, after);
       }
     }
   }
   t.busy = 0;
 }
 
-CPPOPS_HOOK_PATH bool forgetSampled(void* p, SampledBlock* block) {
-  const auto address = reinterpret_cast<uintptr_t>(p);
+CPPOPS_HOOK_PATH void forgetSampled(void* p) {
   Guard guard(g_lock);
-  SampledBlock found;
-  if (g_slots == nullptr || !removeSlot(address, &found)) return false;
-  if (block != nullptr) *block = found;
-  return true;
-}
-
-void restoreSampled(void* p, const SampledBlock& block) {
-  AfterUnlock after;
-  Guard guard(g_lock);
-  if (!g_sampling.load(std::memory_order_relaxed) || !roomForSlot(after)) return;
-  insertSlot(reinterpret_cast<uintptr_t>(p), block, after);
+  if (g_slots != nullptr) removeSlot(reinterpret_cast<uintptr_t>(p));
 }
 
 void noteBootstrapArenaUsed() {
@@ -636,26 +532,21 @@ std::string startSampling(uint64_t rate_bytes) {
     static bool fork_handlers = false;
     if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
     void* stacks = mapTable(kStacks * sizeof(Stack));
-    void* arrays = mapTable(kFilterArraysBytes);
-    void* counts = mapTable(kFilterCountsBytes);
-    if (stacks == nullptr || arrays == nullptr || counts == nullptr || !fork_handlers) {
+    if (stacks == nullptr || !fork_handlers) {
       if (stacks != nullptr) munmap(stacks, kStacks * sizeof(Stack));
-      if (arrays != nullptr) munmap(arrays, kFilterArraysBytes);
-      if (counts != nullptr) munmap(counts, kFilterCountsBytes);
-      return "the agent could not map its sampling tables (81 MiB of address space, little of it ever used)";
+      return "the agent could not map its table of allocation stacks (9 MiB of address space, little of it ever used)";
     }
     Guard guard(g_lock);
     g_stacks = static_cast<Stack*>(stacks);
-    g_filter_arrays = static_cast<char*>(arrays);
-    g_filter_counts = static_cast<uint8_t*>(counts);
   }
   Slot* slots = mapSlots(kFirstSlots);
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
-  // Sampling is off, so nobody counts in the filter: its first counts are faulted in here, not a page at a time
-  // under the lock (once: from then on they are cleared, not given back).
-  faultIn(filterCounts(kFilterFirstBits), size_t{1} << kFilterFirstBits);
   startGrowthThread();
   Guard guard(g_lock);
+  if (!g_headers_used) {
+    g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
+    g_headers_used = true;
+  }
   resetTables();
   g_slots = slots;
   g_slot_count = kFirstSlots;

@@ -1,7 +1,8 @@
 // Every allocation entry point under stress, for the heap profiler's interposition: run with and without the
 // agent preloaded (and with sampling at every byte, every 4 KiB, off) and the output must be the same. Knows
 // nothing of cppops. Modes:
-//   work        threads that allocate through every entry point, check contents and alignment, realloc
+//   work        threads that allocate through every entry point, check contents, alignment and usable size (and
+//               fill all of it), realloc
 //               (grow, shrink, to 0), exit and get replaced; fork from a threaded process (the child allocates
 //               and exits); calloc and reallocarray overflow; operator new failures. Prints a line per check.
 //   forever     the threads' work in a loop until SIGTERM, then "ok" (for reading profiles while it runs).
@@ -75,7 +76,10 @@ void round(unsigned seed) {
     }
     check(p != nullptr, "allocation succeeds");
     if (p == nullptr) continue;
-    std::memset(p, fill, n);
+    // All that malloc_usable_size promises is the program's: a sampled block's answer must not reach past it.
+    const size_t usable = malloc_usable_size(p);
+    check(usable >= n, "malloc_usable_size covers the block");
+    std::memset(p, fill, usable);
     held.emplace_back(p, n);
   }
   // realloc of whatever came from where (aligned memory included): grow, shrink, keep the contents.
@@ -135,13 +139,23 @@ void forkWhileThreaded() {
   });
   int ok_children = 0;
   for (int i = 0; i < 20; ++i) {
+    // Allocated before the fork (sampled, when sampling is at every byte), reallocated and freed by the child,
+    // where sampling is off.
+    const size_t n = 1000 + static_cast<size_t>(i);
+    void* inherited = std::malloc(n);
+    std::memset(inherited, 0x5a, n);
     pid_t child = fork();
     if (child == 0) {
+      check(filledWith(inherited, n, 0x5a), "the child sees its parent's block");
+      void* grown = std::realloc(inherited, 4 * n);
+      check(grown != nullptr && filledWith(grown, n, 0x5a), "the child reallocates its parent's block");
+      std::free(grown);
       round(300000 + static_cast<unsigned>(i));
       _exit(g_failures.load() == 0 ? 0 : 1);
     }
     int status = 0;
     if (child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0) ++ok_children;
+    std::free(inherited);
   }
   done = true;
   busy.join();
