@@ -72,6 +72,15 @@ int start(const Options& options) {
   std::lock_guard<std::mutex> lock(a.mu);
   if (a.running) return 0;
   if (int err = a.server.open(options); err != 0) return err;
+  // Sampling from start-up, for allocations made before anyone could ask; a failure is the host's business only
+  // as a line on stderr. Before the control thread exists, so that a request to start or stop sampling cannot
+  // race this start.
+  bool sampling_started = false;
+  if (options.heap_profile > 0) {
+    std::string why = heap::startSampling(static_cast<uint64_t>(options.heap_profile));
+    sampling_started = why.empty();
+    if (!sampling_started) logLine("CPPOPS_HEAP_PROFILE: %s", why.c_str());
+  }
 
   // The control thread must never receive the host's signals (SIGTERM, SIGINT, ...), or a host that handles
   // them with sigwait() in its own thread would lose them to us.
@@ -86,6 +95,7 @@ int start(const Options& options) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err != 0) {
     logLine("cannot start the control thread: %s", std::strerror(err));
+    if (sampling_started) heap::stopSampling();  // nobody could ever read it
     a.server.close();
     return err;
   }
@@ -96,12 +106,6 @@ int start(const Options& options) {
   });
   a.running = true;
   a.owner = getpid();
-  // Sampling from start-up, for allocations made before anyone could ask; a failure is the host's business only
-  // as a line on stderr.
-  if (options.heap_profile > 0) {
-    if (std::string why = heap::startSampling(static_cast<uint64_t>(options.heap_profile)); !why.empty())
-      logLine("CPPOPS_HEAP_PROFILE: %s", why.c_str());
-  }
   return 0;
 }
 
