@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics/thread_counts.h"
 #include "options.h"
+#include "own_threads.h"
 #include "heap/sampler.h"
 #include "profiler.h"
 #include "server.h"
@@ -52,6 +53,7 @@ void* controlThread(void* signo) {
 // In the child of fork() only async-signal-safe calls are allowed, and the child has no control thread: forget
 // the parent's agent without touching the parent's socket. A child that wants an agent calls start() again.
 void forgetAfterFork() {
+  forgetOwnThreadsAfterFork();
   Agent& a = agent();
   if (!a.running) return;
   a.server.abandonAfterFork();

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "own_threads.h"
 #include "protocol/protocol.h"
 #include "sigsafe/capture.h"
 #include "sigsafe/sampler.h"
@@ -344,7 +345,7 @@ void Session::scan() {
   for (auto& [tid, t] : threads_)
     if (t.alive && !std::binary_search(tids.begin(), tids.end(), tid)) untrack(tid, t);
   for (pid_t tid : tids) {
-    if (tid == self_ || tid == c_.control_tid) continue;
+    if (tid == self_ || tid == c_.control_tid || isOwnThread(tid)) continue;
     auto it = threads_.find(tid);
     if (it == threads_.end()) {
       track(tid);
@@ -607,9 +608,11 @@ ProfilerState& profilerState() {
 
 void* profileThread(void* arg) {
   pthread_setname_np(pthread_self(), "cppops-profile");
+  noteOwnThread();
   auto* session = static_cast<Session*>(arg);
   session->run();
   delete session;
+  forgetOwnThread();
   ProfilerState& s = profilerState();
   std::lock_guard<std::mutex> lock(s.mu);
   s.running = false;

@@ -1,5 +1,6 @@
 #include "stack_capture.h"
 
+#include "own_threads.h"
 #include "thread_signal.h"
 
 #include <dirent.h>
@@ -178,7 +179,8 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
 
   const TaskDirectory tasks;
   std::vector<pid_t> tids = tasks.threads();
-  tids.erase(std::remove(tids.begin(), tids.end(), self), tids.end());
+  tids.erase(std::remove_if(tids.begin(), tids.end(), [self](pid_t tid) { return tid == self || isOwnThread(tid); }),
+             tids.end());
   reply.threads.resize(tids.size());
   reply.thread_names.resize(tids.size());
   for (size_t i = 0; i < tids.size(); ++i) reply.threads[i].tid = static_cast<uint32_t>(tids[i]);

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "own_threads.h"
 #include "sigsafe/cfi_unwind.h"
 
 namespace cppops::agent::heap {
@@ -277,6 +278,7 @@ void prepareGrowth() {
 
 void* growthThread(void*) {
   pthread_setname_np(pthread_self(), "cppops-heap");
+  noteOwnThread();
   t_heap_state.busy = 1;  // nothing it allocates is a sample
   for (;;) {
     const uint32_t seen = g_growth_requests.load(std::memory_order_acquire);

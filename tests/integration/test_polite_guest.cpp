@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -154,7 +155,7 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
 }
 
-TEST_CASE("the heap sampler's thread starts with the first session and blocks the host's signals") {
+TEST_CASE("the heap sampler's thread starts with the first session and blocks the host's signals and is no part of a stack dump") {
   TempDir dir;
   TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
   REQUIRE_FALSE(t.waitForSocket().empty());
@@ -179,6 +180,19 @@ TEST_CASE("the heap sampler's thread starts with the first session and blocks th
   }
   CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
   checkBlocksHostSignals(status);
+
+  // Not the program's thread: a stack dump leaves it out, as it leaves out the control thread, and never sends it
+  // the dump's signal (which it blocks, so the signal would stay queued for good).
+  auto dump = runCli({"stack", pid, "--json"}, dir.path());
+  INFO(dump.err);
+  REQUIRE(dump.exit_code == 0);
+  const nlohmann::json parsed = nlohmann::json::parse(dump.out);
+  std::set<pid_t> dumped;
+  for (const auto& thread : parsed.at("threads")) dumped.insert(thread.at("tid").get<pid_t>());
+  CHECK(dumped.count(t.pid()) == 1);
+  CHECK(dumped.count(heap_tid) == 0);
+  CHECK(dumped.count(waitForTaskNamed(t.pid(), "cppops-agent")) == 0);
+  CHECK(statusNumber(taskStatus(t.pid(), heap_tid), "SigPnd:\t", 16) == 0);
 
   // Sampling from start-up starts it from the host's own thread, in the agent's constructor.
   TargetProcess from_start({"plain_target", {}, true, {{"CPPOPS_HEAP_PROFILE", "4096"}}, {}}, dir.path());
