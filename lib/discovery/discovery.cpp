@@ -50,14 +50,24 @@ struct Found {
   std::string path;
 };
 
-std::vector<Found> listSockets(const std::string& dir) {
+// The sockets in dir; and, when `staging` is given, the staging names there (an agent between bind and rename, or
+// the leftover of one that died there).
+std::vector<Found> listSockets(const std::string& dir, std::vector<Found>* staging = nullptr) {
   std::vector<Found> out;
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return out;
-  while (dirent* e = readdir(d))
+  while (dirent* e = readdir(d)) {
     if (auto name = protocol::parseSocketFileName(e->d_name)) out.push_back({*name, dir + "/" + e->d_name});
+    else if (staging == nullptr) continue;
+    else if (auto staged = protocol::parseStagingFileName(e->d_name)) staging->push_back({*staged, dir + "/" + e->d_name});
+  }
   closedir(d);
   return out;
+}
+
+bool isRunning(const protocol::SocketName& name) {
+  auto start = protocol::processStartTicks(name.pid);
+  return start && *start == name.start_ticks;
 }
 
 bool isSocket(const std::string& path) {
@@ -82,14 +92,17 @@ std::vector<Endpoint> findAgents() {
 
   // Our own mount namespace: PIDs in socket names are ours.
   for (const auto& dir : searchDirectories()) {
-    for (const auto& s : listSockets(dir)) {
-      auto start = protocol::processStartTicks(s.name.pid);
-      if (!start || *start != s.name.start_ticks) {
+    std::vector<Found> staging;
+    for (const auto& s : listSockets(dir, &staging)) {
+      if (!isRunning(s.name)) {
         removeStale(s.path);
         continue;
       }
       found[s.name.pid] = Endpoint{s.name.pid, s.name.pid, s.name.start_ticks, s.path};
     }
+    // A live process's staging name is its agent starting: not listed yet, and left alone.
+    for (const auto& s : staging)
+      if (!isRunning(s.name)) removeStale(s.path);
   }
 
   // Other mount namespaces (containers), one representative process each. The PID in a socket name is the one

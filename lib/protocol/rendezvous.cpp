@@ -23,10 +23,11 @@ std::string stagingFileName(pid_t pid, uint64_t start_ticks) {
   return std::to_string(pid) + "-" + std::to_string(start_ticks) + ".new";
 }
 
-std::optional<SocketName> parseSocketFileName(std::string_view name) {
-  constexpr std::string_view kSuffix = ".sock";
-  if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;
-  name.remove_suffix(kSuffix.size());
+namespace {
+
+std::optional<SocketName> parseFileName(std::string_view name, std::string_view suffix) {
+  if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix) return std::nullopt;
+  name.remove_suffix(suffix.size());
   size_t dash = name.find('-');
   if (dash == std::string_view::npos) return std::nullopt;
   SocketName out;
@@ -37,6 +38,12 @@ std::optional<SocketName> parseSocketFileName(std::string_view name) {
     return std::nullopt;
   return out;
 }
+
+}  // namespace
+
+std::optional<SocketName> parseSocketFileName(std::string_view name) { return parseFileName(name, ".sock"); }
+
+std::optional<SocketName> parseStagingFileName(std::string_view name) { return parseFileName(name, ".new"); }
 
 std::optional<uint64_t> startTicksFromStat(std::string_view line) {
   size_t close = line.rfind(')');

@@ -31,6 +31,8 @@ struct SocketName {
   uint64_t start_ticks = 0;
 };
 std::optional<SocketName> parseSocketFileName(std::string_view file_name);
+// A staging name, which a process that died between bind and rename leaves behind.
+std::optional<SocketName> parseStagingFileName(std::string_view file_name);
 
 // Start time of `pid` in clock ticks since boot, from /proc/<proc_root>/<pid>/stat; nullopt when it is gone.
 // Async-signal-safe: no (but allocation-free: one open/read/close into a stack buffer).

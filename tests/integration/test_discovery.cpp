@@ -40,6 +40,17 @@ const json* findInTree(const json& nodes, pid_t pid) {
   return nullptr;
 }
 
+// A socket bound at path and closed without listening: what an agent that died leaves behind.
+bool bindAndClose(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return bound;
+}
+
 }  // namespace
 
 TEST_CASE("cppops lists a preloaded C program and a linked C++ program, sorted by PID") {
@@ -173,18 +184,31 @@ TEST_CASE("a live PID with a socket nobody listens on is reported and cleaned, n
   auto start = cppops::protocol::processStartTicks(plain.pid());
   REQUIRE(start);
   std::string path = dir.path() + "/" + std::to_string(plain.pid()) + "-" + std::to_string(*start) + ".sock";
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  close(fd);
+  REQUIRE(bindAndClose(path));
 
   auto r = runCli({"stats", std::to_string(plain.pid())}, dir.path());
   CHECK(r.exit_code == 3);
   CHECK(r.err.find("stale") != std::string::npos);
   struct stat st{};
   CHECK(::stat(path.c_str(), &st) != 0);
+}
+
+TEST_CASE("a staging name left by an agent that died before its rename is cleaned up and a starting agent's is not") {
+  TempDir dir;
+  TargetProcess plain({"plain_target", {}, false, {}, {}}, dir.path());
+  REQUIRE(plain.waitForOutput("ready"));
+  auto start = cppops::protocol::processStartTicks(plain.pid());
+  REQUIRE(start);
+  // This process, as if its agent were between bind and rename; and a predecessor with the same PID that died there.
+  const std::string starting = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), *start);
+  const std::string abandoned = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), *start - 1);
+  REQUIRE(bindAndClose(starting));
+  REQUIRE(bindAndClose(abandoned));
+
+  CHECK(findPid(listJson(dir.path()), plain.pid()) == nullptr);
+  struct stat st{};
+  CHECK(::stat(abandoned.c_str(), &st) != 0);
+  CHECK(::stat(starting.c_str(), &st) == 0);
 }
 
 // A CLI that finds a socket refusing connections reports it stale and removes it, so the real name must appear

@@ -161,6 +161,12 @@ TEST_CASE("the staging name an agent binds first is never taken for a socket, an
   CHECK(protocol::stagingFileName(1234, 98765) == "1234-98765.new");
   CHECK_FALSE(protocol::parseSocketFileName(protocol::stagingFileName(1234, 98765)));
   CHECK(protocol::stagingFileName(4194304, UINT64_MAX).size() <= protocol::socketFileName(4194304, UINT64_MAX).size());
+  auto staged = protocol::parseStagingFileName("1234-98765.new");
+  REQUIRE(staged);
+  CHECK(staged->pid == 1234);
+  CHECK(staged->start_ticks == 98765);
+  CHECK_FALSE(protocol::parseStagingFileName("1234-98765.sock"));
+  CHECK_FALSE(protocol::parseStagingFileName("1234.new"));
 }
 
 TEST_CASE("socket directory: override, then XDG_RUNTIME_DIR, then /tmp") {
