@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "subprocess.h"
 
@@ -45,13 +46,19 @@ TEST_CASE("cppops watch names the stack group that grows, with its stack") {
     ++reports;
     CHECK(report.at("pid") == t.pid());
     CHECK(report.at("threads_after").get<int>() > report.at("threads_before").get<int>());
-    // Exactly one group grows, and it is the leak: mutex waiters in lookupSession, each new thread in it.
+    // Exactly one group grows by more than one thread, and it is the leak: mutex waiters in lookupSession, each new
+    // thread in it (a thread every 200 ms, a dump every second). A dump that catches main inside pthread_create, or
+    // a new thread on its way to the lock, sees one more group of one thread, which is right, and rare.
     const json& grown = report.at("grown");
-    REQUIRE(grown.size() == 1);
-    CHECK(grown[0].at("state") == "mutex");
-    CHECK(grown[0].at("delta").get<int>() >= 2);  // a thread every 200 ms, a dump every second
-    CHECK(grown[0].at("new_tids").size() == grown[0].at("delta").get<size_t>());
-    CHECK(namesTheLeak(grown[0].at("frames")));
+    std::vector<json> leaks;
+    for (const json& group : grown) {
+      if (group.at("delta").get<int>() >= 2) leaks.push_back(group);
+      else CHECK(group.at("delta") == 1);
+    }
+    REQUIRE(leaks.size() == 1);
+    CHECK(leaks[0].at("state") == "mutex");
+    CHECK(leaks[0].at("new_tids").size() == leaks[0].at("delta").get<size_t>());
+    CHECK(namesTheLeak(leaks[0].at("frames")));
   }
   CHECK(reports == 2);  // three dumps, two comparisons
 
