@@ -17,19 +17,23 @@
 # Every round also runs "no preload" a second time: its "loss" is this machine's noise, measured the same way as
 # the others' (a few percent on a shared VM, most on two threads), and each loss comes with the range of its
 # middle half of rounds. heaptrack, 5-15 times slower than the rest, runs in the first rounds only.
-# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N] [--heaptrack-rounds N]
+# --against AGENT adds another build of the agent (a copy named libcppops_agent*.so: the preloaded agent starts only
+# under that name), sampling at 512 KiB in the same rounds, and prints what this build saves or costs against it.
+# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=21
 pairs=4000000
 heaptrack_rounds=3
+against=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --heaptrack-rounds) heaptrack_rounds=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N]" >&2; exit 2 ;;
+    --against) against=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT]" >&2; exit 2 ;;
   esac
 done
 . scripts/heap_bench_env.sh
@@ -40,6 +44,14 @@ bench=build/tests/heap_bench
 # what any second thread costs glibc's malloc, not the interposition.
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
   "interposition only (CPPOPS_AGENT=0)" "no preload again (noise)")
+if [ -n "$against" ]; then
+  case $(basename "$against") in
+    libcppops_agent*.so) ;;
+    *) echo "bench_heap.sh: --against takes a file named libcppops_agent*.so (copy it under such a name):" \
+      "under any other name the preloaded agent never starts, and would never sample" >&2; exit 2 ;;
+  esac
+  configs+=("--against, sampling on, 512 KiB")
+fi
 # workload:threads[:MiB held in 64 KiB blocks beside the loop, so that thousands of samples stay live]
 workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2 small:2:2048)
 run() {  # configuration workload:threads[:resident]
@@ -54,6 +66,7 @@ run() {  # configuration workload:threads[:resident]
     4) heaptrack -o "$work/heaptrack" "$bench" "${args[@]}" ;;
     5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "${args[@]}" ;;
     6) "$bench" "${args[@]}" ;;
+    7) LD_PRELOAD=$against CPPOPS_HEAP_PROFILE=524288 "$bench" "${args[@]}" ;;
   esac
 }
 
@@ -114,4 +127,10 @@ for w in "${workloads[@]}"; do
     if (on_ns >= 0.1) printf "heaptrack costs %.0fx what sampling at 512 KiB costs\n", ht_ns / on_ns
     else printf "heaptrack costs %+.1f ns per pair; sampling at 512 KiB is within the noise\n", ht_ns
   }'
+  if [ -n "$against" ]; then
+    # This build against the other, round by round.
+    awk -v w="$w" '$1 == w && $2 == 2 {mine[$5] = $3} $1 == w && $2 == 7 {theirs[$5] = $3}
+      END {for (r in mine) if (r in theirs) print mine[r] - theirs[r]}' "$work/results" | median |
+      awk '{printf "sampling on at 512 KiB, this build against --against: %+.2f ns per pair (median over rounds)\n", $1}'
+  fi
 done
