@@ -225,9 +225,10 @@ CPPOPS_HOOK_PATH void* allocateWithHeader(size_t alignment, size_t n, bool zeroe
   const uintptr_t readable_mask = g_hot.readable_mask.load(std::memory_order_relaxed);
   const size_t step = std::max(alignment, kMinAlignment);
   if (step > readable_mask) return nullptr;
+  // Room for the header, and a whole step more in case the pointer must move past the start of a page (below).
   const size_t offset = std::max(step, kHeaderRoom);
   size_t need = 0;
-  if (__builtin_add_overflow(n, offset + step, &need)) return nullptr;
+  if (__builtin_add_overflow(n, 2 * offset, &need)) return nullptr;
   void* block = nullptr;
   if (step == kMinAlignment)
     block = zeroed ? g_hot.next.calloc.load(std::memory_order_relaxed)(1, need)
@@ -236,8 +237,10 @@ CPPOPS_HOOK_PATH void* allocateWithHeader(size_t alignment, size_t n, bool zeroe
     block = nullptr;
   if (block == nullptr) return nullptr;
   auto address = reinterpret_cast<uintptr_t>(block) + offset;
-  // The free check reads no header in the first bytes of a page (readable_mask): one step further on.
-  if ((address & readable_mask) < sizeof(Header)) address += step;
+  // The free check reads no header in the first bytes of a page (readable_mask): one offset further on. The pointer
+  // is step-aligned and the offset a multiple of both the step and 32, so that lands at least 32 bytes into the page
+  // (page-aligned steps are refused above for such an allocator).
+  if ((address & readable_mask) < sizeof(Header)) address += offset;
   void* p = reinterpret_cast<void*>(address);
   *headerOf(p) = Header{n, address - reinterpret_cast<uintptr_t>(block),
                         address ^ g_hot.routes.tag_key.load(std::memory_order_relaxed) ^ kTagLive};

@@ -326,6 +326,28 @@ TEST_CASE("interposition: every entry point, threads, fork, overflows give the s
   }
 }
 
+// With an allocator other than glibc, a pointer at the start of a page may follow an unmapped page, so the free
+// check never looks before one; a sampled pointer must never be placed there. page_edge_malloc puts every block 32
+// bytes before a page, where the header's first place would be, and aborts on a free of anything it never returned.
+TEST_CASE("interposition: behind an allocator whose blocks end where a page starts, every sampled block is still told apart") {
+  TempDir dir;
+  const std::string edge = targetPath("libpage_edge_malloc.so");
+  auto alone = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", edge}});
+  INFO(alone.err);
+  REQUIRE(alone.exit_code == 0);
+  CHECK(alone.out.find("fork: 20 of 20 children") != std::string::npos);
+  for (const char* rate : {"1", "4096"}) {
+    INFO("CPPOPS_HEAP_PROFILE=" << rate);
+    auto behind = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath() + " " + edge},
+                                                             {"CPPOPS_SOCKET_DIR", dir.path()},
+                                                             {"CPPOPS_HEAP_PROFILE", rate}});
+    INFO(behind.err);
+    CHECK(behind.exit_code == 0);
+    CHECK(behind.out == alone.out);
+    CHECK(behind.err == alone.err);
+  }
+}
+
 TEST_CASE("interposition: a double free still reaches glibc, which catches it") {
   TempDir dir;
   auto plain = runProgram({targetPath("alloc_torture"), "doublefree"}, {});
