@@ -51,6 +51,14 @@ bool bindAndClose(const std::string& path) {
   return bound;
 }
 
+// The start time of a target started without an agent, once it is ready: what its agent would name a socket with.
+uint64_t startTicksOf(TargetProcess& target) {
+  REQUIRE(target.waitForOutput("ready"));
+  auto start = cppops::protocol::processStartTicks(target.pid());
+  REQUIRE(start);
+  return *start;
+}
+
 }  // namespace
 
 TEST_CASE("cppops lists a preloaded C program and a linked C++ program, sorted by PID") {
@@ -179,11 +187,8 @@ TEST_CASE("a socket whose PID now belongs to another process is never used") {
 TEST_CASE("a live PID with a socket nobody listens on is reported and cleaned, not hung on") {
   TempDir dir;
   TargetProcess plain({"plain_target", {}, false, {}, {}}, dir.path());
-  REQUIRE(plain.waitForOutput("ready"));
   // Name it exactly as the agent would, then close the listener: an agent that died without cleaning up.
-  auto start = cppops::protocol::processStartTicks(plain.pid());
-  REQUIRE(start);
-  std::string path = dir.path() + "/" + std::to_string(plain.pid()) + "-" + std::to_string(*start) + ".sock";
+  const std::string path = dir.path() + "/" + cppops::protocol::socketFileName(plain.pid(), startTicksOf(plain));
   REQUIRE(bindAndClose(path));
 
   auto r = runCli({"stats", std::to_string(plain.pid())}, dir.path());
@@ -196,12 +201,10 @@ TEST_CASE("a live PID with a socket nobody listens on is reported and cleaned, n
 TEST_CASE("a staging name left by an agent that died before its rename is cleaned up and a starting agent's is not") {
   TempDir dir;
   TargetProcess plain({"plain_target", {}, false, {}, {}}, dir.path());
-  REQUIRE(plain.waitForOutput("ready"));
-  auto start = cppops::protocol::processStartTicks(plain.pid());
-  REQUIRE(start);
+  const uint64_t start = startTicksOf(plain);
   // This process, as if its agent were between bind and rename; and a predecessor with the same PID that died there.
-  const std::string starting = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), *start);
-  const std::string abandoned = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), *start - 1);
+  const std::string starting = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), start);
+  const std::string abandoned = dir.path() + "/" + cppops::protocol::stagingFileName(plain.pid(), start - 1);
   REQUIRE(bindAndClose(starting));
   REQUIRE(bindAndClose(abandoned));
 
