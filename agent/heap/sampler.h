@@ -54,7 +54,7 @@ extern std::atomic<bool> g_sampling;  // the slow path records samples
 
 // What frees must check: 0 (nothing) or these bits.
 inline constexpr uint8_t kCheckHeader = 1;  // sampling has run: a block may carry a sample's header
-inline constexpr uint8_t kCheckArena = 2;    // the bootstrap arena handed memory out, which no allocator owns
+inline constexpr uint8_t kCheckArena = 2;   // the bootstrap arena handed memory out, which no allocator owns
 extern std::atomic<uint8_t> g_free_check;
 
 struct ThreadState {
