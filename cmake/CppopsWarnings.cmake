@@ -3,8 +3,8 @@
 
 # No -Wnull-dereference: GCC 12 reports it inside nlohmann::json at -O2 for code that is fine.
 function(cppops_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-                                           -Wformat=2 -Wimplicit-fallthrough)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wcast-align -Wformat=2
+                                           -Wimplicit-fallthrough $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>)
   if(CPPOPS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

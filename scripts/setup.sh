@@ -10,7 +10,7 @@ packages=(
   golang-go libxml2-utils
   libgoogle-perftools-dev
   prometheus tmux
-  libjemalloc2 libtcmalloc-minimal4 heaptrack
+  libjemalloc2 libtcmalloc-minimal4 heaptrack valgrind
 )
 
 missing=()

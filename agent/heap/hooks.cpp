@@ -5,14 +5,15 @@
 // sampled, so that an idle agent costs one indirect jump a call; while sampling, to versions that count the bytes
 // down towards the next sample (sampler.h).
 //
-// A sampled block is allocated a little larger, with a header just before the pointer the program gets: free must
-// tell sampled blocks from the others, and the word before a pointer is one it reads in one load, from the cache
-// line the allocator itself is about to read (glibc's chunk size lives there). Without the header, every free had
-// to look its address up in a filter of sampled addresses: some 20 instructions against 12 (cachegrind), and a load
-// from an array that grew with the live samples, out of the cache. Blocks never sampled are passed through unchanged. Any entry point's memory can still be
-// released through any other (aligned memory through free, realloc of anything), and misuse such as a double free
-// still reaches the real allocator, which detects it as it would have.
+// A sampled block is allocated 8 bytes larger and its last usable word tagged (allocateSample): free must tell
+// sampled blocks from the others, and with glibc the block's end is found from the word before the pointer, which
+// glibc's free reads next anyway. Pointers are never changed: every block the program holds is one its allocator
+// handed out, so code that reaches the allocator without these entry points (a library loaded with RTLD_DEEPBIND,
+// a call of __libc_free) still hands it a block it knows. Any entry point's memory can be released through any
+// other (aligned memory through free, realloc of anything), and misuse such as a double free still reaches the real
+// allocator, which detects it as it would have.
 #include <dlfcn.h>
+#include <link.h>
 #include <gnu/libc-version.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <new>
 
+#include "heap/glibc_chunk.h"
 #include "heap/sampler.h"
 
 #define CPPOPS_ALLOC_EXPORT __attribute__((visibility("default")))
@@ -92,10 +94,8 @@ struct Next {
 // initialized (constexpr constructors): libraries initialized before the agent allocate through it.
 struct alignas(64) HotState {
   Routes routes{bootMalloc, bootCalloc, bootFree};
-  // Which low bits of a pointer say whether the 16 bytes before it may be read: none with glibc, whose chunk
-  // header is always there; with another allocator, the pointer's offset in its page, as a block at the start of
-  // a page may follow an unmapped one.
-  std::atomic<uintptr_t> readable_mask{4095};
+  // The allocator is glibc's: a block's usable size can be read from its chunk header (allocatorUsableSize).
+  std::atomic<bool> glibc_chunks{false};
   Next next;
 };
 HotState g_hot;
@@ -116,13 +116,44 @@ Fn lookUp(const char* name) {
   return fn;
 }
 
+// The module that defines fn, or null.
+const void* moduleOf(const void* fn) {
+  Dl_info info{};
+  return dladdr(fn, &info) != 0 ? info.dli_fbase : nullptr;
+}
+
 // Whether the free the agent forwards to is glibc's: defined in the module that defines gnu_get_libc_version (a
 // name no allocator takes over, where tcmalloc, for one, defines even __libc_free).
 bool freeIsGlibcs() {
-  Dl_info free_info{}, libc_info{};
-  return dladdr(reinterpret_cast<void*>(g_hot.next.free.load(std::memory_order_relaxed)), &free_info) != 0 &&
-         dladdr(reinterpret_cast<void*>(&gnu_get_libc_version), &libc_info) != 0 &&
-         free_info.dli_fbase == libc_info.dli_fbase;
+  const void* free_module = moduleOf(reinterpret_cast<const void*>(g_hot.next.free.load(std::memory_order_relaxed)));
+  return free_module != nullptr && free_module == moduleOf(reinterpret_cast<const void*>(&gnu_get_libc_version));
+}
+
+int findValgrindTool(dl_phdr_info* info, size_t, void* found) {
+  const char* name = std::strstr(info->dlpi_name, "/vgpreload_");
+  if (name != nullptr && std::strncmp(name, "/vgpreload_core", 15) != 0) *static_cast<bool*>(found) = true;
+  return 0;
+}
+
+// Why sampled blocks cannot be tagged in this process, or null when they can: the last word of a block is found
+// with the allocator's malloc_usable_size (glibc's read in line), which must be the allocator's own. Called by the
+// sampler before the first session, outside any allocation.
+const char* cannotTag() {
+  bool valgrind_tool = false;
+  dl_iterate_phdr(findValgrindTool, &valgrind_tool);
+  // A valgrind tool such as memcheck serves glibc's entry points from its own allocator, whose blocks have no
+  // glibc chunk header.
+  if (valgrind_tool)
+    return "the process runs under a valgrind tool that replaces the allocator; valgrind's --tool=massif or "
+           "--tool=dhat profiles the heap there";
+  if (g_hot.glibc_chunks.load(std::memory_order_relaxed)) return nullptr;
+  const void* free_module = moduleOf(reinterpret_cast<const void*>(g_hot.next.free.load(std::memory_order_relaxed)));
+  const void* usable_module =
+      moduleOf(reinterpret_cast<const void*>(g_hot.next.malloc_usable_size.load(std::memory_order_relaxed)));
+  if (free_module == nullptr || free_module != usable_module)
+    return "the process's allocator has no malloc_usable_size of its own, which the agent needs to mark sampled "
+           "blocks; profile the heap with the allocator's own tools";
+  return nullptr;
 }
 
 // Idempotent, and safe to run in several threads at once (they all store the same addresses): a thread that finds
@@ -141,7 +172,7 @@ void resolve() {
   g_hot.next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
   g_hot.next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
   g_hot.next.malloc_usable_size.store(lookUp<UsableSizeFn>("malloc_usable_size"), std::memory_order_relaxed);
-  g_hot.readable_mask.store(freeIsGlibcs() ? ~uintptr_t{0} : 4095, std::memory_order_relaxed);
+  g_hot.glibc_chunks.store(freeIsGlibcs(), std::memory_order_relaxed);
   g_hot.next.malloc.store(next_malloc, std::memory_order_release);
   registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_hot.routes, routeChoices());
   t_resolving = false;
@@ -195,67 +226,71 @@ __attribute__((always_inline)) inline bool notYetDue(size_t n) {
   return (t_heap_state.countdown -= static_cast<int64_t>(n)) > 0;
 }
 
-// Just before a sampled block's pointer. The tag is the pointer XOR the key while the block is live, and that XOR
-// 1 once it is freed (glibc only, below); any other word there means the pointer carries no header.
-struct Header {
-  uint64_t size;    // as asked for
-  uint64_t offset;  // from the allocator's block to the pointer
-  uint64_t tag;
-};
-constexpr size_t kHeaderRoom = 32;  // a multiple of 16, so that malloc's alignment is kept
-constexpr size_t kMinAlignment = 16;
-constexpr uint64_t kTagLive = 0;
-constexpr uint64_t kTagFreed = 1;
+// A sampled block is asked of the allocator 8 bytes larger than the program asked for, and its last usable word
+// holds a tag: the pointer XOR the key. The pointer itself is the allocator's own, so whatever frees it, even code
+// that bypasses these entry points, hands the allocator a block it knows. A tag is only a hint: the sampler's table
+// of sampled addresses has the last word, and a block that is freed behind the agent's back (its tag left in freed
+// memory) costs at worst one visit to that table.
 
-Header* headerOf(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - sizeof(Header)); }
-
-// kTagLive, kTagFreed, or anything else when p carries no header (and always for a null pointer).
-__attribute__((always_inline)) inline uint64_t tagOf(void* p) {
-  const auto address = reinterpret_cast<uintptr_t>(p);
-  if ((address & g_hot.readable_mask.load(std::memory_order_relaxed)) < sizeof(Header)) return ~uint64_t{0};
-  return headerOf(p)->tag ^ address ^ g_hot.routes.tag_key.load(std::memory_order_relaxed);
+// The usable size of a block, as the allocator's malloc_usable_size would say; glibc's read in line, from the word
+// before p that its free reads next anyway. p is not null.
+template <bool kGlibc>
+__attribute__((always_inline)) inline size_t allocatorUsableSize(void* p) {
+  if constexpr (kGlibc)
+    return glibcUsableSize(p);
+  else
+    return g_hot.next.malloc_usable_size.load(std::memory_order_relaxed)(p);
 }
 
-// A sampled block of n bytes, aligned to `alignment` (a power of two), zeroed if asked; null when the allocator
-// has no memory, or when the header cannot be told apart on free (page-aligned blocks from an allocator other than
-// glibc, whose pointers may start a page).
-CPPOPS_HOOK_PATH void* allocateWithHeader(size_t alignment, size_t n, bool zeroed) {
+__attribute__((always_inline)) inline size_t allocatorUsableSize(void* p) {
+  return g_hot.glibc_chunks.load(std::memory_order_relaxed) ? allocatorUsableSize<true>(p)
+                                                            : allocatorUsableSize<false>(p);
+}
+
+__attribute__((always_inline)) inline uint64_t tagFor(void* p) {
+  return reinterpret_cast<uintptr_t>(p) ^ g_hot.routes.tag_key.load(std::memory_order_relaxed);
+}
+
+// Where the tag of p (not null) would be, given its usable size: the block's last usable word.
+__attribute__((always_inline)) inline uint64_t* tagSlot(void* p, size_t usable) {
+  return reinterpret_cast<uint64_t*>(static_cast<char*>(p) + usable) - 1;
+}
+
+// The tag slot of p when p carries a tag, else null (and always for a null pointer).
+template <bool kGlibc>
+__attribute__((always_inline)) inline uint64_t* sampledTag(void* p) {
+  if (p == nullptr) return nullptr;
+  const size_t usable = allocatorUsableSize<kGlibc>(p);
+  // glibc's smallest chunk has 24 usable bytes; another allocator may answer less, even 0.
+  if (!kGlibc && usable < sizeof(uint64_t)) return nullptr;
+  uint64_t* tag = tagSlot(p, usable);
+  return *tag == tagFor(p) ? tag : nullptr;
+}
+
+__attribute__((always_inline)) inline uint64_t* sampledTag(void* p) {
+  return g_hot.glibc_chunks.load(std::memory_order_relaxed) ? sampledTag<true>(p) : sampledTag<false>(p);
+}
+
+// A sampled block of n bytes (aligned to `alignment` unless that is 0, zeroed if asked), tagged and recorded; null
+// when the allocator has no memory for it, for the caller to ask for n bytes as usual.
+CPPOPS_HOOK_PATH void* allocateSample(size_t alignment, size_t n, bool zeroed) {
   // Pairs with the sampler's release of the routes that led here: the tag key set before them is seen.
   std::atomic_thread_fence(std::memory_order_acquire);
-  const uintptr_t readable_mask = g_hot.readable_mask.load(std::memory_order_relaxed);
-  const size_t step = std::max(alignment, kMinAlignment);
-  if (step > readable_mask) return nullptr;
-  // Room for the header, and a whole step more in case the pointer must move past the start of a page (below).
-  const size_t offset = std::max(step, kHeaderRoom);
   size_t need = 0;
-  if (__builtin_add_overflow(n, 2 * offset, &need)) return nullptr;
-  void* block = nullptr;
-  if (step == kMinAlignment)
-    block = zeroed ? g_hot.next.calloc.load(std::memory_order_relaxed)(1, need)
-                   : g_hot.next.malloc.load(std::memory_order_relaxed)(need);
-  else if (rare(g_hot.next.posix_memalign)(&block, step, need) != 0)
-    block = nullptr;
-  if (block == nullptr) return nullptr;
-  auto address = reinterpret_cast<uintptr_t>(block) + offset;
-  // The free check reads no header in the first bytes of a page (readable_mask): one offset further on. The pointer
-  // is step-aligned and the offset a multiple of both the step and 32, so that lands at least 32 bytes into the page
-  // (page-aligned steps are refused above for such an allocator).
-  if ((address & readable_mask) < sizeof(Header)) address += offset;
-  void* p = reinterpret_cast<void*>(address);
-  *headerOf(p) = Header{n, address - reinterpret_cast<uintptr_t>(block),
-                        address ^ g_hot.routes.tag_key.load(std::memory_order_relaxed) ^ kTagLive};
+  if (__builtin_add_overflow(n, sizeof(uint64_t), &need)) return nullptr;
+  void* p = nullptr;
+  if (alignment == 0)
+    p = zeroed ? g_hot.next.calloc.load(std::memory_order_relaxed)(1, need)
+               : g_hot.next.malloc.load(std::memory_order_relaxed)(need);
+  else if (rare(g_hot.next.posix_memalign)(&p, std::max(alignment, sizeof(void*)), need) != 0)
+    p = nullptr;
+  if (p == nullptr) return nullptr;
+  *tagSlot(p, allocatorUsableSize(p)) = tagFor(p);
+  recordSample(p, n);
   return p;
 }
 
-// The allocation that is due is a sample: a block with a header, recorded. Null when that cannot be (see
-// allocateWithHeader), for the caller to allocate as usual.
-CPPOPS_HOOK_PATH void* allocateSample(size_t alignment, size_t n, bool zeroed) {
-  void* p = allocateWithHeader(alignment, n, zeroed);
-  if (p != nullptr) recordSample(p, n);
-  return p;
-}
-
-// For the entry points that do not go through g_hot.routes: a sample of n bytes if one is due, else null.
+// For the aligned entry points, which do not go through g_hot.routes: a sample of n bytes if one is due, else null.
 CPPOPS_HOOK_PATH void* sampleIfDue(size_t alignment, size_t n) {
   if (!sampling() || notYetDue(n) || !takesSample(n)) return nullptr;
   return allocateSample(alignment, n, false);
@@ -264,13 +299,13 @@ CPPOPS_HOOK_PATH void* sampleIfDue(size_t alignment, size_t n) {
 // The rare allocation that is due: out of line, so that the common path needs no stack frame.
 CPPOPS_HOOK_PATH void* allocateDue(size_t n) {
   if (takesSample(n))
-    if (void* p = allocateSample(kMinAlignment, n, false)) return p;
+    if (void* p = allocateSample(0, n, false)) return p;
   return g_hot.next.malloc.load(std::memory_order_relaxed)(n);
 }
 
 CPPOPS_HOOK_PATH void* callocDue(size_t count, size_t size, size_t n) {
   if (takesSample(n))
-    if (void* p = allocateSample(kMinAlignment, n, true)) return p;
+    if (void* p = allocateSample(0, n, true)) return p;
   return g_hot.next.calloc.load(std::memory_order_relaxed)(count, size);
 }
 
@@ -289,40 +324,36 @@ CPPOPS_HOOK_PATH void* countedCalloc(size_t count, size_t size) {
   return callocDue(count, size, n);
 }
 
-// p carries a header (tag kTagLive or kTagFreed): its block goes back to the allocator. A second free of a block
-// finds it marked freed and passes the allocator the same block again, which the allocator then reports as a
-// double free, as it would have without the agent. Only with glibc, though, whose own chunk header takes the word
-// before any pointer it hands out later: the mark can never be mistaken for that of a later block at the same address.
-// With another allocator the tag is cleared instead.
-CPPOPS_HOOK_PATH void freeWithHeader(void* p, uint64_t tag) noexcept {
-  Header* header = headerOf(p);
-  void* block = static_cast<char*>(p) - header->offset;
-  if (tag == kTagLive) {
-    forgetSampled(p);
-    const bool glibc = g_hot.readable_mask.load(std::memory_order_relaxed) == ~uintptr_t{0};
-    header->tag = glibc ? header->tag ^ kTagLive ^ kTagFreed : 0;
-  }
-  g_hot.next.free.load(std::memory_order_relaxed)(block);
+// p is sampled: the sampler forgets it before the allocator can hand the address out again, and its tag is cleared,
+// so that freeing it a second time reaches the allocator as an untagged block, which the allocator reports as the
+// double free it is.
+CPPOPS_HOOK_PATH void unsample(void* p, uint64_t* tag) noexcept {
+  forgetSampled(p);
+  *tag = 0;
+}
+
+CPPOPS_HOOK_PATH void freeSample(void* p, uint64_t* tag) noexcept {
+  unsample(p, tag);
+  g_hot.next.free.load(std::memory_order_relaxed)(p);
 }
 
 // Whatever g_free_check asks for.
 CPPOPS_HOOK_PATH void checkedFree(void* p) noexcept {
   const uint8_t check = g_free_check.load(std::memory_order_relaxed);
   if (p == nullptr || ((check & kCheckArena) != 0 && inArena(p))) return;
-  if ((check & kCheckHeader) != 0) {
-    const uint64_t tag = tagOf(p);
-    if (tag <= kTagFreed) return freeWithHeader(p, tag);
-  }
+  if ((check & kCheckTag) != 0)
+    if (uint64_t* tag = sampledTag(p)) return freeSample(p, tag);
   g_hot.next.free.load(std::memory_order_relaxed)(p);
 }
 
-// Once sampling has started, with no bootstrap arena to mind: most frees are of blocks without a header, which the
-// word before them says.
+// Once sampling has started, with no bootstrap arena to mind: most frees are of untagged blocks. One version for
+// glibc, whose chunk sizes are read in line, and one that asks the allocator.
+template <bool kGlibc>
 CPPOPS_HOOK_PATH void taggedFree(void* p) noexcept {
   FreeFn next = g_hot.next.free.load(std::memory_order_relaxed);
-  const uint64_t tag = tagOf(p);
-  if (__builtin_expect(tag > kTagFreed, 1)) return next(p);
-  freeWithHeader(p, tag);
+  uint64_t* tag = sampledTag<kGlibc>(p);
+  if (__builtin_expect(tag == nullptr, 1)) return next(p);
+  freeSample(p, tag);
 }
 
 RouteChoices routeChoices() {
@@ -332,8 +363,9 @@ RouteChoices routeChoices() {
   c.calloc_direct = g_hot.next.calloc.load(std::memory_order_relaxed);
   c.calloc_counted = countedCalloc;
   c.free_direct = g_hot.next.free.load(std::memory_order_relaxed);
-  c.free_tagged = taggedFree;
+  c.free_tagged = g_hot.glibc_chunks.load(std::memory_order_relaxed) ? taggedFree<true> : taggedFree<false>;
   c.free_checked = checkedFree;
+  c.cannot_tag = cannotTag;
   return c;
 }
 
@@ -352,36 +384,23 @@ __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, si
   return p;
 }
 
-// What the program may use of a block: for a sampled one, what its allocator gives beyond the header.
+// What the program may use of a block: for a sampled one, all but its tag.
 size_t usableSize(void* p) {
-  UsableSizeFn next = rare(g_hot.next.malloc_usable_size);
-  if ((g_free_check.load(std::memory_order_relaxed) & kCheckHeader) == 0 || tagOf(p) != kTagLive) return next(p);
-  const Header* header = headerOf(p);
-  return next(static_cast<char*>(p) - header->offset) - header->offset;
+  const size_t usable = rare(g_hot.next.malloc_usable_size)(p);
+  if ((g_free_check.load(std::memory_order_relaxed) & kCheckTag) == 0 || usable < sizeof(uint64_t)) return usable;
+  return *tagSlot(p, usable) == tagFor(p) ? usable - sizeof(uint64_t) : usable;
 }
 
-// realloc of a sampled block: a new block (itself sampled or not, as any allocation of n bytes), the contents
-// copied, the old one freed. realloc(p, 0) frees p and returns null, as glibc's does.
-CPPOPS_HOOK_PATH void* reallocateSample(void* p, size_t n) {
-  if (n == 0) {
-    release(p);
-    return nullptr;
-  }
-  void* q = allocate(n);
-  if (q == nullptr) return nullptr;  // p stays the caller's, as it was
-  std::memcpy(q, p, std::min(n, usableSize(p)));
-  release(p);
+// realloc when a sample is due: asked of the allocator 8 bytes larger, then tagged. (When that larger request
+// fails, the one the program made is tried as it was.)
+CPPOPS_HOOK_PATH void* reallocateIntoSample(void* p, size_t n) {
+  ReallocFn next = g_hot.next.realloc.load(std::memory_order_relaxed);
+  size_t need = 0;
+  void* q = __builtin_add_overflow(n, sizeof(uint64_t), &need) ? nullptr : next(p, need);
+  if (q == nullptr) return next(p, n);
+  *tagSlot(q, allocatorUsableSize(q)) = tagFor(q);
+  recordSample(q, n);
   return q;
-}
-
-// The allocator's realloc gave q (n bytes) when a sample was due: it moves into a block with a header, unless that
-// cannot be had.
-CPPOPS_HOOK_PATH void* moveIntoSample(void* q, size_t n) {
-  void* p = allocateSample(kMinAlignment, n, false);
-  if (p == nullptr) return q;
-  std::memcpy(p, q, n);
-  g_hot.next.free.load(std::memory_order_relaxed)(q);
-  return p;
 }
 
 CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
@@ -393,10 +412,13 @@ CPPOPS_HOOK_PATH void* reallocate(void* p, size_t n) {
     if (q != nullptr) std::memcpy(q, p, std::min(n, arenaBlockSize(p)));
     return q;
   }
-  if ((check & kCheckHeader) != 0 && tagOf(p) == kTagLive) return reallocateSample(p, n);
-  void* q = next(p, n);
-  if (q != nullptr && sampling() && !notYetDue(n) && takesSample(n)) return moveIntoSample(q, n);
-  return q;
+  // A sampled block becomes an ordinary one before the allocator may move (and so free) it. Should the allocator
+  // then fail for lack of memory, the block stays the program's, uncounted: one sample lost.
+  if ((check & kCheckTag) != 0)
+    if (uint64_t* tag = sampledTag(p)) unsample(p, tag);
+  // realloc(p, 0) frees p (glibc): nothing to sample.
+  if (n == 0 || !sampling() || notYetDue(n) || !takesSample(n)) return next(p, n);
+  return reallocateIntoSample(p, n);
 }
 
 // operator new: allocate, and when that fails, the new-handler loop of [new.delete.single].

@@ -120,7 +120,7 @@ static_assert(kStacks <= 65536, "g_stack_order holds 16-bit indices");
 // it would have: at three quarters.
 Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_slot_count; or null
 bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
-bool g_headers_used = false;                 // under g_lock: sampling has started once, so headers may be out there
+bool g_tags_used = false;                    // under g_lock: sampling has started once, so tags may be out there
 uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
 std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
 pid_t g_growth_thread_pid = 0;               // the process it runs in (a forked child has none); control thread only
@@ -247,8 +247,12 @@ void askForGrowth(AfterUnlock& after) {
 
 // Under g_lock, after roomForSlot().
 void insertSlot(const Slot& slot, AfterUnlock& after) {
-  placeSlot(slot);
-  ++g_live;
+  size_t i = slotHome(slot.address);
+  while (g_slots[i].address != 0 && g_slots[i].address != slot.address) i = nextSlot(i);
+  // An address already there was a sampled block that was freed where the agent could not see it (by a library
+  // loaded with RTLD_DEEPBIND, say): the allocator has handed the address out again, and the old record goes.
+  if (g_slots[i].address == 0) ++g_live;
+  g_slots[i] = slot;
   askForGrowth(after);
 }
 
@@ -346,26 +350,26 @@ void* mapTable(size_t bytes) {
 void prepareFork() { g_lock.lock(); }
 void parentAfterFork() { g_lock.unlock(); }
 // Under g_lock (or with one thread): what frees check, and the routes to match. Once sampling has started, frees
-// check for headers for the rest of the process's life (and in its forked children): a sampled block may outlive
+// check for tags for the rest of the process's life (and in its forked children): a sampled block may outlive
 // every session. The free route changes before the allocation routes, so no sampled block is ever freed unchecked.
 void setFreeCheckAndRoutes(bool sampling) {
-  const auto check = static_cast<uint8_t>((g_headers_used ? kCheckHeader : 0) |
+  const auto check = static_cast<uint8_t>((g_tags_used ? kCheckTag : 0) |
                                           (g_bootstrap_used.load(std::memory_order_relaxed) ? kCheckArena : 0));
   g_free_check.store(check, std::memory_order_relaxed);
   if (g_routes == nullptr) return;
   const RouteChoices& c = g_route_choices;
-  g_routes->free.store(check == 0 ? c.free_direct : check == kCheckHeader ? c.free_tagged : c.free_checked,
+  g_routes->free.store(check == 0 ? c.free_direct : check == kCheckTag ? c.free_tagged : c.free_checked,
                        std::memory_order_release);
   g_routes->calloc.store(sampling ? c.calloc_counted : c.calloc_direct, std::memory_order_release);
   g_routes->malloc.store(sampling ? c.malloc_counted : c.malloc_direct, std::memory_order_release);
 }
 
 // A random tag key, drawn once before the first sample. Not a secret that protects anything: it keeps the chance that
-// a word a program stores just before some block matches the tag at 2^-64.
+// a word a program stores at the end of some block matches the tag at 2^-64.
 uint64_t drawTagKey() {
   uint64_t key = 0;
   if (getrandom(&key, sizeof key, GRND_NONBLOCK) != sizeof key) key = mix(monotonicNs() ^ reinterpret_cast<uintptr_t>(&key));
-  return key | 2;  // never 0 (unset), and the tag of a freed block (key ^ 1) is never 0 either
+  return key | 1;  // never 0 (unset): the tag would then be the pointer itself, which a block may well hold
 }
 
 // The child is a new process that nobody asked to sample: sampling ends there, and its records with it.
@@ -530,6 +534,7 @@ std::string startSampling(uint64_t rate_bytes) {
     return "the process does not call the agent's malloc (another library defines malloc earlier in the "
            "search order); put libcppops_agent.so first in LD_PRELOAD";
   if (g_sampling.load(std::memory_order_relaxed)) return "";
+  if (const char* why = g_route_choices.cannot_tag != nullptr ? g_route_choices.cannot_tag() : nullptr) return why;
   if (g_stacks == nullptr) {
     static bool fork_handlers = false;
     if (!fork_handlers) fork_handlers = pthread_atfork(prepareFork, parentAfterFork, childAfterFork) == 0;
@@ -545,9 +550,9 @@ std::string startSampling(uint64_t rate_bytes) {
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
   startGrowthThread();
   Guard guard(g_lock);
-  if (!g_headers_used) {
+  if (!g_tags_used) {
     g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
-    g_headers_used = true;
+    g_tags_used = true;
   }
   resetTables();
   g_slots = slots;

@@ -28,7 +28,7 @@ inline constexpr size_t kMaxDepth = 64;
 // Where the hot entry points jump (hooks.cpp). While nothing is sampled, to the allocator itself: an idle agent
 // costs malloc and free one indirect jump each. While sampling, malloc and calloc go to versions that count the
 // bytes down on the calling thread (countdown below); from the first sampling session on, free goes to a version
-// that recognises sampled blocks by their header (hooks.cpp). The sampler switches them, under its lock, as
+// that recognises sampled blocks by their tag (hooks.cpp). The sampler switches them, under its lock, as
 // sampling starts and stops (and the free check too while the bootstrap arena is in use).
 using MallocFn = void* (*)(size_t);
 using CallocFn = void* (*)(size_t, size_t);
@@ -38,23 +38,24 @@ struct Routes {
   std::atomic<MallocFn> malloc;
   std::atomic<CallocFn> calloc;
   std::atomic<FreeFn> free;
-  // What the tags of sampled blocks' headers are made with: random, nonzero, set before the first sample and never
-  // changed. In the same cache line as the routes, which every free reads anyway.
+  // What sampled blocks' tags are made with: random, nonzero, set before the first sample and never changed. In
+  // the same cache line as the routes, which every free reads anyway.
   std::atomic<uint64_t> tag_key{0};
 };
 struct RouteChoices {
   MallocFn malloc_direct = nullptr, malloc_counted = nullptr;
   CallocFn calloc_direct = nullptr, calloc_counted = nullptr;
   FreeFn free_direct = nullptr;
-  FreeFn free_tagged = nullptr;   // the header check alone: no bootstrap arena
+  FreeFn free_tagged = nullptr;   // the tag check alone: no bootstrap arena
   FreeFn free_checked = nullptr;  // whatever g_free_check says
+  const char* (*cannot_tag)() = nullptr;  // why sampled blocks cannot be tagged in this process, or null
 };
 
 extern std::atomic<bool> g_sampling;  // the slow path records samples
 
 // What frees must check: 0 (nothing) or these bits.
-inline constexpr uint8_t kCheckHeader = 1;  // sampling has run: a block may carry a sample's header
-inline constexpr uint8_t kCheckArena = 2;   // the bootstrap arena handed memory out, which no allocator owns
+inline constexpr uint8_t kCheckTag = 1;    // sampling has run: a block may carry a sample's tag
+inline constexpr uint8_t kCheckArena = 2;  // the bootstrap arena handed memory out, which no allocator owns
 extern std::atomic<uint8_t> g_free_check;
 
 struct ThreadState {
@@ -74,9 +75,9 @@ extern __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec"
 bool takesSample(size_t n);
 // Records the sample at p (n bytes, as asked for) with the calling thread's stack.
 void recordSample(void* p, size_t n);
-// p, a sampled block, is being freed: the sampler forgets it, so it counts as freed (if it was sampled in this
-// session at all). Must be called before the real free, so that no other thread can be handed the same address
-// meanwhile.
+// p, a tagged block, is being freed (or reallocated): the sampler forgets it, so it counts as freed (if it was
+// sampled in this session at all). Must be called before the real free, so that no other thread can be handed the
+// same address meanwhile.
 void forgetSampled(void* p);
 
 // hooks.cpp marks that it handed out memory from its bootstrap arena (while dlsym was resolving the real
@@ -123,7 +124,7 @@ class NotSampled {
 };
 
 // Switches sampling on at `rate_bytes`, from empty tables. Returns "" or why it cannot (not interposed, out of
-// memory for the tables, already on).
+// memory for the tables, already on, blocks cannot be tagged).
 std::string startSampling(uint64_t rate_bytes);
 // What sampling has recorded so far.
 Snapshot readSampling();

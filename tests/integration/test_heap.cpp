@@ -326,10 +326,10 @@ TEST_CASE("interposition: every entry point, threads, fork, overflows give the s
   }
 }
 
-// With an allocator other than glibc, a pointer at the start of a page may follow an unmapped page, so the free
-// check never looks before one; a sampled pointer must never be placed there. page_edge_malloc puts every block 32
-// bytes before a page, where the header's first place would be, and aborts on a free of anything it never returned.
-TEST_CASE("interposition: behind an allocator whose blocks end where a page starts, every sampled block is still told apart") {
+// With an allocator other than glibc, the free check finds a block's tag through the allocator's own
+// malloc_usable_size. page_edge_malloc aborts on a free, realloc or malloc_usable_size of anything it never returned,
+// and its small blocks straddle a page boundary.
+TEST_CASE("interposition: behind an allocator other than glibc every pointer handed back is one it returned") {
   TempDir dir;
   const std::string edge = targetPath("libpage_edge_malloc.so");
   auto alone = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", edge}});
@@ -346,6 +346,62 @@ TEST_CASE("interposition: behind an allocator whose blocks end where a page star
     CHECK(behind.out == alone.out);
     CHECK(behind.err == alone.err);
   }
+}
+
+// A library loaded with RTLD_DEEPBIND binds free and realloc to glibc's own, past the agent: sampled or not, the
+// blocks it is given must be the allocator's own. deepbind_host has such a plugin free and grow its blocks, and frees
+// blocks the plugin allocated.
+TEST_CASE("interposition: a library loaded with RTLD_DEEPBIND frees and grows sampled blocks as glibc's own") {
+  TempDir dir;
+  const std::string plugin = targetPath("libdeepbind_plugin.so");
+  auto plain = runProgram({targetPath("deepbind_host"), plugin}, {});
+  INFO(plain.err);
+  REQUIRE(plain.exit_code == 0);
+  CHECK(plain.out == "deepbind: 40 rounds, 15360 blocks checked, 0 bad\n");
+  for (const char* rate : {"1", "4096"}) {
+    INFO("CPPOPS_HEAP_PROFILE=" << rate);
+    auto preloaded = runProgram({targetPath("deepbind_host"), plugin}, {{"LD_PRELOAD", agentLibraryPath()},
+                                                                         {"CPPOPS_SOCKET_DIR", dir.path()},
+                                                                         {"CPPOPS_HEAP_PROFILE", rate}});
+    INFO(preloaded.err);
+    CHECK(preloaded.exit_code == 0);
+    CHECK(preloaded.out == plain.out);
+    CHECK(preloaded.err == plain.err);
+  }
+  // The sampler never heard of the blocks the plugin freed; the 4 MiB the program then keeps are counted as they are.
+  TargetProcess t({"deepbind_host", {plugin, "hold"}, true, {{"CPPOPS_HEAP_PROFILE", "4096"}}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready", 30s));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  auto r = runCli({"profile", std::to_string(t.pid()), "--heap", "--json", "--top", "0"}, dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json inuse = json::parse(r.out);
+  CHECK(static_cast<double>(flatOf(inuse, "keepBlocks")) == Approx(4.0 * kMiB).epsilon(0.2));
+}
+
+TEST_CASE("heap profile: an allocator without malloc_usable_size is not sampled and the error says why") {
+  Target t({"sites"}, targetPath("libpage_edge_malloc_no_usable_size.so"));
+  auto r = runCli({"profile", t.pid(), "--heap", "--start"}, t.dir.path());
+  CHECK(r.exit_code == 5);
+  CHECK(r.err.find("has no malloc_usable_size of its own") != std::string::npos);
+  CHECK(r.err.find("allocator's own tools") != std::string::npos);
+  CHECK(t.cli({"heap", t.pid(), "--json"}).at("heap_profiler").at("sampling") == false);
+}
+
+// Under a valgrind tool that replaces the allocator, glibc's entry points hand out valgrind's blocks, which have no
+// glibc chunk header to find a tag by.
+TEST_CASE("heap profile: under valgrind's memcheck sampling is refused and the process runs on") {
+  TempDir dir;
+  TargetProcess t({"/usr/bin/valgrind", {"-q", "--tool=memcheck", targetPath("heap_target"), "sites"}, true, {}, {}},
+                  dir.path());
+  REQUIRE(t.waitForOutput("ready", 60s));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  const std::string pid = std::to_string(t.pid());
+  auto r = runCli({"profile", pid, "--heap", "--start"}, dir.path());
+  CHECK(r.exit_code == 5);
+  CHECK(r.err.find("valgrind tool that replaces the allocator") != std::string::npos);
+  CHECK(r.err.find("--tool=massif") != std::string::npos);
+  CHECK(runCli({"heap", pid}, dir.path()).exit_code == 0);
 }
 
 TEST_CASE("interposition: a double free still reaches glibc, which catches it") {

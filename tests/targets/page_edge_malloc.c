@@ -1,9 +1,9 @@
-/* A whole allocator, preloaded after the agent, that puts every block where a pointer 32 bytes into it starts a
-   page: the worst case for the heap profiler's header check with an allocator other than glibc, whose pointers may
-   start a page after an unmapped one. Each block has a mapping of its own: a first page that records the block,
-   then the block, placed (4096 - A) bytes into the second page for an alignment A of 32 to 4096. free() of
-   anything but a block it returned aborts, so a sampled pointer handed to it by mistake is caught at once.
-   Slow (a system call per allocation), for tests only. */
+/* A whole allocator, preloaded after the agent, that is not glibc's: each block has a mapping of its own, a first
+   page that records the block, then the block, placed (4096 - A) bytes into the second page for an alignment A of
+   32 to 4096, so that small blocks straddle a page boundary. free(), realloc() and malloc_usable_size() of anything
+   but a block it returned abort, so an interposer that hands it a pointer of its own making is caught at once.
+   Built a second time without malloc_usable_size (PAGE_EDGE_NO_USABLE_SIZE), which the heap sampler needs of an
+   allocator other than glibc. Slow (a system call per allocation), for tests only. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
@@ -103,4 +103,6 @@ int posix_memalign(void** out, size_t alignment, size_t n) {
   return 0;
 }
 
+#ifndef PAGE_EDGE_NO_USABLE_SIZE
 size_t malloc_usable_size(void* p) { return p == NULL ? 0 : recordOf(p)->size; }
+#endif
