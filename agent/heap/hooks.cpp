@@ -230,7 +230,11 @@ __attribute__((always_inline)) inline bool notYetDue(size_t n) {
 // holds a tag: the pointer XOR the key. The pointer itself is the allocator's own, so whatever frees it, even code
 // that bypasses these entry points, hands the allocator a block it knows. A tag is only a hint: the sampler's table
 // of sampled addresses has the last word, and a block that is freed behind the agent's back (its tag left in freed
-// memory) costs at worst one visit to that table.
+// memory) costs at worst one visit to that table. malloc_usable_size is left to the allocator and answers the whole
+// block, tag included: it cannot tell for sure which blocks are sampled (a tag may be left in memory freed where the
+// agent could not see it, and handed out again), and answering less than the program asked for would break its
+// promise. A program that writes into that slack may overwrite a tag: its sample then stays recorded until the
+// session ends or its address is sampled again, an error in the profile, never in the program.
 
 // The usable size of a block, as the allocator's malloc_usable_size would say; glibc's read in line, from the word
 // before p that its free reads next anyway. p is not null.
@@ -384,13 +388,6 @@ __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, si
   return p;
 }
 
-// What the program may use of a block: for a sampled one, all but its tag.
-size_t usableSize(void* p) {
-  const size_t usable = rare(g_hot.next.malloc_usable_size)(p);
-  if ((g_free_check.load(std::memory_order_relaxed) & kCheckTag) == 0 || usable < sizeof(uint64_t)) return usable;
-  return *tagSlot(p, usable) == tagFor(p) ? usable - sizeof(uint64_t) : usable;
-}
-
 // realloc when a sample is due: asked of the allocator 8 bytes larger, then tagged. (When that larger request
 // fails, the one the program made is tried as it was.)
 CPPOPS_HOOK_PATH void* reallocateIntoSample(void* p, size_t n) {
@@ -528,12 +525,6 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
   if (!__builtin_add_overflow(n, page - 1, &pages))
     if (void* p = sampleIfDue(page, pages & ~(page - 1))) return p;
   return rare(g_hot.next.pvalloc)(n);
-}
-
-CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH size_t malloc_usable_size(void* p) {
-  if (p == nullptr) return 0;
-  if ((g_free_check.load(std::memory_order_relaxed) & kCheckArena) != 0 && inArena(p)) return arenaBlockSize(p);
-  return usableSize(p);
 }
 
 }  // extern "C"

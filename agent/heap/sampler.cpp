@@ -120,7 +120,6 @@ static_assert(kStacks <= 65536, "g_stack_order holds 16-bit indices");
 // it would have: at three quarters.
 Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_slot_count; or null
 bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
-bool g_tags_used = false;                    // under g_lock: sampling has started once, so tags may be out there
 uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
 std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
 pid_t g_growth_thread_pid = 0;               // the process it runs in (a forked child has none); control thread only
@@ -144,6 +143,12 @@ uint64_t mix(uint64_t x) {
 // Under g_lock.
 size_t slotHome(uintptr_t address) { return mix(address) & (g_slot_count - 1); }
 size_t nextSlot(size_t i) { return (i + 1) & (g_slot_count - 1); }
+// Under g_lock, with g_slots mapped: the slot that holds address, or the empty one where its probe run ends.
+size_t findSlot(uintptr_t address) {
+  size_t i = slotHome(address);
+  while (g_slots[i].address != address && g_slots[i].address != 0) i = nextSlot(i);
+  return i;
+}
 
 // Populated now rather than faulted in by the samples: each fault is a copy-on-write whose TLB shootdown
 // interrupts every other CPU running the process.
@@ -247,8 +252,7 @@ void askForGrowth(AfterUnlock& after) {
 
 // Under g_lock, after roomForSlot().
 void insertSlot(const Slot& slot, AfterUnlock& after) {
-  size_t i = slotHome(slot.address);
-  while (g_slots[i].address != 0 && g_slots[i].address != slot.address) i = nextSlot(i);
+  const size_t i = findSlot(slot.address);
   // An address already there was a sampled block that was freed where the agent could not see it (by a library
   // loaded with RTLD_DEEPBIND, say): the allocator has handed the address out again, and the old record goes.
   if (g_slots[i].address == 0) ++g_live;
@@ -308,11 +312,8 @@ void startGrowthThread() {
 
 // Under g_lock. Removes address, if it is there.
 void removeSlot(uintptr_t address) {
-  size_t i = slotHome(address);
-  while (g_slots[i].address != address) {
-    if (g_slots[i].address == 0) return;
-    i = nextSlot(i);
-  }
+  size_t i = findSlot(address);
+  if (g_slots[i].address == 0) return;
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
     j = nextSlot(j);
@@ -349,11 +350,13 @@ void* mapTable(size_t bytes) {
 
 void prepareFork() { g_lock.lock(); }
 void parentAfterFork() { g_lock.unlock(); }
-// Under g_lock (or with one thread): what frees check, and the routes to match. Once sampling has started, frees
-// check for tags for the rest of the process's life (and in its forked children): a sampled block may outlive
-// every session. The free route changes before the allocation routes, so no sampled block is ever freed unchecked.
+// Under g_lock (or with one thread): what frees check, and the routes to match. Frees check for tags while
+// sampling is on: a sampled block freed unchecked goes to its allocator all the same (its pointer is the
+// allocator's own), and only the records need to hear of it, which start empty at each session. As sampling starts
+// the free route changes before the allocation routes, so no block sampled in the session is freed unchecked while
+// it lasts.
 void setFreeCheckAndRoutes(bool sampling) {
-  const auto check = static_cast<uint8_t>((g_tags_used ? kCheckTag : 0) |
+  const auto check = static_cast<uint8_t>((sampling ? kCheckTag : 0) |
                                           (g_bootstrap_used.load(std::memory_order_relaxed) ? kCheckArena : 0));
   g_free_check.store(check, std::memory_order_relaxed);
   if (g_routes == nullptr) return;
@@ -550,10 +553,8 @@ std::string startSampling(uint64_t rate_bytes) {
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
   startGrowthThread();
   Guard guard(g_lock);
-  if (!g_tags_used) {
+  if (g_routes->tag_key.load(std::memory_order_relaxed) == 0)
     g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
-    g_tags_used = true;
-  }
   resetTables();
   g_slots = slots;
   g_slot_count = kFirstSlots;

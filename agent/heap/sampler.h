@@ -27,9 +27,9 @@ inline constexpr size_t kMaxDepth = 64;
 
 // Where the hot entry points jump (hooks.cpp). While nothing is sampled, to the allocator itself: an idle agent
 // costs malloc and free one indirect jump each. While sampling, malloc and calloc go to versions that count the
-// bytes down on the calling thread (countdown below); from the first sampling session on, free goes to a version
-// that recognises sampled blocks by their tag (hooks.cpp). The sampler switches them, under its lock, as
-// sampling starts and stops (and the free check too while the bootstrap arena is in use).
+// bytes down on the calling thread (countdown below), and free to a version that recognises sampled blocks by their
+// tag (hooks.cpp). The sampler switches them, under its lock, as sampling starts and stops (and the free check too
+// while the bootstrap arena is in use).
 using MallocFn = void* (*)(size_t);
 using CallocFn = void* (*)(size_t, size_t);
 using FreeFn = void (*)(void*) noexcept;
@@ -54,7 +54,7 @@ struct RouteChoices {
 extern std::atomic<bool> g_sampling;  // the slow path records samples
 
 // What frees must check: 0 (nothing) or these bits.
-inline constexpr uint8_t kCheckTag = 1;    // sampling has run: a block may carry a sample's tag
+inline constexpr uint8_t kCheckTag = 1;    // sampling is on: a block may carry a sample's tag
 inline constexpr uint8_t kCheckArena = 2;  // the bootstrap arena handed memory out, which no allocator owns
 extern std::atomic<uint8_t> g_free_check;
 

@@ -76,7 +76,7 @@ void round(unsigned seed) {
     }
     check(p != nullptr, "allocation succeeds");
     if (p == nullptr) continue;
-    // All that malloc_usable_size promises is the program's: a sampled block's answer must not reach past it.
+    // All that malloc_usable_size promises is the program's, sampled block or not.
     const size_t usable = malloc_usable_size(p);
     check(usable >= n, "malloc_usable_size covers the block");
     std::memset(p, fill, usable);

@@ -5,6 +5,7 @@
    "ready" and sleeps until a signal ends it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,10 @@ int main(int argc, char** argv) {
         default: blocks[i] = aligned_alloc(64, (n + 63) / 64 * 64); break;
       }
       if (blocks[i] == NULL) return 1;
-      memset(blocks[i], (int)(i & 0xff), n);
+      /* All that malloc_usable_size promises is the program's, even where the plugin freed a block before. */
+      const size_t usable = malloc_usable_size(blocks[i]);
+      bad += usable < n;
+      memset(blocks[i], (int)(i & 0xff), usable);
     }
     /* The plugin frees a quarter, grows a quarter and hands back blocks of its own for another quarter; the program
        frees the rest, and everything the plugin gave it. */
