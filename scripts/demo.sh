@@ -10,7 +10,8 @@ export PATH=$root/build/cmd:$PATH
 export CPPOPS_SOCKET_DIR=${CPPOPS_SOCKET_DIR:-$(mktemp -d /tmp/cppopsdemo-XXXXXX)}
 LD_PRELOAD=$root/build/agent/libcppops_agent.so build/tests/targets/demo_service > /dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$CPPOPS_SOCKET_DIR"' EXIT
+# The service dies of the SIGTERM (status 143), which must not become the demo's own exit status.
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$CPPOPS_SOCKET_DIR"' EXIT
 for _ in $(seq 100); do
   ls "$CPPOPS_SOCKET_DIR"/"$pid"-*.sock >/dev/null 2>&1 && break
   sleep 0.05
