@@ -44,6 +44,7 @@ Agent& agent() {
 }
 
 void* controlThread(void* signo) {
+  heap::neverSampleThisThread();
   pthread_setname_np(pthread_self(), "cppops-agent");
   stackCapture().prepare(static_cast<int>(reinterpret_cast<intptr_t>(signo)));
   agent().server.run();

@@ -5,6 +5,8 @@
 
 #include <atomic>
 
+#include "heap/sampler.h"
+
 namespace cppops::agent {
 namespace {
 
@@ -18,6 +20,7 @@ pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 }  // namespace
 
 void noteOwnThread() {
+  heap::neverSampleThisThread();
   const pid_t tid = currentTid();
   for (auto& slot : g_own) {
     pid_t empty = 0;

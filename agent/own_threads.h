@@ -1,6 +1,6 @@
 // The agent's helper threads (the heap sampler's, a running profile's): a stack dump leaves them out, as it leaves
 // out the control thread, because they are not the program's. They block every signal (so that the host's are
-// never delivered to them) and could not answer the dump's anyway.
+// never delivered to them) and could not answer the dump's anyway. What they allocate is never heap-sampled.
 #pragma once
 
 #include <sys/types.h>

@@ -417,7 +417,8 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
     return reportError(reply.error(), flags);
   }
   const bool sampling = reply->sampling != 0;
-  if (f.stop && reply->sampled_ns == 0 && reply->samples.empty())
+  const bool was_on = !(f.stop && reply->sampled_ns == 0 && reply->samples.empty());
+  if (!was_on)
     reply->notes.push_back("heap sampling was not on in this process; start it with --start, or take a profile "
                            "over --duration without --start");
   profile::Capture capture = profile::heapCapture(f.pid, std::move(*reply), *shown);
@@ -434,6 +435,11 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
                                 "(go tool pprof -base {} FILE shows them too)",
                                 f.base, comparison.matched, comparison.shrank, f.base));
   }
+  if (was_on && profile.samples.empty())
+    notes.push_back(fmt::format("nothing was sampled over {} at one sample every {} allocated bytes on average: the "
+                                "process allocated less than that meanwhile; sample for longer, or at a lower "
+                                "--heap-rate (16KiB, say)",
+                                profile::formatDuration(profile.duration_ns), profile.heap_rate_bytes));
   if (sampling) notes.push_back("heap sampling is still on; switch it off with `cppops profile " + std::to_string(f.pid) + " --heap --stop`");
   if (Status written = writeProfile(profile, *format, f, start_unix_ns); !written) return reportError(written.error(), flags);
 

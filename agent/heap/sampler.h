@@ -110,6 +110,10 @@ struct Snapshot {
   std::vector<StackRecord> stacks;
 };
 
+// The calling thread is one of the agent's own (the control thread, a profile's, the sampler's): what it allocates
+// is never sampled, because a heap profile shows the program's allocations, not the agent's answering for them.
+inline void neverSampleThisThread() { t_heap_state.busy = 1; }
+
 // While one lives, the calling thread's allocations are not sampled: the agent reading its own tables would
 // otherwise show up in them.
 class NotSampled {

@@ -299,6 +299,21 @@ TEST_CASE("heap profile: one run over --duration switches sampling on and off ag
   CHECK(heap.at("heap_profiler").at("sampling") == false);
 }
 
+TEST_CASE("heap profile: a process that allocates nothing meanwhile gets no samples and a note saying what to do") {
+  Target t({"sites"});
+  auto r = runCli({"profile", t.pid(), "--heap", "-d", "200ms"}, t.dir.path());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("No samples.") != std::string::npos);
+  CHECK(r.out.find("note: nothing was sampled over 200") != std::string::npos);
+  CHECK(r.out.find("one sample every 524288 allocated bytes") != std::string::npos);
+  CHECK(r.out.find("--heap-rate (16KiB, say)") != std::string::npos);
+  // Sampling every byte: the agent's own threads allocate as they answer, and none of that is the program's.
+  json every_byte = t.cli({"profile", t.pid(), "--heap", "-d", "200ms", "--heap-rate", "1", "--json", "--top", "0"});
+  INFO(every_byte.dump(2));
+  CHECK(every_byte.at("total").at("alloc_objects") == 0);
+  CHECK(every_byte.at("top").empty());
+}
+
 TEST_CASE("heap profile: the static agent says what it needs instead") {
   TempDir dir;
   TargetProcess t({"linked_target", {}, false, {}, {}}, dir.path());
