@@ -40,6 +40,9 @@ using ReallocFn = void* (*)(void*, size_t);
 using MemalignFn = void* (*)(size_t, size_t);
 using PosixMemalignFn = int (*)(void**, size_t, size_t);
 using UsableSizeFn = size_t (*)(void*);
+using SdallocxFn = void (*)(void*, size_t, int);              // jemalloc's sized free
+using FreeSizedFn = void (*)(void*, size_t);                  // C23
+using FreeAlignedSizedFn = void (*)(void*, size_t, size_t);  // C23
 
 // dlsym may allocate while it looks the real allocator up (calloc for its error state); those allocations come
 // from here. Never reused, so it is zeroed as calloc needs; frees of it are ignored.
@@ -75,6 +78,10 @@ void bootFree(void* p) noexcept;
 void* bootCalloc(size_t count, size_t size);
 void* bootRealloc(void* p, size_t n);
 RouteChoices routeChoices();
+// For an allocator without such a sized free (glibc has no sdallocx; before 2.39 or so, no free_sized): free.
+void sdallocxWithoutSize(void* p, size_t, int) noexcept;
+void freeSizedWithoutSize(void* p, size_t) noexcept;
+void freeAlignedSizedWithoutSize(void* p, size_t, size_t) noexcept;
 
 // The next definitions. Until resolved, the hot four point at their bootstrap versions (so the hot path needs no
 // "resolved?" check); the rest are resolved before any of them can be reached through resolve().
@@ -89,6 +96,9 @@ struct Next {
   std::atomic<MallocFn> valloc{nullptr};
   std::atomic<MallocFn> pvalloc{nullptr};
   std::atomic<UsableSizeFn> malloc_usable_size{nullptr};
+  std::atomic<SdallocxFn> sdallocx{nullptr};
+  std::atomic<FreeSizedFn> free_sized{nullptr};
+  std::atomic<FreeAlignedSizedFn> free_aligned_sized{nullptr};
 };
 // What every call reads, in one cache line: the routes, and where the counting versions forward to. Constant-
 // initialized (constexpr constructors): libraries initialized before the agent allocate through it.
@@ -114,6 +124,12 @@ Fn lookUp(const char* name) {
   auto fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
   if (fn == nullptr) cannotResolve(name);
   return fn;
+}
+
+template <typename Fn>
+Fn lookUpOr(const char* name, Fn absent) {
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  return fn != nullptr ? fn : absent;
 }
 
 // The module that defines fn, or null.
@@ -172,6 +188,10 @@ void resolve() {
   g_hot.next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
   g_hot.next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
   g_hot.next.malloc_usable_size.store(lookUp<UsableSizeFn>("malloc_usable_size"), std::memory_order_relaxed);
+  g_hot.next.sdallocx.store(lookUpOr<SdallocxFn>("sdallocx", sdallocxWithoutSize), std::memory_order_relaxed);
+  g_hot.next.free_sized.store(lookUpOr<FreeSizedFn>("free_sized", freeSizedWithoutSize), std::memory_order_relaxed);
+  g_hot.next.free_aligned_sized.store(
+      lookUpOr<FreeAlignedSizedFn>("free_aligned_sized", freeAlignedSizedWithoutSize), std::memory_order_relaxed);
   g_hot.glibc_chunks.store(freeIsGlibcs(), std::memory_order_relaxed);
   g_hot.next.malloc.store(next_malloc, std::memory_order_release);
   registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_hot.routes, routeChoices());
@@ -381,6 +401,19 @@ __attribute__((always_inline)) inline void release(void* p) { g_hot.routes.free.
 
 bool isPowerOfTwo(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
+void sdallocxWithoutSize(void* p, size_t, int) noexcept { release(p); }
+void freeSizedWithoutSize(void* p, size_t) noexcept { release(p); }
+void freeAlignedSizedWithoutSize(void* p, size_t, size_t) noexcept { release(p); }
+
+// For the sized frees: whether p must go through free, which takes no size. A sampled block is larger than the size
+// the program passes (its tag), perhaps of the allocator's next size class; no allocator owns the bootstrap arena.
+bool freedWithoutSize(void* p) {
+  const uint8_t check = g_free_check.load(std::memory_order_relaxed);
+  if (__builtin_expect(check == 0, 1) || p == nullptr) return false;
+  if ((check & kCheckArena) != 0 && inArena(p)) return true;
+  return (check & kCheckTag) != 0 && sampledTag(p) != nullptr;
+}
+
 __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, size_t n) {
   if (void* p = sampleIfDue(alignment, n)) return p;
   void* p = nullptr;
@@ -525,6 +558,22 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
   if (!__builtin_add_overflow(n, page - 1, &pages))
     if (void* p = sampleIfDue(page, pages & ~(page - 1))) return p;
   return rare(g_hot.next.pvalloc)(n);
+}
+
+// The sized frees, for programs that call them themselves (folly calls jemalloc's sdallocx, for one).
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void sdallocx(void* p, size_t size, int flags) {
+  if (freedWithoutSize(p)) return release(p);
+  rare(g_hot.next.sdallocx)(p, size, flags);
+}
+
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_sized(void* p, size_t size) {
+  if (freedWithoutSize(p)) return release(p);
+  rare(g_hot.next.free_sized)(p, size);
+}
+
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_aligned_sized(void* p, size_t alignment, size_t size) {
+  if (freedWithoutSize(p)) return release(p);
+  rare(g_hot.next.free_aligned_sized)(p, alignment, size);
 }
 
 }  // extern "C"

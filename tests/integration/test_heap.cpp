@@ -299,6 +299,22 @@ TEST_CASE("heap profile: one run over --duration switches sampling on and off ag
   CHECK(heap.at("heap_profiler").at("sampling") == false);
 }
 
+// folly, for one, frees through jemalloc's sdallocx with the size it asked for, where a sampled block is 8 bytes
+// larger and may belong to the next size class: the agent's sdallocx (C23's free_sized too) sends sampled blocks
+// through free, which takes no size. Everywhere else it is the plain free it falls back to.
+TEST_CASE("heap profile: sized frees of sampled blocks reach the allocator without the size and are seen") {
+  forEachAllocator([](const std::string& allocator) {
+    Target t({"sized"}, allocator, {{"CPPOPS_HEAP_PROFILE", "1024"}});
+    CHECK(t.target.out().find("sized: 32768 blocks, 0 overwritten") != std::string::npos);
+    json allocated = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0", "--sample-index", "alloc_space"});
+    json inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+    INFO(inuse.dump(2));
+    // Twice 32768 blocks of 136 B on average.
+    CHECK(static_cast<double>(flatOf(allocated, "allocateAndFreeSized")) == Approx(2 * 32768 * 136.0).epsilon(0.2));
+    CHECK(flatOf(inuse, "allocateAndFreeSized") == 0);
+  });
+}
+
 TEST_CASE("heap profile: a process that allocates nothing meanwhile gets no samples and a note saying what to do") {
   Target t({"sites"});
   auto r = runCli({"profile", t.pid(), "--heap", "-d", "200ms"}, t.dir.path());

@@ -5,7 +5,12 @@
 //   leak   leaks 64 KiB from leakSteadily() every 5 ms and churns 64 KiB through churn() in between
 //   gc     allocates 128 MiB in 4 KiB blocks, frees all but the last, prints "freed": memory the allocator holds
 //          free, which only a trim gives back
+//   sized  allocates 32768 blocks of 16 to 256 B (sizes of jemalloc's small classes, no slack) and frees each with
+//          the sized free sdallocx(p, size, 0), as folly does behind jemalloc (plain free where no library defines
+//          it); then allocates them again, fills each with its own byte and checks that none was overwritten:
+//          prints "sized: N blocks, M overwritten"
 // Prints "ready" when set up. Exits on SIGTERM.
+#include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -68,6 +73,40 @@ __attribute__((noinline)) void allocateAndFreeMost() {
   kept().push_back(static_cast<char*>(blocks.back()));
 }
 
+__attribute__((noinline)) size_t allocateAndFreeSized() {
+  using Sdallocx = void (*)(void*, size_t, int);
+  auto sdallocx = reinterpret_cast<Sdallocx>(dlsym(RTLD_DEFAULT, "sdallocx"));
+  constexpr size_t kBlocks = 32768;
+  auto sizeOf = [](size_t i) { return 16 * (1 + i % 16); };
+  std::vector<unsigned char*> blocks(kBlocks);
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks[i] = static_cast<unsigned char*>(std::malloc(sizeOf(i)));
+    std::memset(blocks[i], 1, sizeOf(i));
+  }
+  for (size_t i = 0; i < kBlocks; ++i) {
+    if (sdallocx != nullptr)
+      sdallocx(blocks[i], sizeOf(i), 0);
+    else
+      std::free(blocks[i]);
+  }
+  // A block freed into the wrong size class would be handed out twice, or overlap another.
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks[i] = static_cast<unsigned char*>(std::malloc(sizeOf(i)));
+    std::memset(blocks[i], static_cast<int>(i % 251), sizeOf(i));
+  }
+  size_t overwritten = 0;
+  for (size_t i = 0; i < kBlocks; ++i) {
+    for (size_t k = 0; k < sizeOf(i); ++k)
+      if (blocks[i][k] != i % 251) {
+        ++overwritten;
+        break;
+      }
+    std::free(blocks[i]);
+  }
+  std::printf("sized: %zu blocks, %zu overwritten\n", kBlocks, overwritten);
+  return overwritten;
+}
+
 void say(const char* text) {
   std::printf("%s\n", text);
   std::fflush(stdout);
@@ -84,6 +123,7 @@ int main(int argc, char** argv) {
     allocateAndFreeMost();
     say("freed");
   }
+  if (std::strcmp(mode, "sized") == 0) allocateAndFreeSized();
   say("ready");
   while (g_stop == 0) {
     if (std::strcmp(mode, "sites") == 0 && g_go != 0) {
