@@ -287,7 +287,6 @@ void prepareGrowth() {
 void* growthThread(void*) {
   pthread_setname_np(pthread_self(), "cppops-heap");
   noteOwnThread();
-  t_heap_state.busy = 1;  // nothing it allocates is a sample
   for (;;) {
     const uint32_t seen = g_growth_requests.load(std::memory_order_acquire);
     prepareGrowth();
