@@ -40,9 +40,9 @@ using ReallocFn = void* (*)(void*, size_t);
 using MemalignFn = void* (*)(size_t, size_t);
 using PosixMemalignFn = int (*)(void**, size_t, size_t);
 using UsableSizeFn = size_t (*)(void*);
-using SdallocxFn = void (*)(void*, size_t, int);              // jemalloc's sized free
-using FreeSizedFn = void (*)(void*, size_t);                  // C23
-using FreeAlignedSizedFn = void (*)(void*, size_t, size_t);  // C23
+using SdallocxFn = void (*)(void*, size_t, int);             // jemalloc's sized free
+using FreeSizedFn = void (*)(void*, size_t);                 // C23's, and tcmalloc's tc_free_sized and the like
+using FreeAlignedSizedFn = void (*)(void*, size_t, size_t);  // C23's, and tcmalloc's aligned ones
 
 // dlsym may allocate while it looks the real allocator up (calloc for its error state); those allocations come
 // from here. Never reused, so it is zeroed as calloc needs; frees of it are ignored.
@@ -78,10 +78,9 @@ void bootFree(void* p) noexcept;
 void* bootCalloc(size_t count, size_t size);
 void* bootRealloc(void* p, size_t n);
 RouteChoices routeChoices();
-// For an allocator without such a sized free (glibc has no sdallocx; before 2.39 or so, no free_sized): free.
-void sdallocxWithoutSize(void* p, size_t, int) noexcept;
-void freeSizedWithoutSize(void* p, size_t) noexcept;
-void freeAlignedSizedWithoutSize(void* p, size_t, size_t) noexcept;
+// For an allocator without such a sized free (glibc has no sdallocx, and before 2.39 or so no free_sized): free.
+template <typename... Size>
+void releaseWithoutSize(void* p, Size...) noexcept;
 
 // The next definitions. Until resolved, the hot four point at their bootstrap versions (so the hot path needs no
 // "resolved?" check); the rest are resolved before any of them can be reached through resolve().
@@ -99,6 +98,11 @@ struct Next {
   std::atomic<SdallocxFn> sdallocx{nullptr};
   std::atomic<FreeSizedFn> free_sized{nullptr};
   std::atomic<FreeAlignedSizedFn> free_aligned_sized{nullptr};
+  std::atomic<FreeSizedFn> tc_free_sized{nullptr};
+  std::atomic<FreeSizedFn> tc_delete_sized{nullptr};
+  std::atomic<FreeSizedFn> tc_deletearray_sized{nullptr};
+  std::atomic<FreeAlignedSizedFn> tc_delete_sized_aligned{nullptr};
+  std::atomic<FreeAlignedSizedFn> tc_deletearray_sized_aligned{nullptr};
 };
 // What every call reads, in one cache line: the routes, and where the counting versions forward to. Constant-
 // initialized (constexpr constructors): libraries initialized before the agent allocate through it.
@@ -188,10 +192,21 @@ void resolve() {
   g_hot.next.calloc.store(lookUp<CallocFn>("calloc"), std::memory_order_relaxed);
   g_hot.next.realloc.store(lookUp<ReallocFn>("realloc"), std::memory_order_relaxed);
   g_hot.next.malloc_usable_size.store(lookUp<UsableSizeFn>("malloc_usable_size"), std::memory_order_relaxed);
-  g_hot.next.sdallocx.store(lookUpOr<SdallocxFn>("sdallocx", sdallocxWithoutSize), std::memory_order_relaxed);
-  g_hot.next.free_sized.store(lookUpOr<FreeSizedFn>("free_sized", freeSizedWithoutSize), std::memory_order_relaxed);
-  g_hot.next.free_aligned_sized.store(
-      lookUpOr<FreeAlignedSizedFn>("free_aligned_sized", freeAlignedSizedWithoutSize), std::memory_order_relaxed);
+  constexpr SdallocxFn kSdallocxAbsent = releaseWithoutSize<size_t, int>;
+  constexpr FreeSizedFn kFreeSizedAbsent = releaseWithoutSize<size_t>;
+  constexpr FreeAlignedSizedFn kFreeAlignedSizedAbsent = releaseWithoutSize<size_t, size_t>;
+  g_hot.next.sdallocx.store(lookUpOr("sdallocx", kSdallocxAbsent), std::memory_order_relaxed);
+  g_hot.next.free_sized.store(lookUpOr("free_sized", kFreeSizedAbsent), std::memory_order_relaxed);
+  g_hot.next.free_aligned_sized.store(lookUpOr("free_aligned_sized", kFreeAlignedSizedAbsent),
+                                      std::memory_order_relaxed);
+  g_hot.next.tc_free_sized.store(lookUpOr("tc_free_sized", kFreeSizedAbsent), std::memory_order_relaxed);
+  g_hot.next.tc_delete_sized.store(lookUpOr("tc_delete_sized", kFreeSizedAbsent), std::memory_order_relaxed);
+  g_hot.next.tc_deletearray_sized.store(lookUpOr("tc_deletearray_sized", kFreeSizedAbsent),
+                                        std::memory_order_relaxed);
+  g_hot.next.tc_delete_sized_aligned.store(lookUpOr("tc_delete_sized_aligned", kFreeAlignedSizedAbsent),
+                                           std::memory_order_relaxed);
+  g_hot.next.tc_deletearray_sized_aligned.store(lookUpOr("tc_deletearray_sized_aligned", kFreeAlignedSizedAbsent),
+                                                std::memory_order_relaxed);
   g_hot.glibc_chunks.store(freeIsGlibcs(), std::memory_order_relaxed);
   g_hot.next.malloc.store(next_malloc, std::memory_order_release);
   registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_hot.routes, routeChoices());
@@ -401,17 +416,21 @@ __attribute__((always_inline)) inline void release(void* p) { g_hot.routes.free.
 
 bool isPowerOfTwo(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-void sdallocxWithoutSize(void* p, size_t, int) noexcept { release(p); }
-void freeSizedWithoutSize(void* p, size_t) noexcept { release(p); }
-void freeAlignedSizedWithoutSize(void* p, size_t, size_t) noexcept { release(p); }
+template <typename... Size>
+void releaseWithoutSize(void* p, Size...) noexcept {
+  release(p);
+}
 
-// For the sized frees: whether p must go through free, which takes no size. A sampled block is larger than the size
-// the program passes (its tag), perhaps of the allocator's next size class; no allocator owns the bootstrap arena.
-bool freedWithoutSize(void* p) {
+// A sized free: p goes to the allocator's with the size the program passes, unless it must go through free, which
+// takes none. A sampled block is larger than that size (its tag), perhaps of the allocator's next size class; no
+// allocator owns the bootstrap arena.
+template <typename Fn, typename... Size>
+__attribute__((always_inline)) inline void releaseSized(std::atomic<Fn>& next, void* p, Size... size) {
   const uint8_t check = g_free_check.load(std::memory_order_relaxed);
-  if (__builtin_expect(check == 0, 1) || p == nullptr) return false;
-  if ((check & kCheckArena) != 0 && inArena(p)) return true;
-  return (check & kCheckTag) != 0 && sampledTag(p) != nullptr;
+  if (__builtin_expect(check != 0, 0) && p != nullptr &&
+      (((check & kCheckArena) != 0 && inArena(p)) || ((check & kCheckTag) != 0 && sampledTag(p) != nullptr)))
+    return release(p);
+  rare(next)(p, size...);
 }
 
 __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, size_t n) {
@@ -560,20 +579,32 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
   return rare(g_hot.next.pvalloc)(n);
 }
 
-// The sized frees, for programs that call them themselves (folly calls jemalloc's sdallocx, for one).
+// The sized frees, for programs that call them themselves (folly calls jemalloc's sdallocx, for one; tcmalloc's
+// own are in its C API).
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void sdallocx(void* p, size_t size, int flags) {
-  if (freedWithoutSize(p)) return release(p);
-  rare(g_hot.next.sdallocx)(p, size, flags);
+  releaseSized(g_hot.next.sdallocx, p, size, flags);
 }
-
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_sized(void* p, size_t size) {
-  if (freedWithoutSize(p)) return release(p);
-  rare(g_hot.next.free_sized)(p, size);
+  releaseSized(g_hot.next.free_sized, p, size);
 }
-
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_aligned_sized(void* p, size_t alignment, size_t size) {
-  if (freedWithoutSize(p)) return release(p);
-  rare(g_hot.next.free_aligned_sized)(p, alignment, size);
+  releaseSized(g_hot.next.free_aligned_sized, p, alignment, size);
+}
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_free_sized(void* p, size_t size) {
+  releaseSized(g_hot.next.tc_free_sized, p, size);
+}
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_delete_sized(void* p, size_t size) {
+  releaseSized(g_hot.next.tc_delete_sized, p, size);
+}
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_deletearray_sized(void* p, size_t size) {
+  releaseSized(g_hot.next.tc_deletearray_sized, p, size);
+}
+// std::align_val_t is passed as the size_t it is.
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_delete_sized_aligned(void* p, size_t size, size_t alignment) {
+  releaseSized(g_hot.next.tc_delete_sized_aligned, p, size, alignment);
+}
+CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_deletearray_sized_aligned(void* p, size_t size, size_t alignment) {
+  releaseSized(g_hot.next.tc_deletearray_sized_aligned, p, size, alignment);
 }
 
 }  // extern "C"

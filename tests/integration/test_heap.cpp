@@ -300,8 +300,8 @@ TEST_CASE("heap profile: one run over --duration switches sampling on and off ag
 }
 
 // folly, for one, frees through jemalloc's sdallocx with the size it asked for, where a sampled block is 8 bytes
-// larger and may belong to the next size class: the agent's sdallocx (C23's free_sized too) sends sampled blocks
-// through free, which takes no size. Everywhere else it is the plain free it falls back to.
+// larger and may belong to the next size class: the agent's sdallocx (tcmalloc's tc_free_sized, C23's free_sized
+// too) sends sampled blocks through free, which takes no size. heap_target calls its allocator's own.
 TEST_CASE("heap profile: sized frees of sampled blocks reach the allocator without the size and are seen") {
   forEachAllocator([](const std::string& allocator) {
     Target t({"sized"}, allocator, {{"CPPOPS_HEAP_PROFILE", "1024"}});

@@ -96,10 +96,11 @@ TEST_CASE("the shared agent exports only its public C API and the entry points i
   auto nm = runProgram({"/usr/bin/nm", "-D", "--defined-only", agentLibraryPath()}, {});
   REQUIRE(nm.exit_code == 0);
   // The heap profiler's entry points (agent/heap/hooks.cpp): the C allocator (not malloc_usable_size, whose answer
-  // the allocator's own is), the sized frees of jemalloc and C23, and every replaceable operator new and delete,
-  // exactly these.
+  // the allocator's own is), the sized frees of jemalloc, tcmalloc and C23, and every replaceable operator new and
+  // delete, exactly these.
   std::set<std::string> allocator{"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "aligned_alloc",
-                                  "posix_memalign", "valloc", "pvalloc", "sdallocx", "free_sized", "free_aligned_sized",
+                                  "posix_memalign", "valloc", "pvalloc", "sdallocx", "free_sized", "free_aligned_sized", "tc_free_sized", "tc_delete_sized", "tc_deletearray_sized",
+                                  "tc_delete_sized_aligned", "tc_deletearray_sized_aligned",
                                   "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
                                   "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
                                   "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",

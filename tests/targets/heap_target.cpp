@@ -6,9 +6,9 @@
 //   gc     allocates 128 MiB in 4 KiB blocks, frees all but the last, prints "freed": memory the allocator holds
 //          free, which only a trim gives back
 //   sized  allocates 32768 blocks of 16 to 256 B (sizes of jemalloc's small classes, no slack) and frees each with
-//          the sized free sdallocx(p, size, 0), as folly does behind jemalloc (plain free where no library defines
-//          it); then allocates them again, fills each with its own byte and checks that none was overwritten:
-//          prints "sized: N blocks, M overwritten"
+//          its allocator's sized free: jemalloc's sdallocx(p, size, 0), as folly does, or tcmalloc's
+//          tc_free_sized(p, size) (plain free with glibc); then allocates them again, fills each with its own byte
+//          and checks that none was overwritten: prints "sized: N blocks, M overwritten"
 // Prints "ready" when set up. Exits on SIGTERM.
 #include <dlfcn.h>
 #include <signal.h>
@@ -75,7 +75,11 @@ __attribute__((noinline)) void allocateAndFreeMost() {
 
 __attribute__((noinline)) size_t allocateAndFreeSized() {
   using Sdallocx = void (*)(void*, size_t, int);
-  auto sdallocx = reinterpret_cast<Sdallocx>(dlsym(RTLD_DEFAULT, "sdallocx"));
+  using FreeSized = void (*)(void*, size_t);
+  auto sdallocx = dlsym(RTLD_DEFAULT, "mallctl") != nullptr
+                      ? reinterpret_cast<Sdallocx>(dlsym(RTLD_DEFAULT, "sdallocx")) : nullptr;
+  auto tc_free_sized = dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty") != nullptr
+                           ? reinterpret_cast<FreeSized>(dlsym(RTLD_DEFAULT, "tc_free_sized")) : nullptr;
   constexpr size_t kBlocks = 32768;
   auto sizeOf = [](size_t i) { return 16 * (1 + i % 16); };
   std::vector<unsigned char*> blocks(kBlocks);
@@ -86,6 +90,8 @@ __attribute__((noinline)) size_t allocateAndFreeSized() {
   for (size_t i = 0; i < kBlocks; ++i) {
     if (sdallocx != nullptr)
       sdallocx(blocks[i], sizeOf(i), 0);
+    else if (tc_free_sized != nullptr)
+      tc_free_sized(blocks[i], sizeOf(i));
     else
       std::free(blocks[i]);
   }
