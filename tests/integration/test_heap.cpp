@@ -75,6 +75,20 @@ void checkGcReleases(Target& t, const std::string& allocator, const std::string&
   CHECK(figure(gc.at("before"), "rss_bytes") - figure(gc.at("after"), "rss_bytes") == gc.at("released_bytes").get<uint64_t>());
 }
 
+// argv with the agent preloaded (before `allocator`, when there is one) and sampling from start-up at `rate` gives
+// the same exit status, output and errors as `alone`, its run without the agent.
+void checkSameWithAgent(const std::vector<std::string>& argv, const CliResult& alone, const char* rate,
+                        const std::string& socket_dir, const std::string& allocator = "") {
+  INFO("CPPOPS_HEAP_PROFILE=" << rate);
+  auto preloaded = runProgram(argv, {{"LD_PRELOAD", agentLibraryPath() + (allocator.empty() ? "" : " " + allocator)},
+                                     {"CPPOPS_SOCKET_DIR", socket_dir},
+                                     {"CPPOPS_HEAP_PROFILE", rate}});
+  INFO(preloaded.err);
+  CHECK(preloaded.exit_code == alone.exit_code);
+  CHECK(preloaded.out == alone.out);
+  CHECK(preloaded.err == alone.err);
+}
+
 // Runs check behind glibc ("") and behind jemalloc and tcmalloc preloaded after the agent.
 template <typename Check>
 void forEachAllocator(Check check) {
@@ -366,26 +380,15 @@ TEST_CASE("interposition: every entry point, threads, fork, overflows give the s
   REQUIRE(plain.exit_code == 0);
   CHECK(plain.out.find("fork: 20 of 20 children") != std::string::npos);
   CHECK(plain.out.find("calloc overflow: null, errno ENOMEM") != std::string::npos);
-  for (const char* rate : {"1", "4096", "0"}) {
-    INFO("CPPOPS_HEAP_PROFILE=" << rate);
-    auto preloaded = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath()},
-                                                                {"CPPOPS_SOCKET_DIR", dir.path()},
-                                                                {"CPPOPS_HEAP_PROFILE", rate}});
-    CHECK(preloaded.exit_code == 0);
-    CHECK(preloaded.out == plain.out);
-    CHECK(preloaded.err == plain.err);
-  }
+  for (const char* rate : {"1", "4096", "0"})
+    checkSameWithAgent({targetPath("alloc_torture")}, plain, rate, dir.path());
   // tcmalloc behind the agent: the same as tcmalloc alone. (jemalloc has no pvalloc, which alloc_torture calls:
   // glibc's answers, and jemalloc crashes on that block with or without the agent.)
   const std::string tcmalloc = kLibDir + "libtcmalloc_minimal.so.4";
   if (exists(tcmalloc)) {
     auto alone = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", tcmalloc}});
-    auto behind = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath() + " " + tcmalloc},
-                                                             {"CPPOPS_SOCKET_DIR", dir.path()},
-                                                             {"CPPOPS_HEAP_PROFILE", "4096"}});
     CHECK(alone.exit_code == 0);
-    CHECK(behind.exit_code == 0);
-    CHECK(behind.out == alone.out);
+    checkSameWithAgent({targetPath("alloc_torture")}, alone, "4096", dir.path(), tcmalloc);
   }
 }
 
@@ -399,16 +402,8 @@ TEST_CASE("interposition: behind an allocator other than glibc every pointer han
   INFO(alone.err);
   REQUIRE(alone.exit_code == 0);
   CHECK(alone.out.find("fork: 20 of 20 children") != std::string::npos);
-  for (const char* rate : {"1", "4096"}) {
-    INFO("CPPOPS_HEAP_PROFILE=" << rate);
-    auto behind = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", agentLibraryPath() + " " + edge},
-                                                             {"CPPOPS_SOCKET_DIR", dir.path()},
-                                                             {"CPPOPS_HEAP_PROFILE", rate}});
-    INFO(behind.err);
-    CHECK(behind.exit_code == 0);
-    CHECK(behind.out == alone.out);
-    CHECK(behind.err == alone.err);
-  }
+  for (const char* rate : {"1", "4096"})
+    checkSameWithAgent({targetPath("alloc_torture")}, alone, rate, dir.path(), edge);
 }
 
 // A library loaded with RTLD_DEEPBIND binds free and realloc to glibc's own, past the agent: sampled or not, the
@@ -421,16 +416,8 @@ TEST_CASE("interposition: a library loaded with RTLD_DEEPBIND frees and grows sa
   INFO(plain.err);
   REQUIRE(plain.exit_code == 0);
   CHECK(plain.out == "deepbind: 40 rounds, 15360 blocks checked, 0 bad\n");
-  for (const char* rate : {"1", "4096"}) {
-    INFO("CPPOPS_HEAP_PROFILE=" << rate);
-    auto preloaded = runProgram({targetPath("deepbind_host"), plugin}, {{"LD_PRELOAD", agentLibraryPath()},
-                                                                         {"CPPOPS_SOCKET_DIR", dir.path()},
-                                                                         {"CPPOPS_HEAP_PROFILE", rate}});
-    INFO(preloaded.err);
-    CHECK(preloaded.exit_code == 0);
-    CHECK(preloaded.out == plain.out);
-    CHECK(preloaded.err == plain.err);
-  }
+  for (const char* rate : {"1", "4096"})
+    checkSameWithAgent({targetPath("deepbind_host"), plugin}, plain, rate, dir.path());
   // The sampler never heard of the blocks the plugin freed; the 4 MiB the program then keeps are counted as they are.
   TargetProcess t({"deepbind_host", {plugin, "hold"}, true, {{"CPPOPS_HEAP_PROFILE", "4096"}}, {}}, dir.path());
   REQUIRE(t.waitForOutput("ready", 30s));
