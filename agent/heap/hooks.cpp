@@ -157,7 +157,7 @@ int findValgrindTool(dl_phdr_info* info, size_t, void* found) {
 
 // Why sampled blocks cannot be tagged in this process, or null when they can: the last word of a block is found
 // with the allocator's malloc_usable_size (glibc's read in line), which must be the allocator's own. Called by the
-// sampler before the first session, outside any allocation.
+// sampler as each session starts, outside any allocation.
 const char* cannotTag() {
   bool valgrind_tool = false;
   dl_iterate_phdr(findValgrindTool, &valgrind_tool);
