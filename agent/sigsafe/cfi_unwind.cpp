@@ -3,6 +3,9 @@
 #include <dlfcn.h>
 #include <string.h>
 
+// ld.so's record of where the main thread's stack began (the address of argc); no glibc header declares it.
+extern "C" void* __libc_stack_end;
+
 #include <atomic>
 
 namespace cppops::agent::sigsafe {
@@ -473,8 +476,26 @@ void cacheRule(uintptr_t target, uintptr_t header, uint64_t rule) {
   e.sequence.store(sequence + 2, std::memory_order_release);
 }
 
-// How far one frame's CFA may lie above the previous one: more means the walk has left the stack.
+// How far one frame's CFA may lie above the previous one, on a stack whose top is not known: more means the walk
+// has left the stack.
 constexpr uintptr_t kMaxFrameSize = uintptr_t{1} << 28;
+
+// The address the calling thread's stack ends below, as seen from `sp`, or 0 when it is not known. Every frame of
+// the walk lies between sp and there, so a frame whose unwind information points above it is wrong (assembly
+// with CFI that lies, a corrupted frame pointer), and reading there could fault inside a signal handler.
+//  - A thread made by glibc (its own stack or one given with pthread_attr_setstack) has its thread control
+//    block just above its stack: the x86-64 TLS ABI's thread pointer, whose first word points to itself.
+//  - The main thread's stack lies above every mapping that holds a control block; ld.so records where it began
+//    in __libc_stack_end (the word there, argc, is the highest the walk may read).
+//  - A stack above both (a fiber's, say) has no known top.
+uintptr_t stackTop(uintptr_t sp) {
+  uintptr_t thread_pointer = 0;
+  asm("mov %%fs:0, %0" : "=r"(thread_pointer));
+  if (sp < thread_pointer) return thread_pointer;
+  const auto main_stack_end = reinterpret_cast<uintptr_t>(__libc_stack_end);
+  if (sp < main_stack_end) return main_stack_end + sizeof(uintptr_t);
+  return 0;
+}
 
 }  // namespace
 
@@ -485,6 +506,7 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
   // The first pc is where the thread is; the rest are return addresses, whose call lies just before them.
   uintptr_t target = pc + 1;
   size_t n = 0;
+  const uintptr_t top = stackTop(sp);
   while (n < max) {
     pcs[n++] = reinterpret_cast<void*>(pc);
     dl_find_object module;
@@ -499,10 +521,21 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     const FrameRule rule = unpack(word);
     if (rule.outermost) return n;
     const uintptr_t cfa = (rule.cfa_on_rbp ? bp : sp) + static_cast<uintptr_t>(static_cast<intptr_t>(rule.cfa_offset));
-    if (cfa <= sp || cfa - sp > kMaxFrameSize) return 0;
+    if (cfa <= sp) return 0;
+    const uintptr_t return_address_at = cfa + static_cast<uintptr_t>(rule.return_address_slot * 8);
+    const uintptr_t rbp_at = cfa + static_cast<uintptr_t>(rule.rbp_slot * 8);
+    if (top != 0) {
+      // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
+      // the frames so far, the last one being the frame whose unwind information is wrong.
+      if (cfa > top || return_address_at < sp || return_address_at > top - sizeof(uintptr_t) ||
+          (rule.rbp_slot != 0 && (rbp_at < sp || rbp_at > top - sizeof(uintptr_t))))
+        return n;
+    } else if (cfa - sp > kMaxFrameSize) {
+      return 0;
+    }
     uintptr_t return_address = 0;
-    memcpy(&return_address, reinterpret_cast<const void*>(cfa + rule.return_address_slot * 8), sizeof return_address);
-    if (rule.rbp_slot != 0) memcpy(&bp, reinterpret_cast<const void*>(cfa + rule.rbp_slot * 8), sizeof bp);
+    memcpy(&return_address, reinterpret_cast<const void*>(return_address_at), sizeof return_address);
+    if (rule.rbp_slot != 0) memcpy(&bp, reinterpret_cast<const void*>(rbp_at), sizeof bp);
     if (return_address == 0) return n;
     pc = return_address;
     sp = cfa;

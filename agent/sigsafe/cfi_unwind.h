@@ -34,7 +34,9 @@ __attribute__((always_inline)) inline FrameRegisters currentRegisters() {
 
 // Walks the stack from `start`: pcs[0] = start.pc, then each caller's return address, up to the outermost frame
 // (_start, or the thread's clone) or `max` pcs. Returns the number of pcs, or 0 when a frame is beyond what this
-// walker follows (see above) or on an architecture it does not know: the caller then uses backtrace().
+// walker follows (see above) or on an architecture it does not know: the caller then uses backtrace(). A frame
+// whose unwind information points outside the thread's stack ends the walk: it is the last pc returned, and
+// nothing above it is read (see stackTop in cfi_unwind.cpp).
 // Async-signal-safe: yes. It reads .eh_frame through _dl_find_object (glibc >= 2.35, lock-free, documented
 // async-signal-safe), the stack it walks, and its cache, whose entries are written under a per-entry sequence
 // word (a reader that meets a write in progress treats the entry as absent). No allocation, no lock.

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "stack_scenario.h"
 #include "subprocess.h"
@@ -287,4 +288,63 @@ TEST_CASE("stack: frames of a deleted binary the CLI cannot read are named by th
     return t.at("state") == "sleep";
   });
   CHECK(sleeper.at("frames")[0].at("module").get<std::string>().find("libc.so.6") != std::string::npos);
+}
+
+TEST_CASE("unwinding: a frame whose unwind information points off its thread's stack ends the stack, and the target lives") {
+  // tests/targets/lying_cfi.c: lying_frame's CFI puts its caller 1 MiB above it, where nothing is readable. The
+  // same walker serves stack dumps, CPU profiles and the heap sampler, so each of the three is asked.
+  TempDir dir;
+  auto start = [&](const char* mode) {
+    TargetOptions options;
+    options.program = "lying_cfi";
+    options.args = {mode};
+    options.preload = true;
+    return std::make_unique<TargetProcess>(options, dir.path());
+  };
+  auto ask = [&](const TargetProcess& target, std::vector<std::string> args) {
+    args.insert(args.begin() + 1, std::to_string(target.pid()));
+    auto r = runCli(args, dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  };
+
+  SECTION("stack dumps") {
+    auto target = start("sleep");
+    REQUIRE(target->waitForOutput("ready"));
+    REQUIRE_FALSE(target->waitForSocket().empty());
+    for (int dump = 0; dump < 2; ++dump) {  // the second one walks from the cached rules
+      const json threads = json::parse(ask(*target, {"stack", "--json"})).at("threads");
+      const auto lying = std::find_if(threads.begin(), threads.end(), [](const json& t) { return t.at("name") == "lying"; });
+      REQUIRE(lying != threads.end());
+      INFO(lying->dump(2));
+      CHECK(lying->at("state") == "sleep");
+      const json& frames = lying->at("frames");
+      REQUIRE(frames.size() == 3);
+      CHECK(frames[0].at("function") == "pause");
+      CHECK(frames[1].at("function") == "wait_forever");
+      CHECK(frames[1].at("file").get<std::string>().find("tests/targets/lying_cfi.c") != std::string::npos);
+      CHECK(frames[2].at("function") == "lying_frame");
+    }
+    CHECK(target->alive());
+  }
+  SECTION("CPU profiles") {
+    auto target = start("spin");
+    REQUIRE(target->waitForOutput("ready"));
+    REQUIRE_FALSE(target->waitForSocket().empty());
+    const std::string folded = ask(*target, {"profile", "-d", "1s", "--format", "folded"});
+    INFO(folded);
+    CHECK(folded.rfind("lying_frame;spin_forever ", 0) == 0);
+    CHECK(target->alive());
+  }
+  SECTION("heap profiles") {
+    auto target = start("malloc");
+    REQUIRE(target->waitForOutput("ready"));
+    REQUIRE_FALSE(target->waitForSocket().empty());
+    const std::string folded = ask(*target, {"profile", "--heap", "--heap-rate", "1", "-d", "1s", "--sample-index",
+                                             "alloc_space", "--format", "folded"});
+    INFO(folded);
+    CHECK(folded.rfind("lying_frame;allocate_forever ", 0) == 0);
+    CHECK(target->alive());
+  }
 }
