@@ -3,7 +3,7 @@
 #   build        RelWithDebInfo, warnings as errors (plus docs and install checks)
 #   build-asan   lib/, cmd/, tests and linked targets under AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-tsan   the same under ThreadSanitizer
-# Prints one closing line "N passed, M failed" over all three.
+# and runs scripts/demo.sh on the plain tree. Prints one closing line "N passed, M failed" over all of it.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,11 +33,27 @@ run_tree() {
   failed=$((failed + ${fails:-0}))
 }
 
+# The README's other command, run on the plain tree it shares: it must keep exiting 0 and writing its flame graph.
+run_demo() {
+  echo "== demo: scripts/demo.sh"
+  rm -f build/demo-flame.svg
+  if scripts/demo.sh > build/demo.log 2>&1 && [ -s build/demo-flame.svg ]; then
+    echo "demo: passed (output in build/demo.log)"
+    passed=$((passed + 1))
+  else
+    tail -n 40 build/demo.log
+    echo "demo: FAILED (output in build/demo.log)"
+    failed=$((failed + 1))
+    status=1
+  fi
+}
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
 run_tree build
+run_demo
 run_tree build-asan -DCPPOPS_SANITIZE=address
 run_tree build-tsan -DCPPOPS_SANITIZE=thread
 
