@@ -102,9 +102,36 @@ struct Guard {
   SpinLock& lock;
 };
 
+// An open-addressing table of slots (see above).
+struct SlotTable {
+  Slot* slots = nullptr;
+  size_t count = 0;  // a power of two
+
+  size_t home(uintptr_t address) const;
+  size_t next(size_t i) const { return (i + 1) & (count - 1); }
+  // The slot that holds address, or the empty one where its probe run ends.
+  size_t find(uintptr_t address) const {
+    size_t i = home(address);
+    while (slots[i].address != address && slots[i].address != 0) i = next(i);
+    return i;
+  }
+  void place(const Slot& slot) {
+    size_t i = home(slot.address);
+    while (slots[i].address != 0) i = next(i);
+    slots[i] = slot;
+  }
+};
+
 SpinLock g_lock;
-Slot* g_slots = nullptr;    // under g_lock: mapped from start to stop
-size_t g_slot_count = 0;    // under g_lock: a power of two
+SlotTable g_table;          // under g_lock: mapped from start to stop
+// Under g_lock: the table g_table grew from, while its records move over, kDrainStep slots at each sample or
+// sampled free that takes the lock, from g_drain_at on. Moving them all at once held the lock for milliseconds
+// once tens of thousands of samples were live. Records still here are looked up here too; one removed here is
+// marked kMoved rather than shifted back (a shift could carry a record past g_drain_at, where it would be missed).
+SlotTable g_draining;
+size_t g_drain_at = 0;
+constexpr size_t kDrainStep = 16;
+constexpr uintptr_t kMoved = 1;  // never a block's address
 Stack* g_stacks = nullptr;  // mapped at the first start, kept for the process's life
 size_t g_live = 0;          // under g_lock
 size_t g_stack_count = 0;   // under g_lock
@@ -115,10 +142,10 @@ static_assert(kStacks <= 65536, "g_stack_order holds 16-bit indices");
 
 // The next, larger slot table is prepared ahead, outside the lock, by the sampler's own thread ("cppops-heap"):
 // mapping and faulting in a doubled table took milliseconds under the lock, and every thread that sampled or freed a
-// sampled block meanwhile waited. Under the lock a doubling is now a rehash into memory that is already there. Before
-// the thread is done (or if it could not be started) the table grows under the lock as before, a little fuller than
-// it would have: at three quarters.
-Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_slot_count; or null
+// sampled block meanwhile waited. Under the lock a doubling now only swaps tables (the records follow, see
+// g_draining). Before the thread is done (or if it could not be started) the table is mapped under the lock as
+// before, a little fuller than it would have been: at three quarters.
+Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g_table.count; or null
 bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
 uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
 std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
@@ -140,15 +167,7 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-// Under g_lock.
-size_t slotHome(uintptr_t address) { return mix(address) & (g_slot_count - 1); }
-size_t nextSlot(size_t i) { return (i + 1) & (g_slot_count - 1); }
-// Under g_lock, with g_slots mapped: the slot that holds address, or the empty one where its probe run ends.
-size_t findSlot(uintptr_t address) {
-  size_t i = slotHome(address);
-  while (g_slots[i].address != address && g_slots[i].address != 0) i = nextSlot(i);
-  return i;
-}
+size_t SlotTable::home(uintptr_t address) const { return mix(address) & (count - 1); }
 
 // Populated now rather than faulted in by the samples: each fault is a copy-on-write whose TLB shootdown
 // interrupts every other CPU running the process.
@@ -195,13 +214,6 @@ uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
   }
 }
 
-// Under g_lock.
-void placeSlot(const Slot& slot) {
-  size_t i = slotHome(slot.address);
-  while (g_slots[i].address != 0) i = nextSlot(i);
-  g_slots[i] = slot;
-}
-
 // What a thread does once it has let go of g_lock (declared before the Guard, it runs after it): the system
 // calls that need not hold up every other thread that samples or frees a sampled block.
 struct AfterUnlock {
@@ -209,54 +221,74 @@ struct AfterUnlock {
   AfterUnlock(const AfterUnlock&) = delete;
   AfterUnlock& operator=(const AfterUnlock&) = delete;
   ~AfterUnlock() {
-    if (unmap != nullptr) munmap(unmap, unmap_count * sizeof(Slot));
+    if (unmap.slots != nullptr) munmap(unmap.slots, unmap.count * sizeof(Slot));
     if (wake_growth_thread) {
       g_growth_requests.fetch_add(1, std::memory_order_release);
       syscall(SYS_futex, &g_growth_requests, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     }
   }
-  Slot* unmap = nullptr;
-  size_t unmap_count = 0;
+  SlotTable unmap;
   bool wake_growth_thread = false;
 };
+
+// Under g_lock: moves up to `slots` more slots of g_draining into g_table; the drained table goes once all have.
+void drain(size_t slots, AfterUnlock& after) {
+  if (g_draining.slots == nullptr) return;
+  const size_t end = g_draining.count - g_drain_at > slots ? g_drain_at + slots : g_draining.count;
+  for (; g_drain_at < end; ++g_drain_at)
+    if (g_draining.slots[g_drain_at].address > kMoved) g_table.place(g_draining.slots[g_drain_at]);
+  if (g_drain_at < g_draining.count) return;
+  after.unmap = g_draining;
+  g_draining = SlotTable{};
+}
+
+// Under g_lock: removes address from g_draining; true when it was there.
+bool removeDraining(uintptr_t address) {
+  if (g_draining.slots == nullptr) return false;
+  Slot& slot = g_draining.slots[g_draining.find(address)];
+  if (slot.address == 0) return false;
+  slot.address = kMoved;
+  return true;
+}
 
 // Under g_lock: true when one more slot fits, doubling the table if it must. False when the table is at its limit
 // or the memory is not there.
 bool roomForSlot(AfterUnlock& after) {
-  if (g_slots == nullptr) return false;
-  if ((g_live + 1) * 2 <= g_slot_count) return true;
+  if (g_table.slots == nullptr) return false;
+  drain(kDrainStep, after);
+  if ((g_live + 1) * 2 <= g_table.count) return true;
   Slot* grown = g_spare_slots;
   if (grown == nullptr) {
     // Linear probing still finds a free slot quickly at three quarters full.
-    if ((g_live + 1) * 4 <= g_slot_count * 3) return true;
-    if (g_slot_count >= kMaxSlots) return false;
-    grown = mapSlots(g_slot_count * 2);
+    if ((g_live + 1) * 4 <= g_table.count * 3) return true;
+    if (g_table.count >= kMaxSlots) return false;
+    grown = mapSlots(g_table.count * 2);
     if (grown == nullptr) return false;
   }
+  // A doubled table is half full at most when its records have all moved in, so the drain before it is over long
+  // before the table is half full again; a drain still under way (the tables reset meanwhile) is finished first.
+  drain(g_draining.count, after);
   g_spare_slots = nullptr;
-  after.unmap = g_slots;
-  after.unmap_count = g_slot_count;
-  g_slots = grown;
-  g_slot_count *= 2;
-  for (size_t i = 0; i < after.unmap_count; ++i)
-    if (after.unmap[i].address != 0) placeSlot(after.unmap[i]);
+  g_draining = g_table;
+  g_drain_at = 0;
+  g_table = SlotTable{grown, g_table.count * 2};
   return true;
 }
 
 // Under g_lock: asks the sampler's thread for the next slot table once the live samples are half way to it.
 void askForGrowth(AfterUnlock& after) {
-  if (g_growth_asked || g_spare_slots != nullptr || g_slot_count >= kMaxSlots || g_live * 4 <= g_slot_count) return;
+  if (g_growth_asked || g_spare_slots != nullptr || g_table.count >= kMaxSlots || g_live * 4 <= g_table.count) return;
   g_growth_asked = true;
   after.wake_growth_thread = true;
 }
 
 // Under g_lock, after roomForSlot().
 void insertSlot(const Slot& slot, AfterUnlock& after) {
-  const size_t i = findSlot(slot.address);
   // An address already there was a sampled block that was freed where the agent could not see it (by a library
   // loaded with RTLD_DEEPBIND, say): the allocator has handed the address out again, and the old record goes.
-  if (g_slots[i].address == 0) ++g_live;
-  g_slots[i] = slot;
+  const size_t i = g_table.find(slot.address);
+  if (g_table.slots[i].address == 0 && !removeDraining(slot.address)) ++g_live;
+  g_table.slots[i] = slot;
   askForGrowth(after);
 }
 
@@ -270,12 +302,12 @@ void prepareGrowth() {
     Guard guard(g_lock);
     if (!g_growth_asked) return;
     session = g_session;
-    if (g_spare_slots == nullptr && g_slot_count != 0 && g_slot_count < kMaxSlots) slot_count = g_slot_count * 2;
+    if (g_spare_slots == nullptr && g_table.count != 0 && g_table.count < kMaxSlots) slot_count = g_table.count * 2;
   }
   Slot* spare = slot_count != 0 ? mapSlots(slot_count) : nullptr;
   {
     Guard guard(g_lock);
-    if (session == g_session && spare != nullptr && g_spare_slots == nullptr && g_slot_count * 2 == slot_count) {
+    if (session == g_session && spare != nullptr && g_spare_slots == nullptr && g_table.count * 2 == slot_count) {
       g_spare_slots = spare;
       spare = nullptr;
     }
@@ -309,31 +341,36 @@ void startGrowthThread() {
   g_growth_thread_pid = getpid();
 }
 
-// Under g_lock. Removes address, if it is there.
+// Under g_lock. Removes address from g_table, if it is there.
 void removeSlot(uintptr_t address) {
-  size_t i = findSlot(address);
-  if (g_slots[i].address == 0) return;
+  SlotTable& t = g_table;
+  size_t i = t.find(address);
+  if (t.slots[i].address == 0) {
+    if (removeDraining(address)) --g_live;
+    return;
+  }
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
-    j = nextSlot(j);
-    if (g_slots[j].address == 0) break;
-    size_t home = slotHome(g_slots[j].address);
+    j = t.next(j);
+    if (t.slots[j].address == 0) break;
+    size_t home = t.home(t.slots[j].address);
     bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
     if (stays) continue;
-    g_slots[i] = g_slots[j];
+    t.slots[i] = t.slots[j];
     i = j;
   }
-  g_slots[i].address = 0;
+  t.slots[i].address = 0;
   --g_live;
 }
 
 // Under g_lock: empty tables, their pages given back.
 void resetTables() {
-  if (g_spare_slots != nullptr) munmap(g_spare_slots, g_slot_count * 2 * sizeof(Slot));
+  if (g_spare_slots != nullptr) munmap(g_spare_slots, g_table.count * 2 * sizeof(Slot));
   g_spare_slots = nullptr;
-  if (g_slots != nullptr) munmap(g_slots, g_slot_count * sizeof(Slot));
-  g_slots = nullptr;
-  g_slot_count = 0;
+  for (SlotTable* t : {&g_table, &g_draining}) {
+    if (t->slots != nullptr) munmap(t->slots, t->count * sizeof(Slot));
+    *t = SlotTable{};
+  }
   if (g_stacks != nullptr) madvise(g_stacks, kStacks * sizeof(Stack), MADV_DONTNEED);
   g_growth_asked = false;
   ++g_session;
@@ -388,13 +425,14 @@ void sumInUse() {
     Stack& s = g_stacks[g_stack_order[i]];
     s.inuse_objects = s.inuse_bytes = 0;
   }
-  for (size_t i = 0; i < g_slot_count; ++i) {
-    const Slot& slot = g_slots[i];
-    if (slot.address == 0) continue;
-    Stack& s = g_stacks[slot.stack];
-    s.inuse_objects += slot.scale;
-    s.inuse_bytes += slot.scale * static_cast<double>(slot.size);
-  }
+  for (const SlotTable* t : {&g_table, &g_draining})
+    for (size_t i = 0; i < t->count; ++i) {
+      const Slot& slot = t->slots[i];
+      if (slot.address <= kMoved) continue;
+      Stack& s = g_stacks[slot.stack];
+      s.inuse_objects += slot.scale;
+      s.inuse_bytes += slot.scale * static_cast<double>(slot.size);
+    }
 }
 
 // Copies the used stacks into `out` (sized beforehand: nothing may allocate under g_lock). Under g_lock.
@@ -505,8 +543,11 @@ CPPOPS_HOOK_PATH void recordSample(void* p, size_t n) {
 }
 
 CPPOPS_HOOK_PATH void forgetSampled(void* p) {
+  AfterUnlock after;
   Guard guard(g_lock);
-  if (g_slots != nullptr) removeSlot(reinterpret_cast<uintptr_t>(p));
+  if (g_table.slots == nullptr) return;
+  removeSlot(reinterpret_cast<uintptr_t>(p));
+  drain(kDrainStep, after);
 }
 
 void noteBootstrapArenaUsed() {
@@ -555,8 +596,7 @@ std::string startSampling(uint64_t rate_bytes) {
   if (g_routes->tag_key.load(std::memory_order_relaxed) == 0)
     g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
   resetTables();
-  g_slots = slots;
-  g_slot_count = kFirstSlots;
+  g_table = SlotTable{slots, kFirstSlots};
   g_rate.store(rate_bytes, std::memory_order_relaxed);
   g_start_ns = monotonicNs();
   g_sampling.store(true, std::memory_order_release);

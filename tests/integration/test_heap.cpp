@@ -226,6 +226,18 @@ TEST_CASE("heap profile: frees of 32768 distinct blocks find every sampled one b
   });
 }
 
+// Every block sampled: the slot table doubles to 131,072 slots as the 32,769th sample comes in, near the end of the
+// allocations, and its records move over 16 slots at a time, at each sample and each sampled free. The frees
+// therefore start while most of them are still in the old table, where they must be found and taken out.
+TEST_CASE("heap profile: frees while the sampled blocks move to a larger table find every one of them") {
+  Target t({"gc"}, "glibc", {{"CPPOPS_HEAP_PROFILE", "1"}});
+  json allocated = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0", "--sample-index", "alloc_objects"});
+  json inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  INFO(inuse.dump(2));
+  CHECK(flatOf(allocated, "allocateAndFreeMost") == 32768);
+  CHECK(flatOf(inuse, "allocateAndFreeMost") == 4096);
+}
+
 // Sampling switched on, off and on again at another rate: the entry points go back to counting, every thread
 // draws its countdown for the new rate, and the table of sampled blocks grows from its first size to hold ~3,000
 // live samples (16 KiB blocks at 16 KiB: each is sampled with probability 1 - 1/e).
