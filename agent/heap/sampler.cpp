@@ -265,8 +265,8 @@ bool roomForSlot(AfterUnlock& after) {
     grown = mapSlots(g_table.count * 2);
     if (grown == nullptr) return false;
   }
-  // A doubled table is half full at most when its records have all moved in, so the drain before it is over long
-  // before the table is half full again; a drain still under way (the tables reset meanwhile) is finished first.
+  // With N the old table's slots, the next doubling is N/4 samples away at least, and the drain takes N/16 of
+  // them: it is long over by then. Finishing any rest here keeps one table draining at a time all the same.
   drain(g_draining.count, after);
   g_spare_slots = nullptr;
   g_draining = g_table;
