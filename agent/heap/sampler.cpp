@@ -235,8 +235,12 @@ struct AfterUnlock {
 void drain(size_t slots, AfterUnlock& after) {
   if (g_draining.slots == nullptr) return;
   const size_t end = g_draining.count - g_drain_at > slots ? g_drain_at + slots : g_draining.count;
-  for (; g_drain_at < end; ++g_drain_at)
-    if (g_draining.slots[g_drain_at].address > kMoved) g_table.place(g_draining.slots[g_drain_at]);
+  for (; g_drain_at < end; ++g_drain_at) {
+    Slot& slot = g_draining.slots[g_drain_at];
+    if (slot.address <= kMoved) continue;
+    g_table.place(slot);
+    slot.address = kMoved;
+  }
   if (g_drain_at < g_draining.count) return;
   after.unmap = g_draining;
   g_draining = SlotTable{};

@@ -238,6 +238,19 @@ TEST_CASE("heap profile: frees while the sampled blocks move to a larger table f
   CHECK(flatOf(inuse, "allocateAndFreeMost") == 4096);
 }
 
+// 2,060 blocks of 4 KiB, each sampled: the table doubles to 8,192 slots at 2,049 live samples, a few dozen samples
+// before the program idles, and its 4,096 old slots move over 16 at each sample and sampled free after that, so
+// most are still to move when the profile is read, and after 64 frees. Each block must count once, wherever it is.
+TEST_CASE("heap profile: read while the sampled blocks move to a larger table, each block counts once") {
+  Target t({"hold", "2060"}, "", {{"CPPOPS_HEAP_PROFILE", "1"}});
+  json inuse = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0"});
+  CHECK(flatOf(inuse, "holdBlocks") == 2060 * 4096);
+  t.target.kill(SIGUSR1);
+  REQUIRE(t.target.waitForOutput("freed 64"));
+  inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+  CHECK(flatOf(inuse, "holdBlocks") == (2060 - 64) * 4096);
+}
+
 // Sampling switched on, off and on again at another rate: the entry points go back to counting, every thread
 // draws its countdown for the new rate, and the table of sampled blocks grows from its first size to hold ~3,000
 // live samples (16 KiB blocks at 16 KiB: each is sampled with probability 1 - 1/e).

@@ -9,6 +9,8 @@
 //          its allocator's sized free: jemalloc's sdallocx(p, size, 0), as folly does, or tcmalloc's
 //          tc_free_sized(p, size) (plain free with glibc); then allocates them again, fills each with its own byte
 //          and checks that none was overwritten: prints "sized: N blocks, M overwritten"
+//   hold N allocates N blocks of 4 KiB from holdBlocks() and keeps them; on SIGUSR1 frees the first 64 of them and
+//          prints "freed 64"
 // Prints "ready" when set up. Exits on SIGTERM.
 #include <dlfcn.h>
 #include <signal.h>
@@ -113,6 +115,15 @@ __attribute__((noinline)) size_t allocateAndFreeSized() {
   return overwritten;
 }
 
+std::vector<void*>& held() {
+  static std::vector<void*> blocks;
+  return blocks;
+}
+
+__attribute__((noinline)) void holdBlocks(size_t count) {
+  for (size_t i = 0; i < count; ++i) held().push_back(std::malloc(4096));
+}
+
 void say(const char* text) {
   std::printf("%s\n", text);
   std::fflush(stdout);
@@ -130,6 +141,12 @@ int main(int argc, char** argv) {
     say("freed");
   }
   if (std::strcmp(mode, "sized") == 0) allocateAndFreeSized();
+  const bool hold = std::strcmp(mode, "hold") == 0 && argc > 2;
+  if (hold) {
+    const size_t count = std::strtoul(argv[2], nullptr, 10);
+    held().reserve(count);
+    holdBlocks(count);
+  }
   say("ready");
   while (g_stop == 0) {
     if (std::strcmp(mode, "sites") == 0 && g_go != 0) {
@@ -138,6 +155,11 @@ int main(int argc, char** argv) {
       keepSmall();
       churn(32u << 20);
       say("allocated");
+    }
+    if (hold && g_go != 0) {
+      g_go = 0;
+      for (size_t i = 0; i < 64 && i < held().size(); ++i) std::free(held()[i]);
+      say("freed 64");
     }
     if (std::strcmp(mode, "leak") == 0) {
       leakSteadily();
