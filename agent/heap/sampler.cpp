@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <climits>
 #include <cstring>
 #include <ctime>
 
@@ -149,7 +150,6 @@ Slot* g_spare_slots = nullptr;               // under g_lock: populated, twice g
 bool g_growth_asked = false;                 // under g_lock: the thread has a request it has not finished
 uint64_t g_session = 0;                      // under g_lock: changes as the tables are reset: late work is dropped
 std::atomic<uint32_t> g_growth_requests{0};  // the thread sleeps on this word (futex) between requests
-pid_t g_growth_thread_pid = 0;               // the process it runs in (a forked child has none); control thread only
 uint64_t g_dropped = 0;     // under g_lock
 std::atomic<uint64_t> g_rate{kDefaultRateBytes};
 uint64_t g_start_ns = 0;
@@ -214,6 +214,12 @@ uint32_t findOrAddStack(const uint64_t* pcs, uint32_t depth) {
   }
 }
 
+void wakeGrowthThread() {
+  g_growth_requests.fetch_add(1, std::memory_order_release);
+  // All waiters: a thread whose session has just ended may still be asleep beside the next session's.
+  syscall(SYS_futex, &g_growth_requests, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
 // What a thread does once it has let go of g_lock (declared before the Guard, it runs after it): the system
 // calls that need not hold up every other thread that samples or frees a sampled block.
 struct AfterUnlock {
@@ -222,10 +228,7 @@ struct AfterUnlock {
   AfterUnlock& operator=(const AfterUnlock&) = delete;
   ~AfterUnlock() {
     if (unmap.slots != nullptr) munmap(unmap.slots, unmap.count * sizeof(Slot));
-    if (wake_growth_thread) {
-      g_growth_requests.fetch_add(1, std::memory_order_release);
-      syscall(SYS_futex, &g_growth_requests, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-    }
+    if (wake_growth_thread) wakeGrowthThread();
   }
   SlotTable unmap;
   bool wake_growth_thread = false;
@@ -296,16 +299,15 @@ void insertSlot(const Slot& slot, AfterUnlock& after) {
   askForGrowth(after);
 }
 
-// On the sampler's thread: maps the next slot table, then offers it, unless the tables were reset (or grew without
-// it) meanwhile. Nobody else touches that memory until it is offered: requests are served one at a time, by this
-// thread alone.
-void prepareGrowth() {
+// On the sampler's thread of `session`: maps the next slot table, then offers it, unless the tables were reset (or
+// grew without it) meanwhile. Nobody else touches that memory until it is offered: requests are served one at a
+// time, by this thread alone. False once the session is over: the thread then ends.
+bool prepareGrowth(uint64_t session) {
   size_t slot_count = 0;
-  uint64_t session = 0;
   {
     Guard guard(g_lock);
-    if (!g_growth_asked) return;
-    session = g_session;
+    if (session != g_session) return false;
+    if (!g_growth_asked) return true;
     if (g_spare_slots == nullptr && g_table.count != 0 && g_table.count < kMaxSlots) slot_count = g_table.count * 2;
   }
   Slot* spare = slot_count != 0 ? mapSlots(slot_count) : nullptr;
@@ -318,31 +320,32 @@ void prepareGrowth() {
     g_growth_asked = false;
   }
   if (spare != nullptr) munmap(spare, slot_count * sizeof(Slot));
+  return true;
 }
 
-void* growthThread(void*) {
+void* growthThread(void* session) {
   pthread_setname_np(pthread_self(), "cppops-heap");
   noteOwnThread();
   for (;;) {
     const uint32_t seen = g_growth_requests.load(std::memory_order_acquire);
-    prepareGrowth();
+    if (!prepareGrowth(reinterpret_cast<uintptr_t>(session))) break;
     syscall(SYS_futex, &g_growth_requests, FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
   }
+  forgetOwnThread();
+  return nullptr;
 }
 
-// From the control thread, as sampling starts: once per process (a forked child starts its own). Every signal is
-// blocked in it, so the host's are never delivered there.
-void startGrowthThread() {
-  if (g_growth_thread_pid == getpid()) return;
+// As a session starts (from the control thread, or the agent's start-up for a session asked for in the
+// environment): a thread for this session alone, which ends with it, so that a process sampled once is left with no
+// more threads than before. Every signal is blocked in it, so the host's are never delivered there.
+void startGrowthThread(uint64_t session) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t thread;
-  const int err = pthread_create(&thread, nullptr, growthThread, nullptr);
+  const int err = pthread_create(&thread, nullptr, growthThread, reinterpret_cast<void*>(static_cast<uintptr_t>(session)));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (err != 0) return;  // the tables grow under the lock instead
-  pthread_detach(thread);
-  g_growth_thread_pid = getpid();
+  if (err == 0) pthread_detach(thread);  // else the tables grow under the lock instead
 }
 
 // Under g_lock. Removes address from g_table, if it is there.
@@ -595,16 +598,20 @@ std::string startSampling(uint64_t rate_bytes) {
   }
   Slot* slots = mapSlots(kFirstSlots);
   if (slots == nullptr) return "the agent could not map its table of sampled blocks (32 KiB)";
-  startGrowthThread();
-  Guard guard(g_lock);
-  if (g_routes->tag_key.load(std::memory_order_relaxed) == 0)
-    g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
-  resetTables();
-  g_table = SlotTable{slots, kFirstSlots};
-  g_rate.store(rate_bytes, std::memory_order_relaxed);
-  g_start_ns = monotonicNs();
-  g_sampling.store(true, std::memory_order_release);
-  setFreeCheckAndRoutes(true);
+  uint64_t session = 0;
+  {
+    Guard guard(g_lock);
+    if (g_routes->tag_key.load(std::memory_order_relaxed) == 0)
+      g_routes->tag_key.store(drawTagKey(), std::memory_order_relaxed);
+    resetTables();
+    session = g_session;
+    g_table = SlotTable{slots, kFirstSlots};
+    g_rate.store(rate_bytes, std::memory_order_relaxed);
+    g_start_ns = monotonicNs();
+    g_sampling.store(true, std::memory_order_release);
+    setFreeCheckAndRoutes(true);
+  }
+  startGrowthThread(session);
   return "";
 }
 
@@ -629,6 +636,7 @@ Snapshot stopSampling() {
     g_start_ns = 0;
     setFreeCheckAndRoutes(false);
   }
+  wakeGrowthThread();  // to see that its session is over, and end
   return snap;
 }
 

@@ -157,20 +157,30 @@ TEST_CASE("the agent's thread blocks the host's signals and sleeps without perio
   CHECK(status.find("State:\tS (sleeping)") != std::string::npos);
 }
 
-TEST_CASE("the heap sampler's thread starts with the first session and blocks the host's signals and is no part of a stack dump") {
+TEST_CASE("the heap sampler's thread lives while sampling is on, blocks the host's signals and is no part of a stack dump") {
   TempDir dir;
   TargetProcess t({"plain_target", {}, true, {}, {}}, dir.path());
   REQUIRE_FALSE(t.waitForSocket().empty());
   CHECK(tasksNamed(t.pid(), "cppops-heap").empty());
   const std::string pid = std::to_string(t.pid());
+  auto heap = [&](const char* switch_) {
+    auto r = runCli({"profile", pid, "--heap", switch_, "--format", "top"}, dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  };
+  // After each session the process has the threads it had before it: the thread ends with its session.
+  auto waitUntilGone = [&] {
+    for (int attempt = 0; attempt < 500 && !tasksNamed(t.pid(), "cppops-heap").empty(); ++attempt)
+      std::this_thread::sleep_for(10ms);
+    return tasksNamed(t.pid(), "cppops-heap").empty();
+  };
   for (int session = 0; session < 3; ++session) {
-    auto started = runCli({"profile", pid, "--heap", "--start"}, dir.path());
-    INFO(started.err);
-    REQUIRE(started.exit_code == 0);
-    auto stopped = runCli({"profile", pid, "--heap", "--stop", "--format", "top"}, dir.path());
-    INFO(stopped.err);
-    REQUIRE(stopped.exit_code == 0);
+    heap("--start");
+    REQUIRE(waitForTaskNamed(t.pid(), "cppops-heap") != 0);
+    heap("--stop");
+    CHECK(waitUntilGone());
   }
+  heap("--start");
   const pid_t heap_tid = waitForTaskNamed(t.pid(), "cppops-heap");
   REQUIRE(heap_tid != 0);
   CHECK(tasksNamed(t.pid(), "cppops-heap").size() == 1);
@@ -195,6 +205,9 @@ TEST_CASE("the heap sampler's thread starts with the first session and blocks th
   CHECK(dumped.count(heap_tid) == 0);
   CHECK(dumped.count(waitForTaskNamed(t.pid(), "cppops-agent")) == 0);
   CHECK(statusNumber(taskStatus(t.pid(), heap_tid), "SigPnd:\t", 16) == 0);
+
+  heap("--stop");
+  CHECK(waitUntilGone());
 
   // Sampling from start-up starts it from the host's own thread, in the agent's constructor.
   TargetProcess from_start({"plain_target", {}, true, {{"CPPOPS_HEAP_PROFILE", "4096"}}, {}}, dir.path());
