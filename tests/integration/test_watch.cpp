@@ -14,15 +14,15 @@ using nlohmann::json;
 
 namespace {
 
-// thread_leak.cpp: the handler threads block in lookupSession() (line 21) called from handleRequest() (line 24).
+// thread_leak.cpp: the handler threads block in lookupSession() (line 18) called from handleRequest() (line 21).
 const std::string kLeakFile = "tests/targets/thread_leak.cpp";
 
 bool namesTheLeak(const json& frames) {
   for (size_t i = 0; i + 1 < frames.size(); ++i) {
     const std::string inner = frames[i].get<std::string>();
     const std::string outer = frames[i + 1].get<std::string>();
-    if (inner.find("lookupSession()  ") != std::string::npos && inner.find(kLeakFile + ":21") != std::string::npos &&
-        outer.find("handleRequest()  ") != std::string::npos && outer.find(kLeakFile + ":24") != std::string::npos)
+    if (inner.find("lookupSession()  ") != std::string::npos && inner.find(kLeakFile + ":18") != std::string::npos &&
+        outer.find("handleRequest()  ") != std::string::npos && outer.find(kLeakFile + ":21") != std::string::npos)
       return true;
   }
   return false;
@@ -68,7 +68,7 @@ TEST_CASE("cppops watch names the stack group that grows, with its stack") {
   CHECK(text.out.find("watching process " + std::to_string(t.pid())) != std::string::npos);
   CHECK(text.out.find("; growing:\n+") != std::string::npos);
   CHECK(text.out.find("  mutex  (") != std::string::npos);
-  CHECK(text.out.find("lookupSession()  " + sourceDir() + "/" + kLeakFile + ":21") != std::string::npos);
+  CHECK(text.out.find("lookupSession()  " + sourceDir() + "/" + kLeakFile + ":18") != std::string::npos);
 }
 
 TEST_CASE("cppops stack --diff compares with a saved --json dump") {

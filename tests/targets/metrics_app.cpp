@@ -1,6 +1,8 @@
 // An application that publishes its own metrics through the agent's C API, with threads in known states: 3 blocked
-// on one mutex, 2 sleeping, 1 waiting on a condition variable. Linked against the shared agent, so thread
-// creations are counted (the shared library sees pthread_create).
+// on one mutex, 3 sleeping, 1 waiting on a condition variable; it says "ready" once each of them sleeps in the
+// kernel. Linked against the shared agent, so thread creations are counted (the shared library sees
+// pthread_create).
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "cppops/agent.h"
+#include "in_syscall.h"
 
 namespace {
 
@@ -53,13 +56,24 @@ int main() {
   for (double v : {0.001, 0.002, 0.05, 0.5, 7.0}) cppops_agent_histogram_observe(latency, v);
 
   std::unique_lock<std::mutex> held(g_lock);
+  static std::atomic<pid_t> blocked[3], sleeping[3], waiting;
+  // Runs `work` on a new thread that first publishes its id in `tid`.
+  auto start = [](std::atomic<pid_t>& tid, void (*work)()) {
+    return std::thread([&tid, work] {
+      cppops_targets::announceTid(tid);
+      work();
+    });
+  };
   std::vector<std::thread> threads;
-  for (int i = 0; i < 3; ++i) threads.emplace_back(blockOnTheLock);
-  for (int i = 0; i < 2; ++i) threads.emplace_back(sleepForever);
-  threads.emplace_back(waitForever);
+  for (auto& tid : blocked) threads.push_back(start(tid, blockOnTheLock));
+  for (int i = 0; i < 2; ++i) threads.push_back(start(sleeping[i], sleepForever));
+  threads.push_back(start(waiting, waitForever));
+  start(sleeping[2], sleepForever).detach();
   // A thread that came and went, so "exited" is not trivially zero.
-  std::thread(sleepForever).detach();
   std::thread([] {}).join();
+  for (const auto& tid : blocked) cppops_targets::waitUntilInSyscall(tid, SYS_futex);
+  for (const auto& tid : sleeping) cppops_targets::waitUntilInSyscall(tid, SYS_clock_nanosleep);
+  cppops_targets::waitUntilInSyscall(waiting, SYS_futex);
   std::printf("ready\n");
   std::fflush(stdout);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));

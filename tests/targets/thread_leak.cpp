@@ -1,17 +1,14 @@
 // A service that knows nothing of cppops and leaks threads behind one lock: main holds `g_registry_lock` forever
 // and starts a new handler thread every 300 ms (argv[1] overrides), each of which blocks in
 // lookupSession() on that lock. The stable part of the process (two sleeping pollers) never grows.
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
-#include <string>
 #include <thread>
+
+#include "in_syscall.h"
 
 namespace {
 
@@ -24,21 +21,8 @@ __attribute__((noinline)) void lookupSession() {
 __attribute__((noinline)) void handleRequest() { lookupSession(); }
 
 __attribute__((noinline)) void pollBackend(std::atomic<pid_t>* tid) {
-  tid->store(static_cast<pid_t>(syscall(SYS_gettid)));
+  cppops_targets::announceTid(*tid);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-}
-
-// Until it sleeps in the kernel a poller may be dumped elsewhere (starting, on its way into sleep_for), and the
-// stable part of the process would seem to change between the first two dumps.
-void waitUntilAsleep(const std::atomic<pid_t>& tid) {
-  for (;;) {
-    long number = -1;
-    if (tid.load() != 0 &&
-        std::ifstream("/proc/self/task/" + std::to_string(tid.load()) + "/syscall") >> number &&
-        number == SYS_clock_nanosleep)
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
 }
 
 }  // namespace
@@ -48,7 +32,7 @@ int main(int argc, char** argv) {
   std::lock_guard<std::mutex> never_released(g_registry_lock);
   static std::atomic<pid_t> pollers[2];
   for (auto& tid : pollers) std::thread(pollBackend, &tid).detach();
-  for (const auto& tid : pollers) waitUntilAsleep(tid);
+  for (const auto& tid : pollers) cppops_targets::waitUntilInSyscall(tid, SYS_clock_nanosleep);
   std::printf("ready\n");
   std::fflush(stdout);
   for (int leaked = 0; leaked < 500; ++leaked) {
