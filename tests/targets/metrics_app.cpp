@@ -71,9 +71,9 @@ int main() {
   start(sleeping[2], sleepForever).detach();
   // A thread that came and went, so "exited" is not trivially zero.
   std::thread([] {}).join();
-  for (const auto& tid : blocked) cppops_targets::waitUntilInSyscall(tid, SYS_futex);
-  for (const auto& tid : sleeping) cppops_targets::waitUntilInSyscall(tid, SYS_clock_nanosleep);
-  cppops_targets::waitUntilInSyscall(waiting, SYS_futex);
+  for (const auto& tid : blocked) cppops_targets::waitUntilInSyscall(tid, {SYS_futex});
+  for (const auto& tid : sleeping) cppops_targets::waitUntilInSyscall(tid, {SYS_clock_nanosleep});
+  cppops_targets::waitUntilInSyscall(waiting, {SYS_futex});
   std::printf("ready\n");
   std::fflush(stdout);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));

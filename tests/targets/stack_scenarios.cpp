@@ -1,5 +1,5 @@
 // Threads parked in every state `cppops stack` must recognise, each in a function of its own so tests can name
-// the exact frame. Prints "tid ROLE TID" for every thread, then "ready" once all of them are in place.
+// the exact frame. Prints "tid ROLE TID" for every thread, then "ready" once all but the spinner sleep in the kernel.
 //
 //   stack_scenarios [--extra N]   also start N more threads in mixed states (for the 1,000-thread benchmark)
 #include <pthread.h>
@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "in_syscall.h"
+
 #ifdef CPPOPS_SCENARIOS_LINKED
 #include "cppops/agent.h"
 #endif
@@ -33,14 +35,24 @@ namespace {
 using namespace std::chrono_literals;
 
 std::mutex g_print_lock;
-std::atomic<int> g_started{0};
+// Every thread but the spinner, by the tid it publishes; main says "ready" once each sleeps in the kernel.
+std::vector<std::atomic<pid_t>> g_sleepers;
+std::atomic<size_t> g_next_sleeper{0};
 
-void announce(const char* role) {
+// Publishes the calling thread's tid, to be waited for until it sleeps in the kernel.
+void expectSleep() { cppops_targets::announceTid(g_sleepers[g_next_sleeper.fetch_add(1)]); }
+
+void printRole(const char* role) {
   pthread_setname_np(pthread_self(), role);
   std::lock_guard<std::mutex> lock(g_print_lock);
   std::printf("tid %s %ld\n", role, static_cast<long>(syscall(SYS_gettid)));
   std::fflush(stdout);
-  g_started.fetch_add(1);
+}
+
+// For a thread that ends up asleep in the kernel.
+void announce(const char* role) {
+  printRole(role);
+  expectSleep();
 }
 
 [[noreturn]] void parkForever() {
@@ -193,7 +205,7 @@ __attribute__((noinline)) void acceptConnection() {
 
 std::atomic<bool> g_stop_spinning{false};
 __attribute__((noinline)) void spinForever() {
-  announce("spinner");
+  printRole("spinner");
   volatile unsigned long x = 0;
   while (!g_stop_spinning.load(std::memory_order_relaxed)) x = x + 1;
 }
@@ -211,7 +223,7 @@ std::mutex g_extra_mutex;
 std::condition_variable g_extra_cv;
 __attribute__((noinline)) void extraWorker(int kind) {
   pthread_setname_np(pthread_self(), "extra");
-  g_started.fetch_add(1);
+  expectSleep();
   switch (kind % 4) {
     case 0: for (;;) std::this_thread::sleep_for(1h);
     case 1: {
@@ -278,19 +290,19 @@ int main(int argc, char** argv) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(g_listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(g_listener, 4) != 0) return 1;
 
+  const auto roles = {deadlockTwoA, deadlockTwoB, holdWhileSleeping, waitForHeldMutex, holdRecursiveAndTimed,
+                      waitForRecursiveMutex, waitForTimedMutex, holdPiMutex, waitForPiMutex, holdWriteLock,
+                      readerWaits, writerWaits, waitOnCondition, sleepLong, readFromPipe, waitOnEpoll,
+                      acceptConnection, spinForever, sleepWithSignalsBlocked};
+  const int ring = 3, spinners = 1;
+  g_sleepers = std::vector<std::atomic<pid_t>>(roles.size() + ring - spinners + static_cast<size_t>(extra));
   std::vector<std::thread> threads;
-  for (auto fn : {deadlockTwoA, deadlockTwoB, holdWhileSleeping, waitForHeldMutex, holdRecursiveAndTimed,
-                  waitForRecursiveMutex, waitForTimedMutex, holdPiMutex, waitForPiMutex, holdWriteLock, readerWaits,
-                  writerWaits, waitOnCondition, sleepLong, readFromPipe, waitOnEpoll, acceptConnection, spinForever,
-                  sleepWithSignalsBlocked})
-    threads.emplace_back(fn);
-  for (int i = 0; i < 3; ++i) threads.emplace_back(deadlockRing, i);
-  const int named = static_cast<int>(threads.size());
+  for (auto fn : roles) threads.emplace_back(fn);
+  for (int i = 0; i < ring; ++i) threads.emplace_back(deadlockRing, i);
   for (int i = 0; i < extra; ++i) threads.emplace_back(extraWorker, i);
 
-  while (g_started.load() < named + extra) std::this_thread::sleep_for(1ms);
-  // Give the waiters time to reach their blocking calls after announcing themselves.
-  std::this_thread::sleep_for(300ms);
+  for (const auto& tid : g_sleepers)
+    cppops_targets::waitUntilInSyscall(tid, {SYS_futex, SYS_clock_nanosleep, SYS_read, SYS_epoll_wait, SYS_accept});
   startProbe();
   {
     std::lock_guard<std::mutex> lock(g_print_lock);

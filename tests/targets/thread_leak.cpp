@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   std::lock_guard<std::mutex> never_released(g_registry_lock);
   static std::atomic<pid_t> pollers[2];
   for (auto& tid : pollers) std::thread(pollBackend, &tid).detach();
-  for (const auto& tid : pollers) cppops_targets::waitUntilInSyscall(tid, SYS_clock_nanosleep);
+  for (const auto& tid : pollers) cppops_targets::waitUntilInSyscall(tid, {SYS_clock_nanosleep});
   std::printf("ready\n");
   std::fflush(stdout);
   for (int leaked = 0; leaked < 500; ++leaked) {
