@@ -3,10 +3,10 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include <atomic>
+
 // ld.so's record of where the main thread's stack began (the address of argc); no glibc header declares it.
 extern "C" void* __libc_stack_end;
-
-#include <atomic>
 
 namespace cppops::agent::sigsafe {
 
