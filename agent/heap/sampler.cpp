@@ -52,17 +52,19 @@ struct Slot {
   uint32_t unused;
 };
 
-// Written when one of its blocks is sampled, never when one is freed: a freed block only leaves the slot table,
-// and what is still in use is summed from that table when a profile is read. A stack's line is shared by every
-// thread allocating there, and the free side need not move it between their CPUs.
+// Distinct allocation stacks and their figures. Under g_lock.
 struct Stack {
   uint64_t hash;
   uint32_t used;
   uint32_t depth;
   double alloc_objects, alloc_bytes;
-  double inuse_objects, inuse_bytes;  // under g_lock, while a snapshot is taken
+  // The live samples' share, added as each is recorded and taken away as it is forgotten, so that reading a profile
+  // need not visit every live sample under the lock. In fixed point (objects in 1/kObjectUnits), so that taking a
+  // sample away leaves exactly what there was before it.
+  uint64_t inuse_objects, inuse_bytes;
   uint64_t pcs[kMaxDepth];
 };
+constexpr double kObjectUnits = 1024;
 
 // Never held across anything that can allocate, so the allocation path can wait for it without deadlock. Held
 // for well under a microsecond (bar a table's doubling), so a waiter spins a little before it gives up its CPU:
@@ -249,11 +251,28 @@ void drain(size_t slots, AfterUnlock& after) {
   g_draining = SlotTable{};
 }
 
+// A live sample's share of its stack's in-use figures: the same for a slot each time.
+uint64_t inUseObjects(const Slot& slot) { return static_cast<uint64_t>(slot.scale * kObjectUnits + 0.5); }
+uint64_t inUseBytes(const Slot& slot) { return static_cast<uint64_t>(slot.scale * static_cast<double>(slot.size) + 0.5); }
+
+// Under g_lock: as a sample is recorded, and as it goes.
+void addInUse(const Slot& slot) {
+  Stack& s = g_stacks[slot.stack];
+  s.inuse_objects += inUseObjects(slot);
+  s.inuse_bytes += inUseBytes(slot);
+}
+void takeInUse(const Slot& slot) {
+  Stack& s = g_stacks[slot.stack];
+  s.inuse_objects -= inUseObjects(slot);
+  s.inuse_bytes -= inUseBytes(slot);
+}
+
 // Under g_lock: removes address from g_draining; true when it was there.
 bool removeDraining(uintptr_t address) {
   if (g_draining.slots == nullptr) return false;
   Slot& slot = g_draining.slots[g_draining.find(address)];
   if (slot.address == 0) return false;
+  takeInUse(slot);
   slot.address = kMoved;
   return true;
 }
@@ -294,8 +313,12 @@ void insertSlot(const Slot& slot, AfterUnlock& after) {
   // An address already there was a sampled block that was freed where the agent could not see it (by a library
   // loaded with RTLD_DEEPBIND, say): the allocator has handed the address out again, and the old record goes.
   const size_t i = g_table.find(slot.address);
-  if (g_table.slots[i].address == 0 && !removeDraining(slot.address)) ++g_live;
+  if (g_table.slots[i].address != 0)
+    takeInUse(g_table.slots[i]);
+  else if (!removeDraining(slot.address))
+    ++g_live;
   g_table.slots[i] = slot;
+  addInUse(slot);
   askForGrowth(after);
 }
 
@@ -356,6 +379,7 @@ void removeSlot(uintptr_t address) {
     if (removeDraining(address)) --g_live;
     return;
   }
+  takeInUse(t.slots[i]);
   // Backward shift: pull later members of the probe run into the hole unless their home lies after it.
   for (size_t j = i;;) {
     j = t.next(j);
@@ -426,66 +450,65 @@ void childAfterFork() {
   setFreeCheckAndRoutes(false);
 }
 
-// Under g_lock: each used stack's blocks still in use, from the slot table.
-void sumInUse() {
-  for (size_t i = 0; i < g_stack_count; ++i) {
-    Stack& s = g_stacks[g_stack_order[i]];
-    s.inuse_objects = s.inuse_bytes = 0;
-  }
-  for (const SlotTable* t : {&g_table, &g_draining})
-    for (size_t i = 0; i < t->count; ++i) {
-      const Slot& slot = t->slots[i];
-      if (slot.address <= kMoved) continue;
-      Stack& s = g_stacks[slot.stack];
-      s.inuse_objects += slot.scale;
-      s.inuse_bytes += slot.scale * static_cast<double>(slot.size);
-    }
+// Reading a profile takes g_lock for this many stacks at a time, some microseconds: one hold for them all would keep
+// every thread that samples or frees a sampled block meanwhile waiting for a millisecond and more with the table of
+// stacks full (12,288 stacks, each in cache lines of its own).
+constexpr size_t kStacksPerHold = 64;
+
+void copyStack(const Stack& s, StackRecord& r) {
+  r.alloc_objects = s.alloc_objects;
+  r.alloc_bytes = s.alloc_bytes;
+  // In use is rounded (to 1/kObjectUnits of an object, to the byte): never let "freed" go negative.
+  r.free_objects = std::max(0.0, s.alloc_objects - static_cast<double>(s.inuse_objects) / kObjectUnits);
+  r.free_bytes = std::max(0.0, s.alloc_bytes - static_cast<double>(s.inuse_bytes));
+  r.depth = s.depth;
+  std::memcpy(r.pcs, s.pcs, s.depth * sizeof s.pcs[0]);
 }
 
-// Copies the used stacks into `out` (sized beforehand: nothing may allocate under g_lock). Under g_lock.
-void copyStacks(std::vector<StackRecord>& out, size_t* copied, uint64_t* missed) {
-  size_t n = 0;
-  if (g_stacks != nullptr) sumInUse();
-  for (size_t i = 0; i < g_stack_count; ++i) {
-    const Stack& s = g_stacks[g_stack_order[i]];
-    if (n == out.size()) {
-      ++*missed;
-      continue;
-    }
-    StackRecord& r = out[n++];
-    r.alloc_objects = s.alloc_objects;
-    r.alloc_bytes = s.alloc_bytes;
-    // The in-use sums add up a subset of the same terms in another order: never let rounding make "freed" negative.
-    r.free_objects = std::max(0.0, s.alloc_objects - s.inuse_objects);
-    r.free_bytes = std::max(0.0, s.alloc_bytes - s.inuse_bytes);
-    r.depth = s.depth;
-    std::memcpy(r.pcs, s.pcs, s.depth * sizeof s.pcs[0]);
-  }
-  *copied = n;
-}
-
-Snapshot snapshotLocked(std::vector<StackRecord> storage) {
-  Snapshot snap;
-  size_t copied = 0;
-  uint64_t missed = 0;
-  copyStacks(storage, &copied, &missed);
-  snap.sampling = g_sampling.load(std::memory_order_relaxed);
-  snap.rate_bytes = g_rate.load(std::memory_order_relaxed);
-  snap.sampled_ns = g_start_ns != 0 ? monotonicNs() - g_start_ns : 0;
-  snap.dropped = g_dropped + missed;
-  storage.resize(copied);  // shrinking never allocates
-  snap.stacks = std::move(storage);
-  return snap;
-}
-
-std::vector<StackRecord> storageForStacks() {
-  size_t count = 0;
+// The records so far, and with `stop` sampling stopped and the records emptied. Each stack's figures are of one
+// moment, the stacks' of a few moments a few microseconds apart (see kStacksPerHold).
+Snapshot snapshot(bool stop) {
+  size_t room = 0;
   {
     Guard guard(g_lock);
-    count = g_stack_count;
+    room = g_stack_count;
   }
-  // Stacks added between the two locks beyond this margin are reported as dropped.
-  return std::vector<StackRecord>(count + 256);
+  // Nothing may allocate under g_lock. Stacks added meanwhile beyond this margin are reported as dropped.
+  std::vector<StackRecord> records(room + 256);
+  Snapshot snap;
+  size_t copied = 0, visited = 0;
+  uint64_t missed = 0, session = 0;
+  for (bool last = false; !last;) {
+    Guard guard(g_lock);
+    if (visited == 0) session = g_session;
+    if (session != g_session) {  // emptied and started again meanwhile: from the start
+      copied = visited = missed = 0;
+      session = g_session;
+    }
+    const size_t end = std::min(g_stack_count, visited + kStacksPerHold);
+    for (; visited < end; ++visited) {
+      if (copied == records.size())
+        ++missed;
+      else
+        copyStack(g_stacks[g_stack_order[visited]], records[copied++]);
+    }
+    last = visited == g_stack_count;
+    if (!last) continue;
+    if (stop) g_sampling.store(false, std::memory_order_relaxed);
+    snap.sampling = g_sampling.load(std::memory_order_relaxed);
+    snap.rate_bytes = g_rate.load(std::memory_order_relaxed);
+    snap.sampled_ns = g_start_ns != 0 ? monotonicNs() - g_start_ns : 0;
+    snap.dropped = g_dropped + missed;
+    if (stop) {
+      resetTables();
+      g_start_ns = 0;
+      setFreeCheckAndRoutes(false);
+    }
+  }
+  if (stop) wakeGrowthThread();  // to see that its session is over, and end
+  records.resize(copied);  // shrinking never allocates
+  snap.stacks = std::move(records);
+  return snap;
 }
 
 }  // namespace
@@ -615,29 +638,12 @@ std::string startSampling(uint64_t rate_bytes) {
   return "";
 }
 
-Snapshot readSampling() {
-  std::vector<StackRecord> storage = storageForStacks();
-  Guard guard(g_lock);
-  return snapshotLocked(std::move(storage));
-}
+Snapshot readSampling() { return snapshot(false); }
 
 uint64_t samplingRate() {
   return g_sampling.load(std::memory_order_relaxed) ? g_rate.load(std::memory_order_relaxed) : 0;
 }
 
-Snapshot stopSampling() {
-  std::vector<StackRecord> storage = storageForStacks();
-  Snapshot snap;
-  {
-    Guard guard(g_lock);
-    g_sampling.store(false, std::memory_order_relaxed);
-    snap = snapshotLocked(std::move(storage));
-    resetTables();
-    g_start_ns = 0;
-    setFreeCheckAndRoutes(false);
-  }
-  wakeGrowthThread();  // to see that its session is over, and end
-  return snap;
-}
+Snapshot stopSampling() { return snapshot(true); }
 
 }  // namespace cppops::agent::heap

@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -244,11 +245,39 @@ TEST_CASE("heap profile: frees while the sampled blocks move to a larger table f
 TEST_CASE("heap profile: read while the sampled blocks move to a larger table, each block counts once") {
   Target t({"hold", "2060"}, "", {{"CPPOPS_HEAP_PROFILE", "1"}});
   json inuse = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0"});
-  CHECK(flatOf(inuse, "holdBlocks") == 2060 * 4096);
+  CHECK(flatOf(inuse, "holdNested") == 2060 * 4096);
   t.target.kill(SIGUSR1);
   REQUIRE(t.target.waitForOutput("freed 64"));
   inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
-  CHECK(flatOf(inuse, "holdBlocks") == (2060 - 64) * 4096);
+  CHECK(flatOf(inuse, "holdNested") == (2060 - 64) * 4096);
+}
+
+// The folded lines through holdNested(), counted by their in-use space: "64 of 36864, 136 of 40960".
+std::string nestedLines(const std::string& folded_file) {
+  std::map<uint64_t, size_t> lines;
+  std::istringstream text(cppops::proc::readFile(folded_file).value_or(""));
+  for (std::string line; std::getline(text, line);)
+    if (line.find("holdNested") != std::string::npos) ++lines[std::stoull(line.substr(line.rfind(' ') + 1))];
+  std::string counted;
+  for (const auto& [bytes, count] : lines)
+    counted += (counted.empty() ? "" : ", ") + std::to_string(count) + " of " + std::to_string(bytes);
+  return counted;
+}
+
+// 2,000 blocks of 4 KiB, each sampled, from 200 distinct stacks (10 blocks each): a profile is read 64 stacks per
+// hold of the sampler's lock, so these take four. Each stack must come out once, with exactly its blocks, in a read
+// while sampling goes on and in the read that stops it.
+TEST_CASE("heap profile: a read of 200 stacks, taken a few at a time, has each once with exactly its blocks") {
+  Target t({"hold", "2000", "200"}, "", {{"CPPOPS_HEAP_PROFILE", "1"}});
+  const std::string file = t.dir.path() + "/heap.folded";
+  json first = t.cli({"profile", t.pid(), "--heap", "--json", "-o", file});
+  CHECK(first.at("dropped") == 0);
+  CHECK(nestedLines(file) == "200 of 40960");
+  t.target.kill(SIGUSR1);  // frees blocks 0 to 63: one of each of the first 64 stacks
+  REQUIRE(t.target.waitForOutput("freed 64"));
+  json last = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "-o", file});
+  CHECK(last.at("sampling") == false);
+  CHECK(nestedLines(file) == "64 of 36864, 136 of 40960");
 }
 
 // Sampling switched on, off and on again at another rate: the entry points go back to counting, every thread

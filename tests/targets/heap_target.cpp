@@ -9,13 +9,16 @@
 //          its allocator's sized free: jemalloc's sdallocx(p, size, 0), as folly does, or tcmalloc's
 //          tc_free_sized(p, size) (plain free with glibc); then allocates them again, fills each with its own byte
 //          and checks that none was overwritten: prints "sized: N blocks, M overwritten"
-//   hold N allocates N blocks of 4 KiB from holdBlocks() and keeps them; on SIGUSR1 frees the first 64 of them and
-//          prints "freed 64"
+//   hold N [STACKS]
+//          allocates N blocks of 4 KiB in holdNested() and keeps them, from STACKS distinct stacks (default 1,
+//          at most 200): through holdVia<0> to holdVia<3>, then holdNested() 0 to 49 calls deep; on SIGUSR1 frees
+//          the first 64 of them and prints "freed 64"
 // Prints "ready" when set up. Exits on SIGTERM.
 #include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -120,8 +123,26 @@ std::vector<void*>& held() {
   return blocks;
 }
 
-__attribute__((noinline)) void holdBlocks(size_t count) {
-  for (size_t i = 0; i < count; ++i) held().push_back(std::malloc(4096));
+__attribute__((noinline)) void* holdNested(size_t depth) {
+  void* p = depth == 0 ? std::malloc(4096) : holdNested(depth - 1);
+  asm volatile("" ::: "memory");  // no tail call: each level keeps its frame
+  return p;
+}
+
+template <int kVia>
+__attribute__((noinline)) void* holdVia(size_t depth) {
+  void* p = holdNested(depth);
+  asm volatile("" ::"r"(kVia) : "memory");
+  return p;
+}
+
+__attribute__((noinline)) void holdBlocks(size_t count, size_t stacks) {
+  constexpr size_t kDepths = 50;
+  void* (*const vias[])(size_t) = {holdVia<0>, holdVia<1>, holdVia<2>, holdVia<3>};
+  for (size_t i = 0; i < count; ++i) {
+    const size_t stack = i % std::min(stacks, kDepths * 4);
+    held().push_back(vias[stack / kDepths](stack % kDepths));
+  }
 }
 
 void say(const char* text) {
@@ -145,7 +166,7 @@ int main(int argc, char** argv) {
   if (hold) {
     const size_t count = std::strtoul(argv[2], nullptr, 10);
     held().reserve(count);
-    holdBlocks(count);
+    holdBlocks(count, argc > 3 ? std::max(1ul, std::strtoul(argv[3], nullptr, 10)) : 1);
   }
   say("ready");
   while (g_stop == 0) {
