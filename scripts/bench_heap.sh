@@ -45,11 +45,7 @@ bench=build/tests/heap_bench
 configs=("no preload" "agent preloaded, sampling off" "sampling on, 512 KiB" "sampling on, 64 KiB" "heaptrack"
   "interposition only (CPPOPS_AGENT=0)" "no preload again (noise)")
 if [ -n "$against" ]; then
-  case $(basename "$against") in
-    libcppops_agent*.so) ;;
-    *) echo "bench_heap.sh: --against takes a file named libcppops_agent*.so (copy it under such a name):" \
-      "under any other name the preloaded agent never starts, and would never sample" >&2; exit 2 ;;
-  esac
+  require_agent_name "$against"
   configs+=("--against, sampling on, 512 KiB")
 fi
 # workload:threads[:MiB held in 64 KiB blocks beside the loop, so that thousands of samples stay live]

@@ -34,11 +34,7 @@ trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT  # its byst
 agents=("$agent")
 names=("this build")
 if [ -n "$against" ]; then
-  case $(basename "$against") in
-    libcppops_agent*.so*) ;;
-    *) echo "bench_heap_read.sh: --against takes a file named libcppops_agent*.so (copy it under such a name):" \
-         "$against" >&2; exit 2 ;;
-  esac
+  require_agent_name "$against"
   agents+=("$against")
   names+=("--against")
 fi
