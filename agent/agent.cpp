@@ -70,6 +70,8 @@ void removeSocketAtExit() {
 
 int start(const Options& options) {
   if (!options.enabled) return -1;
+  // Sampling may start below (CPPOPS_HEAP_PROFILE): what the agent allocates to start is not the program's.
+  heap::NotSampled agent_start;
   setLogQuiet(options.quiet);
   Agent& a = agent();
   std::lock_guard<std::mutex> lock(a.mu);

@@ -266,13 +266,16 @@ std::string nestedLines(const std::string& folded_file) {
 
 // 2,000 blocks of 4 KiB, each sampled, from 200 distinct stacks (10 blocks each): a profile is read 64 stacks per
 // hold of the sampler's lock, so these take four. Each stack must come out once, with exactly its blocks, in a read
-// while sampling goes on and in the read that stops it.
+// while sampling goes on and in the read that stops it. Sampling from start-up, the agent's own start is not in it.
 TEST_CASE("heap profile: a read of 200 stacks, taken a few at a time, has each once with exactly its blocks") {
   Target t({"hold", "2000", "200"}, "", {{"CPPOPS_HEAP_PROFILE", "1"}});
   const std::string file = t.dir.path() + "/heap.folded";
   json first = t.cli({"profile", t.pid(), "--heap", "--json", "-o", file});
   CHECK(first.at("dropped") == 0);
   CHECK(nestedLines(file) == "200 of 40960");
+  const std::string folded = cppops::proc::readFile(file).value_or("");
+  INFO(folded);
+  CHECK(folded.find("cppops_agent_start") == std::string::npos);
   t.target.kill(SIGUSR1);  // frees blocks 0 to 63: one of each of the first 64 stacks
   REQUIRE(t.target.waitForOutput("freed 64"));
   json last = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "-o", file});
