@@ -232,7 +232,10 @@ __attribute__((noinline)) void extraWorker(int kind) {
       for (;;) g_extra_cv.wait(lock);
     }
     case 2: {
-      std::lock_guard<std::mutex> lock(g_held);  // held by "holder" forever
+      // Once "holder" has it, for good: a worker that took it first would go on to park in pause(), and "holder"
+      // would be the one waiting.
+      while (!g_held_taken) std::this_thread::yield();
+      std::lock_guard<std::mutex> lock(g_held);
       break;
     }
     default: {
