@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -165,6 +166,10 @@ bool TargetProcess::waitForOutput(const std::string& text, std::chrono::millisec
     if (out().find(text) != std::string::npos) return true;
     std::this_thread::sleep_for(5ms);
   }
+  // The test's REQUIRE names only the call: what the target said (or why it is stuck) goes to the test's log.
+  std::cerr << "target " << pid_ << " did not print \"" << text << "\" within " << limit.count() << " ms ("
+            << (alive() ? "still running" : "exited") << ")\n--- its stdout:\n" << out() << "--- its stderr:\n"
+            << err() << "---\n";
   return false;
 }
 
