@@ -4,26 +4,51 @@
 # frees and allocates 64 KiB blocks it already has (no page faults: what it waits for is the profiler's lock). At
 # 16 KiB nearly every block is sampled, so some 32,000 samples are live at the peak and the sampler's tables grow to
 # their larger sizes (in the first round: the later rounds find them grown); at 512 KiB, about 4,000. The same with
-# no preload shows
-# the allocator's own longest calls (glibc's trimming off, so that no single free gives the whole heap back), and
+# no preload shows the allocator's own longest calls (glibc's trimming off, so that no single free gives the whole heap back), and
 # heaptrack is measured alongside for comparison. Configurations alternate run by run; each figure is the median over
 # the runs. Longest calls are the noisiest figures there are: run it on a quiet machine.
-# Usage: scripts/bench_heap_stall.sh [RUNS [HEAP_MIB]]   (defaults: 5 runs of 2048 MiB)
+# --block-kib 1 builds the heap of 1 KiB blocks instead: 2 million blocks, some 131,000 of them sampled at 16 KiB,
+# so the table of sampled addresses doubles up to its largest sizes as the heap grows, and every sampled free finds
+# records still to move.
+# The bystander's calls are also timed in its own CPU time ("bystander_cpu"): on the clock a call also waits for a
+# CPU, which on 2 CPUs it shares with the builder and the sampler's thread; in CPU time it counts what it ran,
+# spinning for the sampler's lock included.
+# --against AGENT adds another build of the agent (a copy named libcppops_agent*.so: the preloaded agent starts only
+# under that name), sampling at 16 KiB in the same runs.
+# Usage: scripts/bench_heap_stall.sh [--runs N] [--heap-mib N] [--block-kib N] [--against AGENT]
+#   (defaults: 5 runs, 2048 MiB in 64 KiB blocks)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-runs=${1:-5}
-heap_mib=${2:-2048}
+runs=5
+heap_mib=2048
+block_kib=64
+against=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --heap-mib) heap_mib=$2; shift 2 ;;
+    --block-kib) block_kib=$2; shift 2 ;;
+    --against) against=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--heap-mib N] [--block-kib N] [--against AGENT]" >&2; exit 2 ;;
+  esac
+done
 . scripts/heap_bench_env.sh
 bench=build/tests/heap_stall_bench
 
 configs=("no preload" "sampling on, 512 KiB" "sampling on, 16 KiB" "heaptrack")
+if [ -n "$against" ]; then
+  require_agent_name "$against"
+  configs+=("--against, 16 KiB")
+fi
 run() {
+  local args=("$heap_mib" "$block_kib" 3)
   case $1 in
-    0) "$bench" "$heap_mib" 64 3 ;;
-    1) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "$heap_mib" 64 3 ;;
-    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=16384 "$bench" "$heap_mib" 64 3 ;;
-    3) heaptrack -o "$work/heaptrack" "$bench" "$heap_mib" 64 3 ;;
+    0) "$bench" "${args[@]}" ;;
+    1) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "${args[@]}" ;;
+    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=16384 "$bench" "${args[@]}" ;;
+    3) heaptrack -o "$work/heaptrack" "$bench" "${args[@]}" ;;
+    4) LD_PRELOAD=$against CPPOPS_HEAP_PROFILE=16384 "$bench" "${args[@]}" ;;
   esac
 }
 for ((r = 1; r <= runs; r++)); do
@@ -39,9 +64,9 @@ figure() {  # configuration phase field
   awk -v c="$1" -v p="phase=$2" -v f="$3" '$1 == c && $4 == p {for (i = 5; i <= NF; i++) if ($i ~ "^" f "=") {
     sub("^" f "=", "", $i); print $i}}' "$work/results" | median
 }
-echo "heap_stall_bench: $heap_mib MiB in 64 KiB blocks, 3 rounds a run, $runs runs, $(nproc) CPUs," \
+echo "heap_stall_bench: $heap_mib MiB in $block_kib KiB blocks, 3 rounds a run, $runs runs, $(nproc) CPUs," \
   "load $(cut -d' ' -f1 /proc/loadavg)"
-for phase in first_fill fill free bystander; do
+for phase in first_fill fill free bystander bystander_cpu; do
   echo
   printf '%-24s %12s %12s %12s\n' "$phase" "median us" "p99.9 us" "longest us"
   for c in "${!configs[@]}"; do
