@@ -523,6 +523,15 @@ std::string symbolName(const SymbolIndex& symbols, Dwarf_Addr addr) {
   return demangle(std::string(name, std::strcspn(name, "@")).c_str());
 }
 
+// Whether elf has a full symbol table (.symtab), not only the dynamic one, which names just the exported functions.
+bool hasFullSymbolTable(Elf* elf) {
+  for (Elf_Scn* section = elf_nextscn(elf, nullptr); section != nullptr; section = elf_nextscn(elf, section)) {
+    GElf_Shdr header;
+    if (gelf_getshdr(section, &header) != nullptr && header.sh_type == SHT_SYMTAB) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 struct Symbolizer::Impl {
@@ -674,8 +683,18 @@ void Symbolizer::Impl::noteMissingDebugInfo(Dwfl_Module* mod, const std::string&
   Dwarf_Addr bias = 0;
   // Without the ELF file at all, ModuleFiles has already said so.
   if (dwfl_module_getelf(mod, &bias) == nullptr || dwfl_module_getdwarf(mod, &bias) != nullptr) return;
-  notes.add("no debug info for " + module +
-            ": its frames have function names from the symbol table but no file:line (install its debug symbols)");
+  const std::string build_id = buildIdHex(mod);
+  const std::string install =
+      "install its debug symbols" +
+      (build_id.size() > 2
+           ? " (looked for as /usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug)"
+           : std::string());
+  if (hasFullSymbolTable(dwfl_module_getelf(mod, &bias)))
+    notes.add("no debug info for " + module + ": its frames have function names but no file:line; " + install);
+  else
+    notes.add("no debug info or symbol table for " + module +
+              ": only its exported functions have names, the others show as module+offset, and no frame has "
+              "file:line; " + install);
 }
 
 Result<std::unique_ptr<Symbolizer>> Symbolizer::forProcess(pid_t pid) {

@@ -184,7 +184,7 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
   const json* frame = splitDebugFrame(first);
   REQUIRE(frame != nullptr);
   CHECK(frame->at("file").get<std::string>().find("tests/targets/split_debug_lib.c") != std::string::npos);
-  CHECK(frame->at("line") == 6);
+  CHECK(frame->at("line") == 11);
   // Named by the library's build ID (on machines with libc6-dbg, libc's debug file is cached beside it).
   auto notes = runProgram({findTool("readelf"), "-n", library}, {});
   const size_t id_at = notes.out.find("Build ID: ");
@@ -239,6 +239,67 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
     dump();
     CHECK_FALSE(std::filesystem::exists(cached_file));
   }
+}
+
+namespace {
+
+std::string buildIdOf(const std::string& file) {
+  auto notes = runProgram({findTool("readelf"), "-n", file}, {});
+  const size_t id_at = notes.out.find("Build ID: ");
+  REQUIRE(id_at != std::string::npos);
+  return notes.out.substr(id_at + 10, notes.out.find('\n', id_at) - id_at - 10);
+}
+
+}  // namespace
+
+TEST_CASE("stack: a library without debug info gets a note that says what its frames lack and where to put it") {
+  TempDir dir;
+  TempDir libs;  // the library alone: its debug file is not beside it
+  TempDir cache_home;  // and no inflated copy of it from another test
+  const std::string library = libs.path() + "/libsplit_debug_lib.so";
+  std::filesystem::copy(targetPath("libsplit_debug_lib.so"), library);
+  const std::string build_id = buildIdOf(library);
+  const std::string debug_file =
+      "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
+  const bool stripped = GENERATE(false, true);
+  if (stripped) REQUIRE(runProgram({findTool("objcopy"), "--strip-all", library}, {}).exit_code == 0);
+  INFO((stripped ? "symbol table stripped too" : "symbol table kept"));
+
+  TargetOptions options;
+  options.program = "split_debug_target";
+  options.preload = true;
+  options.env = {{"LD_LIBRARY_PATH", libs.path()}};
+  TargetProcess target(options, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  auto r = runProgram({cliPath(), "stack", std::to_string(target.pid()), "--json"},
+                      {{"CPPOPS_SOCKET_DIR", dir.path()}, {"CPPOPS_CACHE_DIR", cache_home.path()}});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json dump = json::parse(r.out);
+  const json& frames = dump.at("threads").at(0).at("frames");
+  // pause, then split_debug_park (static), then split_debug_wait (exported), then main.
+  auto in_library = std::find_if(frames.begin(), frames.end(), [&](const json& frame) {
+    return frame.at("module").get<std::string>().find("libsplit_debug_lib.so") != std::string::npos;
+  });
+  REQUIRE(in_library != frames.end());
+  REQUIRE(std::next(in_library) != frames.end());
+  const json& park = *in_library;
+  const json& wait = *std::next(in_library);
+  CHECK(park.at("function") == (stripped ? "" : "split_debug_park"));
+  CHECK(park.at("file") == "");
+  CHECK(wait.at("function") == "split_debug_wait");
+  CHECK(wait.at("file") == "");
+
+  const std::string lacks = stripped ? "no debug info or symbol table for " + library +
+                                           ": only its exported functions have names, the others show as "
+                                           "module+offset, and no frame has file:line; "
+                                     : "no debug info for " + library +
+                                           ": its frames have function names but no file:line; ";
+  const json& notes = dump.at("notes");
+  INFO(notes.dump(2));
+  CHECK(std::count(notes.begin(), notes.end(),
+                   lacks + "install its debug symbols (looked for as " + debug_file + ")") == 1);
 }
 
 TEST_CASE("stack: frames of a deleted binary the CLI cannot read are named by the agent, and the dump says so") {
