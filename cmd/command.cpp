@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <system_error>
 
 #include "exit_codes.h"
 
@@ -33,8 +35,18 @@ void addCommonFlags(CLI::App& command, CommonFlags& flags) {
       ->check(CLI::Range(10, 600000));
 }
 
+std::string notAPid(const std::string& text) {
+  pid_t pid = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, error] = std::from_chars(text.data(), end, pid);
+  if (!text.empty() && error == std::errc() && stop == end && pid > 0) return "";
+  return "'" + text + "' is not a process ID (a positive number); `cppops` lists the processes with an agent";
+}
+
 void addPidArgument(CLI::App& command, pid_t& pid) {
-  command.add_option("PID", pid, "Process ID (see `cppops ps`)")->required()->check(CLI::PositiveNumber);
+  command.add_option("PID", pid, "Process ID (see `cppops ps`)")
+      ->required()
+      ->check(CLI::Validator([](std::string& text) { return notAPid(text); }, "PID", "process ID"));
 }
 
 int reportError(const Error& error, const CommonFlags& flags) {

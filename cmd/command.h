@@ -27,6 +27,9 @@ void addCommonFlags(CLI::App& command, CommonFlags& flags);
 // Adds the required PID positional.
 void addPidArgument(CLI::App& command, pid_t& pid);
 
+// Why `text` is not a process ID (a positive decimal number that fits pid_t), or "" when it is one.
+std::string notAPid(const std::string& text);
+
 // Prints an error (human line on stderr; with --json also {"error": ...} on stdout) and returns its exit code.
 int reportError(const Error& error, const CommonFlags& flags);
 

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "subprocess.h"
 
@@ -34,14 +37,35 @@ TEST_CASE("a PID that does not exist: exit 3") {
   CHECK(r.err.find("cppops ps") != std::string::npos);
 }
 
-TEST_CASE("usage errors: exit 2 with a pointer to --help") {
+TEST_CASE("usage errors: exit 2, what was wrong, and a pointer to the command's --help") {
   TempDir dir;
-  for (std::vector<std::string> args : {std::vector<std::string>{"stats"}, {"bogus"}, {"stats", "abc"},
-                                        {"stats", "1", "--timeout", "0"}, {"--no-such-flag"}}) {
+  const std::string commands =
+      " (commands: ps, tree, version, stats, stack, profile, metrics, watch, exporter, top, heap, gc)";
+  const std::string list = "; `cppops` lists the processes with an agent";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"stats"}, "cppops stats: PID is required" + list + "\nRun `cppops stats --help` for usage.\n"},
+      {{"stak", "123"},
+       "cppops: 'stak' is neither a command nor a process ID; did you mean `cppops stack`?" + commands +
+           "\nRun `cppops --help` for usage.\n"},
+      {{"bogus"}, "cppops: 'bogus' is neither a command nor a process ID" + commands +
+                      "\nRun `cppops --help` for usage.\n"},
+      {{"stats", "abc"}, "cppops stats: 'abc' is not a process ID (a positive number)" + list +
+                             "\nRun `cppops stats --help` for usage.\n"},
+      {{"heap", "0"}, "cppops heap: '0' is not a process ID (a positive number)" + list +
+                          "\nRun `cppops heap --help` for usage.\n"},
+      {{"stack", "99999999999"}, "cppops stack: '99999999999' is not a process ID (a positive number)" + list +
+                                     "\nRun `cppops stack --help` for usage.\n"},
+      {{"stats", "1", "--timeout", "0"},
+       "cppops stats: --timeout: Value 0 not in range 10 to 600000\nRun `cppops stats --help` for usage.\n"},
+      {{"--no-such-flag"},
+       "cppops: The following argument was not expected: --no-such-flag\nRun `cppops --help` for usage.\n"},
+  };
+  for (const auto& [args, expected] : cases) {
     auto r = runCli(args, dir.path());
-    INFO(args[0] << ": " << r.err);
+    INFO(args[0]);
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("cppops --help") != std::string::npos);
+    CHECK(r.err == expected);
+    CHECK(r.out.empty());
   }
 }
 
