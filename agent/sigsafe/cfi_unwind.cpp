@@ -131,22 +131,39 @@ class Reader {
 };
 
 // Where the caller's value of a register is. kSame is also "no rule": callee-saved registers keep their value.
-enum class How : uint8_t { kSame, kUndefined, kAtOffset, kBeyond };
+// kAtRbpOffset is the one expression rule followed (see Row).
+enum class How : uint8_t { kSame, kUndefined, kAtOffset, kAtRbpOffset, kBeyond };
 
 struct RegisterRule {
   How how = How::kSame;
-  int64_t offset = 0;  // from the CFA, for kAtOffset
+  int64_t offset = 0;  // from the CFA for kAtOffset, from this frame's rbp for kAtRbpOffset
 };
 
 // One row of the CFI table, for the registers a walk needs: the CFA (the caller's rsp), rbp and the return
-// address. A CFA given by an expression is cfa_known = false.
+// address. Of the CFAs given by an expression, one is followed: the word at rbp + cfa_offset (cfa_deref), with
+// the caller's rbp saved at this frame's rbp. GCC describes so a function that realigns its stack and also needs
+// its incoming stack pointer kept in a register (a "DRAP": over-aligned locals beside alloca or a variable-length
+// array). Any other expression is cfa_known = false.
 struct Row {
   bool cfa_known = false;
+  bool cfa_deref = false;
   uint64_t cfa_register = kRsp;
   int64_t cfa_offset = 0;
   RegisterRule rbp;
   RegisterRule return_address{How::kBeyond, 0};
 };
+
+// DWARF expression operations (DW_OP_*) of the forms above.
+constexpr uint8_t kOpDeref = 0x06;
+constexpr uint8_t kOpBregRbp = 0x70 + kRbp;
+
+// The offset k of an expression that is exactly "DW_OP_breg6 k", followed by DW_OP_deref when `deref`.
+bool rbpPlusOffset(Reader expression, bool deref, int64_t* k) {
+  if (expression.fixed<uint8_t>() != kOpBregRbp) return false;
+  *k = expression.sleb();
+  if (deref && expression.fixed<uint8_t>() != kOpDeref) return false;
+  return expression.done() && !expression.failed();
+}
 
 struct Cie {
   uint64_t code_alignment = 0;
@@ -274,14 +291,38 @@ bool execute(Reader r, const Cie& cie, uintptr_t location, uintptr_t target, Row
         row.cfa_register = r.uleb();
         row.cfa_offset = static_cast<int64_t>(r.uleb());
         row.cfa_known = true;
+        row.cfa_deref = false;
         break;
-      case 0x0d: row.cfa_register = r.uleb(); break;                        // DW_CFA_def_cfa_register
-      case 0x0e: row.cfa_offset = static_cast<int64_t>(r.uleb()); break;  // DW_CFA_def_cfa_offset
-      case 0x0f:                                                          // DW_CFA_def_cfa_expression
-        r.skip(r.uleb());
-        row.cfa_known = false;
+      // These two change a register-and-offset CFA; after an expression there is none to change.
+      case 0x0d:  // DW_CFA_def_cfa_register
+        row.cfa_register = r.uleb();
+        row.cfa_known = row.cfa_known && !row.cfa_deref;
         break;
-      case 0x10:  // DW_CFA_expression
+      case 0x0e:  // DW_CFA_def_cfa_offset
+        row.cfa_offset = static_cast<int64_t>(r.uleb());
+        row.cfa_known = row.cfa_known && !row.cfa_deref;
+        break;
+      case 0x0f: {  // DW_CFA_def_cfa_expression
+        const uint64_t length = r.uleb();
+        const uint8_t* expression = r.position();
+        r.skip(length);
+        row.cfa_known = !r.failed() && rbpPlusOffset(Reader(expression, r.position()), true, &row.cfa_offset);
+        row.cfa_deref = true;
+        row.cfa_register = kRbp;
+        break;
+      }
+      case 0x10: {  // DW_CFA_expression
+        const uint64_t reg = r.uleb();
+        const uint64_t length = r.uleb();
+        const uint8_t* expression = r.position();
+        r.skip(length);
+        int64_t k = 0;
+        if (reg == kRbp && !r.failed() && rbpPlusOffset(Reader(expression, r.position()), false, &k))
+          setRule(row, reg, How::kAtRbpOffset, k);
+        else
+          setRule(row, reg, How::kBeyond);
+        break;
+      }
       case 0x16: {  // DW_CFA_val_expression
         const uint64_t reg = r.uleb();
         r.skip(r.uleb());
@@ -297,8 +338,12 @@ bool execute(Reader r, const Cie& cie, uintptr_t location, uintptr_t target, Row
         row.cfa_register = r.uleb();
         row.cfa_offset = r.sleb() * cie.data_alignment;
         row.cfa_known = true;
+        row.cfa_deref = false;
         break;
-      case 0x13: row.cfa_offset = r.sleb() * cie.data_alignment; break;  // DW_CFA_def_cfa_offset_sf
+      case 0x13:  // DW_CFA_def_cfa_offset_sf
+        row.cfa_offset = r.sleb() * cie.data_alignment;
+        row.cfa_known = row.cfa_known && !row.cfa_deref;
+        break;
       case 0x14: {  // DW_CFA_val_offset
         const uint64_t reg = r.uleb();
         r.uleb();
@@ -356,14 +401,17 @@ const uint8_t* findFde(const uint8_t* header, uintptr_t pc) {
   return header + field(2 * low + 1);
 }
 
-// A frame's rule, as the cache keeps it in one word: CFA = (rbp or rsp) + cfa_offset; the return address and
-// the caller's rbp are saved at multiples of 8 from the CFA (0 for rbp: not saved, unchanged).
+// A frame's rule, as the cache keeps it in one word: CFA = (rbp or rsp) + cfa_offset, or the word there
+// (cfa_deref); the return address and the caller's rbp are saved at multiples of 8 from the CFA (0 for rbp: not
+// saved, unchanged), or the caller's rbp from this frame's rbp (rbp_from_rbp, where 0 is a slot like any other).
 struct FrameRule {
   int32_t cfa_offset = 0;
   int8_t return_address_slot = 0;
   int8_t rbp_slot = 0;
   bool cfa_on_rbp = false;
   bool outermost = false;  // no return address: _start, or the clone a thread began in
+  bool cfa_deref = false;
+  bool rbp_from_rbp = false;
 };
 
 constexpr uint64_t kRuleValid = uint64_t{1} << 63;
@@ -371,7 +419,7 @@ constexpr uint64_t kRuleValid = uint64_t{1} << 63;
 uint64_t pack(const FrameRule& f) {
   return static_cast<uint32_t>(f.cfa_offset) | uint64_t{static_cast<uint8_t>(f.return_address_slot)} << 32 |
          uint64_t{static_cast<uint8_t>(f.rbp_slot)} << 40 | uint64_t{f.cfa_on_rbp} << 48 |
-         uint64_t{f.outermost} << 49 | kRuleValid;
+         uint64_t{f.outermost} << 49 | uint64_t{f.cfa_deref} << 50 | uint64_t{f.rbp_from_rbp} << 51 | kRuleValid;
 }
 
 FrameRule unpack(uint64_t word) {
@@ -381,11 +429,13 @@ FrameRule unpack(uint64_t word) {
   f.rbp_slot = static_cast<int8_t>(static_cast<uint8_t>(word >> 40));
   f.cfa_on_rbp = ((word >> 48) & 1) != 0;
   f.outermost = ((word >> 49) & 1) != 0;
+  f.cfa_deref = ((word >> 50) & 1) != 0;
+  f.rbp_from_rbp = ((word >> 51) & 1) != 0;
   return f;
 }
 
-bool slotOf(int64_t offset, int8_t* slot) {
-  if (offset % 8 != 0 || offset / 8 < -128 || offset / 8 > 127 || offset == 0) return false;
+bool slotOf(int64_t offset, int8_t* slot, bool zero_allowed = false) {
+  if (offset % 8 != 0 || offset / 8 < -128 || offset / 8 > 127 || (offset == 0 && !zero_allowed)) return false;
   *slot = static_cast<int8_t>(offset / 8);
   return true;
 }
@@ -395,12 +445,14 @@ bool toRule(const Row& row, FrameRule* f) {
   if (row.cfa_offset < INT32_MIN || row.cfa_offset > INT32_MAX) return false;
   f->cfa_offset = static_cast<int32_t>(row.cfa_offset);
   f->cfa_on_rbp = row.cfa_register == kRbp;
+  f->cfa_deref = row.cfa_deref;
   if (row.return_address.how == How::kUndefined) {
     f->outermost = true;
   } else if (row.return_address.how != How::kAtOffset || !slotOf(row.return_address.offset, &f->return_address_slot)) {
     return false;
   }
   if (row.rbp.how == How::kAtOffset) return slotOf(row.rbp.offset, &f->rbp_slot);
+  if (row.rbp.how == How::kAtRbpOffset) return f->rbp_from_rbp = slotOf(row.rbp.offset, &f->rbp_slot, true);
   return row.rbp.how == How::kSame;
 }
 
@@ -520,22 +572,30 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     }
     const FrameRule rule = unpack(word);
     if (rule.outermost) return n;
-    const uintptr_t cfa = (rule.cfa_on_rbp ? bp : sp) + static_cast<uintptr_t>(static_cast<intptr_t>(rule.cfa_offset));
+    // A word of this frame or its caller's: on the stack, at or above where this frame's sp is.
+    auto on_stack = [&](uintptr_t at) {
+      return at >= sp && (top != 0 ? at <= top - sizeof(uintptr_t) : at - sp <= kMaxFrameSize);
+    };
+    uintptr_t cfa = (rule.cfa_on_rbp ? bp : sp) + static_cast<uintptr_t>(static_cast<intptr_t>(rule.cfa_offset));
+    if (rule.cfa_deref) {
+      // The word that holds the CFA is read as the saved registers are, and only where they may be.
+      if (!on_stack(cfa)) return top != 0 ? n : 0;
+      memcpy(&cfa, reinterpret_cast<const void*>(cfa), sizeof cfa);
+    }
     if (cfa <= sp) return 0;
     const uintptr_t return_address_at = cfa + static_cast<uintptr_t>(rule.return_address_slot * 8);
-    const uintptr_t rbp_at = cfa + static_cast<uintptr_t>(rule.rbp_slot * 8);
+    const bool rbp_saved = rule.rbp_from_rbp || rule.rbp_slot != 0;
+    const uintptr_t rbp_at = (rule.rbp_from_rbp ? bp : cfa) + static_cast<uintptr_t>(rule.rbp_slot * 8);
     if (top != 0) {
       // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
       // the frames so far, the last one being the frame whose unwind information is wrong.
-      if (cfa > top || return_address_at < sp || return_address_at > top - sizeof(uintptr_t) ||
-          (rule.rbp_slot != 0 && (rbp_at < sp || rbp_at > top - sizeof(uintptr_t))))
-        return n;
+      if (cfa > top || !on_stack(return_address_at) || (rbp_saved && !on_stack(rbp_at))) return n;
     } else if (cfa - sp > kMaxFrameSize) {
       return 0;
     }
     uintptr_t return_address = 0;
     memcpy(&return_address, reinterpret_cast<const void*>(return_address_at), sizeof return_address);
-    if (rule.rbp_slot != 0) memcpy(&bp, reinterpret_cast<const void*>(rbp_at), sizeof bp);
+    if (rbp_saved) memcpy(&bp, reinterpret_cast<const void*>(rbp_at), sizeof bp);
     if (return_address == 0) return n;
     pc = return_address;
     sp = cfa;

@@ -352,13 +352,18 @@ TEST_CASE("stack: frames of a deleted binary the CLI cannot read are named by th
 }
 
 TEST_CASE("unwinding: a frame whose unwind information points off its thread's stack ends the stack, and the target lives") {
-  // tests/targets/lying_cfi.c: lying_frame's CFI puts its caller 1 MiB above it, where nothing is readable. The
-  // same walker serves stack dumps, CPU profiles and the heap sampler, so each of the three is asked.
+  // tests/targets/lying_cfi.c: lying_frame's CFI puts its caller 1 MiB above it, where nothing is readable;
+  // lying_drap_frame's, the CFA of a realigned frame, has the walker read a word there. The same walker serves
+  // stack dumps, CPU profiles and the heap sampler, so each of the three is asked.
   TempDir dir;
+  const bool drap = GENERATE(false, true);
+  const std::string lying_frame = drap ? "lying_drap_frame" : "lying_frame";
+  INFO(lying_frame);
   auto start = [&](const char* mode) {
     TargetOptions options;
     options.program = "lying_cfi";
     options.args = {mode};
+    if (drap) options.args.push_back("drap");
     options.preload = true;
     return std::make_unique<TargetProcess>(options, dir.path());
   };
@@ -385,7 +390,7 @@ TEST_CASE("unwinding: a frame whose unwind information points off its thread's s
       CHECK(frames[0].at("function") == "pause");
       CHECK(frames[1].at("function") == "wait_forever");
       CHECK(frames[1].at("file").get<std::string>().find("tests/targets/lying_cfi.c") != std::string::npos);
-      CHECK(frames[2].at("function") == "lying_frame");
+      CHECK(frames[2].at("function") == lying_frame);
     }
     CHECK(target->alive());
   }
@@ -395,7 +400,7 @@ TEST_CASE("unwinding: a frame whose unwind information points off its thread's s
     REQUIRE_FALSE(target->waitForSocket().empty());
     const std::string folded = ask(*target, {"profile", "-d", "1s", "--format", "folded"});
     INFO(folded);
-    CHECK(folded.rfind("lying_frame;spin_forever ", 0) == 0);
+    CHECK(folded.rfind(lying_frame + ";spin_forever ", 0) == 0);
     CHECK(target->alive());
   }
   SECTION("heap profiles") {
@@ -405,7 +410,7 @@ TEST_CASE("unwinding: a frame whose unwind information points off its thread's s
     const std::string folded = ask(*target, {"profile", "--heap", "--heap-rate", "1", "-d", "1s", "--sample-index",
                                              "alloc_space", "--format", "folded"});
     INFO(folded);
-    CHECK(folded.rfind("lying_frame;allocate_forever ", 0) == 0);
+    CHECK(folded.rfind(lying_frame + ";allocate_forever ", 0) == 0);
     CHECK(target->alive());
   }
 }

@@ -86,6 +86,27 @@ __attribute__((noinline)) BothWalks viaAlloca(int depth) {
   return w;
 }
 
+// Over-aligned locals beside alloca: GCC realigns the stack and keeps the incoming stack pointer in a register
+// ("DRAP"), so its CFI gives the CFA as an expression (the word at rbp - 8) and the caller's rbp at rbp.
+__attribute__((noinline)) BothWalks viaRealignedAlloca(int depth) {
+  alignas(64) volatile char aligned[64];
+  auto* p = static_cast<volatile char*>(alloca(static_cast<size_t>(64 + depth * 16)));
+  aligned[0] = static_cast<char>(depth);
+  p[0] = 1;
+  BothWalks w = depth == 0 ? walkBothHere() : viaAlloca(depth - 1);
+  g_sink += aligned[0] + p[0];
+  return w;
+}
+
+// A frame whose CFA is on rbp above a realigned one: the walk needs the rbp the realigned frame saved.
+__attribute__((noinline)) BothWalks viaAllocaAboveRealigned(int depth) {
+  auto* p = static_cast<volatile char*>(alloca(static_cast<size_t>(64 + depth * 16)));
+  p[0] = 1;
+  BothWalks w = viaRealignedAlloca(depth);
+  g_sink += p[0];
+  return w;
+}
+
 BothWalks g_from_qsort;
 
 int compareAndWalk(const void* a, const void* b) {
@@ -95,6 +116,12 @@ int compareAndWalk(const void* a, const void* b) {
 
 TEST_CASE("cfiUnwind: every return address is the one backtrace() finds, through rbp and rsp frames") {
   requireSameCallers(viaAlloca(7));
+}
+
+TEST_CASE("cfiUnwind: a frame that realigns its stack, its CFA the word at rbp - 8, is followed as backtrace() does") {
+  SECTION("right above the frame the walk starts in") { requireSameCallers(viaRealignedAlloca(0)); }
+  SECTION("above frames on rsp and rbp") { requireSameCallers(viaRealignedAlloca(3)); }
+  SECTION("below a frame on rbp") { requireSameCallers(viaAllocaAboveRealigned(2)); }
 }
 
 TEST_CASE("cfiUnwind: a callback from libc's qsort walks out through libc") {
