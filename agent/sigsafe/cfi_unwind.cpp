@@ -131,19 +131,24 @@ class Reader {
 };
 
 // Where the caller's value of a register is. kSame is also "no rule": callee-saved registers keep their value.
-// kAtRbpOffset is the one expression rule followed (see Row).
-enum class How : uint8_t { kSame, kUndefined, kAtOffset, kAtRbpOffset, kBeyond };
+// kAtRegisterOffset is the one expression rule followed (see Row).
+enum class How : uint8_t { kSame, kUndefined, kAtOffset, kAtRegisterOffset, kBeyond };
 
 struct RegisterRule {
   How how = How::kSame;
-  int64_t offset = 0;  // from the CFA for kAtOffset, from this frame's rbp for kAtRbpOffset
+  int64_t offset = 0;       // from the CFA for kAtOffset, from `base` for kAtRegisterOffset
+  uint64_t base = kRsp;     // rsp or rbp, as this frame has them, for kAtRegisterOffset
 };
 
 // One row of the CFI table, for the registers a walk needs: the CFA (the caller's rsp), rbp and the return
-// address. Of the CFAs given by an expression, one is followed: the word at rbp + cfa_offset (cfa_deref), with
-// the caller's rbp saved at this frame's rbp. GCC describes so a function that realigns its stack and also needs
-// its incoming stack pointer kept in a register (a "DRAP": over-aligned locals beside alloca or a variable-length
-// array). Any other expression is cfa_known = false.
+// address. Of the rules given by a DWARF expression, the two forms that compilers and glibc emit are followed:
+// a CFA that is the word at rsp or rbp + cfa_offset (cfa_deref), and a register saved at rsp or rbp + offset.
+//  - GCC so describes a function that realigns its stack and also keeps its incoming stack pointer (a "DRAP":
+//    over-aligned locals beside alloca or a variable-length array): the CFA is the word at rbp - 8, the caller's
+//    rbp is at rbp.
+//  - glibc so describes its signal trampoline (__restore_rt): the interrupted registers, the CFA among them, are
+//    words of the ucontext the kernel pushed, at rsp + their offsets.
+// Any other expression is cfa_known = false.
 struct Row {
   bool cfa_known = false;
   bool cfa_deref = false;
@@ -155,17 +160,20 @@ struct Row {
 
 // DWARF expression operations (DW_OP_*) of the forms above.
 constexpr uint8_t kOpDeref = 0x06;
-constexpr uint8_t kOpBregRbp = 0x70 + kRbp;
+constexpr uint8_t kOpBreg0 = 0x70;
 
-// The offset k of an expression that is exactly "DW_OP_breg6 k", followed by DW_OP_deref when `deref`.
-bool rbpPlusOffset(Reader expression, bool deref, int64_t* k) {
-  if (expression.fixed<uint8_t>() != kOpBregRbp) return false;
+// An expression that is exactly "DW_OP_bregN k" with N rsp or rbp, followed by DW_OP_deref when `deref`: N and k.
+bool registerPlusOffset(Reader expression, bool deref, uint64_t* reg, int64_t* k) {
+  const uint8_t op = expression.fixed<uint8_t>();
+  if (op != kOpBreg0 + kRsp && op != kOpBreg0 + kRbp) return false;
+  *reg = op - kOpBreg0;
   *k = expression.sleb();
   if (deref && expression.fixed<uint8_t>() != kOpDeref) return false;
   return expression.done() && !expression.failed();
 }
 
 struct Cie {
+  bool signal_frame = false;  // 'S': the frame of a signal trampoline, whose caller's pc is exact
   uint64_t code_alignment = 0;
   int64_t data_alignment = 0;
   uint8_t fde_encoding = kPeAbsptr;
@@ -174,7 +182,7 @@ struct Cie {
   const uint8_t* end = nullptr;
 };
 
-// A CIE the walker can follow: version 1 or 3, the return address in its usual column, no signal frame ('S').
+// A CIE the walker can follow: version 1 or 3, the return address in its usual column.
 bool parseCie(const uint8_t* at, Cie* cie) {
   uint32_t length = 0;
   memcpy(&length, at, sizeof length);
@@ -204,7 +212,8 @@ bool parseCie(const uint8_t* at, Cie* cie) {
           if (!r.pointer(r.fixed<uint8_t>() & ~kPeIndirect, 0, &ignored)) return false;
           break;
         case 'B': break;
-        default: return false;  // 'S' (a signal frame), or an augmentation we do not know how to skip
+        case 'S': cie->signal_frame = true; break;
+        default: return false;  // an augmentation we do not know how to skip
       }
     }
     if (r.failed() || data_end < r.position()) return false;
@@ -216,9 +225,9 @@ bool parseCie(const uint8_t* at, Cie* cie) {
   return !r.failed();
 }
 
-void setRule(Row& row, uint64_t reg, How how, int64_t offset = 0) {
-  if (reg == kRbp) row.rbp = RegisterRule{how, offset};
-  if (reg == kReturnAddress) row.return_address = RegisterRule{how, offset};
+void setRule(Row& row, uint64_t reg, How how, int64_t offset = 0, uint64_t base = kRsp) {
+  if (reg == kRbp) row.rbp = RegisterRule{how, offset, base};
+  if (reg == kReturnAddress) row.return_address = RegisterRule{how, offset, base};
 }
 
 void restoreRule(Row& row, uint64_t reg, const Row& initial) {
@@ -306,9 +315,9 @@ bool execute(Reader r, const Cie& cie, uintptr_t location, uintptr_t target, Row
         const uint64_t length = r.uleb();
         const uint8_t* expression = r.position();
         r.skip(length);
-        row.cfa_known = !r.failed() && rbpPlusOffset(Reader(expression, r.position()), true, &row.cfa_offset);
+        row.cfa_known = !r.failed() && registerPlusOffset(Reader(expression, r.position()), true,
+                                                          &row.cfa_register, &row.cfa_offset);
         row.cfa_deref = true;
-        row.cfa_register = kRbp;
         break;
       }
       case 0x10: {  // DW_CFA_expression
@@ -316,9 +325,10 @@ bool execute(Reader r, const Cie& cie, uintptr_t location, uintptr_t target, Row
         const uint64_t length = r.uleb();
         const uint8_t* expression = r.position();
         r.skip(length);
+        uint64_t base = 0;
         int64_t k = 0;
-        if (reg == kRbp && !r.failed() && rbpPlusOffset(Reader(expression, r.position()), false, &k))
-          setRule(row, reg, How::kAtRbpOffset, k);
+        if (!r.failed() && registerPlusOffset(Reader(expression, r.position()), false, &base, &k))
+          setRule(row, reg, How::kAtRegisterOffset, k, base);
         else
           setRule(row, reg, How::kBeyond);
         break;
@@ -401,9 +411,12 @@ const uint8_t* findFde(const uint8_t* header, uintptr_t pc) {
   return header + field(2 * low + 1);
 }
 
+// Where a frame's rule finds a saved register: at a multiple of 8 from the CFA, or from this frame's rsp or rbp.
+enum Base : uint8_t { kFromCfa, kFromRsp, kFromRbp };
+
 // A frame's rule, as the cache keeps it in one word: CFA = (rbp or rsp) + cfa_offset, or the word there
-// (cfa_deref); the return address and the caller's rbp are saved at multiples of 8 from the CFA (0 for rbp: not
-// saved, unchanged), or the caller's rbp from this frame's rbp (rbp_from_rbp, where 0 is a slot like any other).
+// (cfa_deref); the return address and the caller's rbp are saved at slots (multiples of 8) from their bases (for
+// rbp, slot 0 from the CFA is "not saved, unchanged").
 struct FrameRule {
   int32_t cfa_offset = 0;
   int8_t return_address_slot = 0;
@@ -411,7 +424,11 @@ struct FrameRule {
   bool cfa_on_rbp = false;
   bool outermost = false;  // no return address: _start, or the clone a thread began in
   bool cfa_deref = false;
-  bool rbp_from_rbp = false;
+  Base return_address_base = kFromCfa;
+  Base rbp_base = kFromCfa;
+  bool signal_frame = false;  // the caller's pc is where it was interrupted, not a return address
+
+  bool rbpSaved() const { return rbp_base != kFromCfa || rbp_slot != 0; }
 };
 
 constexpr uint64_t kRuleValid = uint64_t{1} << 63;
@@ -419,7 +436,8 @@ constexpr uint64_t kRuleValid = uint64_t{1} << 63;
 uint64_t pack(const FrameRule& f) {
   return static_cast<uint32_t>(f.cfa_offset) | uint64_t{static_cast<uint8_t>(f.return_address_slot)} << 32 |
          uint64_t{static_cast<uint8_t>(f.rbp_slot)} << 40 | uint64_t{f.cfa_on_rbp} << 48 |
-         uint64_t{f.outermost} << 49 | uint64_t{f.cfa_deref} << 50 | uint64_t{f.rbp_from_rbp} << 51 | kRuleValid;
+         uint64_t{f.outermost} << 49 | uint64_t{f.cfa_deref} << 50 | uint64_t{f.return_address_base} << 51 |
+         uint64_t{f.rbp_base} << 53 | uint64_t{f.signal_frame} << 55 | kRuleValid;
 }
 
 FrameRule unpack(uint64_t word) {
@@ -430,30 +448,43 @@ FrameRule unpack(uint64_t word) {
   f.cfa_on_rbp = ((word >> 48) & 1) != 0;
   f.outermost = ((word >> 49) & 1) != 0;
   f.cfa_deref = ((word >> 50) & 1) != 0;
-  f.rbp_from_rbp = ((word >> 51) & 1) != 0;
+  f.return_address_base = static_cast<Base>((word >> 51) & 3);
+  f.rbp_base = static_cast<Base>((word >> 53) & 3);
+  f.signal_frame = ((word >> 55) & 1) != 0;
   return f;
 }
 
-bool slotOf(int64_t offset, int8_t* slot, bool zero_allowed = false) {
-  if (offset % 8 != 0 || offset / 8 < -128 || offset / 8 > 127 || (offset == 0 && !zero_allowed)) return false;
+bool slotOf(int64_t offset, int8_t* slot) {
+  if (offset % 8 != 0 || offset / 8 < -128 || offset / 8 > 127) return false;
   *slot = static_cast<int8_t>(offset / 8);
   return true;
 }
 
-bool toRule(const Row& row, FrameRule* f) {
+// Where a register saved by `rule` is, for FrameRule: false for a rule it cannot hold.
+bool savedAt(const RegisterRule& rule, int8_t* slot, Base* base) {
+  if (rule.how == How::kAtOffset) {
+    *base = kFromCfa;
+    return rule.offset != 0 && slotOf(rule.offset, slot);  // at the CFA itself lies the caller's stack
+  }
+  if (rule.how == How::kAtRegisterOffset) {
+    *base = rule.base == kRbp ? kFromRbp : kFromRsp;
+    return slotOf(rule.offset, slot);
+  }
+  return false;
+}
+
+bool toRule(const Row& row, bool signal_frame, FrameRule* f) {
   if (!row.cfa_known || (row.cfa_register != kRsp && row.cfa_register != kRbp)) return false;
   if (row.cfa_offset < INT32_MIN || row.cfa_offset > INT32_MAX) return false;
   f->cfa_offset = static_cast<int32_t>(row.cfa_offset);
   f->cfa_on_rbp = row.cfa_register == kRbp;
   f->cfa_deref = row.cfa_deref;
-  if (row.return_address.how == How::kUndefined) {
+  f->signal_frame = signal_frame;
+  if (row.return_address.how == How::kUndefined)
     f->outermost = true;
-  } else if (row.return_address.how != How::kAtOffset || !slotOf(row.return_address.offset, &f->return_address_slot)) {
+  else if (!savedAt(row.return_address, &f->return_address_slot, &f->return_address_base))
     return false;
-  }
-  if (row.rbp.how == How::kAtOffset) return slotOf(row.rbp.offset, &f->rbp_slot);
-  if (row.rbp.how == How::kAtRbpOffset) return f->rbp_from_rbp = slotOf(row.rbp.offset, &f->rbp_slot, true);
-  return row.rbp.how == How::kSame;
+  return row.rbp.how == How::kSame || savedAt(row.rbp, &f->rbp_slot, &f->rbp_base);
 }
 
 // The rule for the instruction before `target`, from the module whose .eh_frame_hdr is `header`.
@@ -479,7 +510,7 @@ bool ruleFor(const uint8_t* header, uintptr_t target, uint64_t* rule) {
   if (!execute(Reader(cie.instructions, cie.end), cie, begin, UINTPTR_MAX, initial, initial)) return false;
   Row row = initial;
   FrameRule f;
-  if (!execute(r, cie, begin, target, row, initial) || !toRule(row, &f)) return false;
+  if (!execute(r, cie, begin, target, row, initial) || !toRule(row, cie.signal_frame, &f)) return false;
   *rule = pack(f);
   return true;
 }
@@ -583,9 +614,12 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
       memcpy(&cfa, reinterpret_cast<const void*>(cfa), sizeof cfa);
     }
     if (cfa <= sp) return 0;
-    const uintptr_t return_address_at = cfa + static_cast<uintptr_t>(rule.return_address_slot * 8);
-    const bool rbp_saved = rule.rbp_from_rbp || rule.rbp_slot != 0;
-    const uintptr_t rbp_at = (rule.rbp_from_rbp ? bp : cfa) + static_cast<uintptr_t>(rule.rbp_slot * 8);
+    auto saved_at = [&](Base base, int8_t slot) {
+      return (base == kFromRsp ? sp : base == kFromRbp ? bp : cfa) + static_cast<uintptr_t>(slot * 8);
+    };
+    const uintptr_t return_address_at = saved_at(rule.return_address_base, rule.return_address_slot);
+    const bool rbp_saved = rule.rbpSaved();
+    const uintptr_t rbp_at = saved_at(rule.rbp_base, rule.rbp_slot);
     if (top != 0) {
       // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
       // the frames so far, the last one being the frame whose unwind information is wrong.
@@ -599,7 +633,8 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     if (return_address == 0) return n;
     pc = return_address;
     sp = cfa;
-    target = pc;
+    // Past a signal trampoline the pc is where the thread was interrupted, as for the first frame.
+    target = rule.signal_frame ? pc + 1 : pc;
   }
   return n;
 }

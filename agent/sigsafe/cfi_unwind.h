@@ -4,10 +4,11 @@
 // instead of a parse. glibc's backtrace() (libgcc) parses every frame's CIE and FDE again on every call: about
 // 250 ns a frame, most of a handler's time.
 //
-// It covers the frames compilers emit for ordinary code: the frame's base on rsp or rbp, the return address and
-// rbp saved at fixed offsets from it. Anything else (a base given by a DWARF expression, as stack realignment
-// does; a signal frame; a pc without an FDE) makes it give up, and the caller asks backtrace() instead, so a
-// stack is never cut or guessed. Same rules as the rest of agent/sigsafe/ (see capture.h).
+// It covers the frames compilers emit for ordinary code (the frame's base on rsp or rbp, the return address and
+// rbp saved at fixed offsets from it), the frames of functions that realign their stack, and glibc's signal
+// trampoline, whose CFI finds the interrupted registers in the ucontext on the stack (cfi_unwind.cpp, Row). Anything
+// else (another DWARF expression; a pc without an FDE) makes it give up, and the caller asks backtrace() instead,
+// so a stack is never cut or guessed. Same rules as the rest of agent/sigsafe/ (see capture.h).
 #pragma once
 
 #include <stddef.h>

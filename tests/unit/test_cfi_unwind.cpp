@@ -154,11 +154,12 @@ TEST_CASE("cfiUnwind: a second walk of the same stack, from the rule cache, is t
 #if !defined(__SANITIZE_THREAD__)
 
 // Signal handlers: the capture walks from the interrupted registers, and must match backtrace() from the
-// interrupted pc on; a walk from inside the handler meets the signal trampoline and must give up.
+// interrupted pc on; a walk from inside the handler goes through the signal trampoline (glibc's __restore_rt,
+// whose CFI finds the interrupted registers in the ucontext the kernel pushed) and must match backtrace()'s too.
 struct HandlerWalks {
   std::vector<uintptr_t> from_registers;
   std::vector<uintptr_t> libgcc_from_interrupted;
-  size_t through_trampoline = 1;
+  BothWalks through_trampoline;
 };
 HandlerWalks g_handler;
 std::atomic<bool> g_handled{false};
@@ -178,9 +179,28 @@ void onSignal(int, siginfo_t*, void* context) {
   while (first < m && reinterpret_cast<uintptr_t>(libgcc[first]) != r.pc) ++first;
   for (size_t i = 0; i < n; ++i) g_handler.from_registers.push_back(reinterpret_cast<uintptr_t>(ours[i]));
   for (int i = first; i < m; ++i) g_handler.libgcc_from_interrupted.push_back(reinterpret_cast<uintptr_t>(libgcc[i]));
-  g_handler.through_trampoline = cfiUnwind(currentRegisters(), ours, kMax);
+  g_handler.through_trampoline = walkBothHere();
   g_handled = true;
 }
+
+// Installs `handler` for `signo` while in scope, and puts the one before back.
+class ScopedHandler {
+ public:
+  ScopedHandler(int signo, void (*handler)(int, siginfo_t*, void*)) : signo_(signo) {
+    struct sigaction action {};
+    action.sa_sigaction = handler;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    REQUIRE(sigaction(signo, &action, &previous_) == 0);
+  }
+  ~ScopedHandler() { sigaction(signo_, &previous_, nullptr); }
+  ScopedHandler(const ScopedHandler&) = delete;
+  ScopedHandler& operator=(const ScopedHandler&) = delete;
+
+ private:
+  int signo_;
+  struct sigaction previous_ {};
+};
 
 __attribute__((noinline)) void spinUntilStopped(int depth) {
   if (depth > 0) {
@@ -191,28 +211,60 @@ __attribute__((noinline)) void spinUntilStopped(int depth) {
   while (!g_stop_spinning.load(std::memory_order_relaxed)) g_sink.fetch_add(1, std::memory_order_relaxed);
 }
 
-TEST_CASE("cfiUnwind: from a signal's interrupted registers it matches backtrace(), and it stops at a trampoline") {
-  struct sigaction action {};
-  struct sigaction previous {};
-  action.sa_sigaction = onSignal;
-  action.sa_flags = SA_SIGINFO;
-  sigemptyset(&action.sa_mask);
-  REQUIRE(sigaction(SIGUSR2, &action, &previous) == 0);
+TEST_CASE("cfiUnwind: from the interrupted registers, and from the handler through the trampoline, as backtrace()") {
   g_handler = {};
   g_handled = false;
   g_stop_spinning = false;
-  std::thread spinner([] { spinUntilStopped(6); });
-  // Let it reach the loop, then interrupt it there.
-  usleep(20000);
-  REQUIRE(pthread_kill(spinner.native_handle(), SIGUSR2) == 0);
-  while (!g_handled) usleep(1000);
-  g_stop_spinning = true;
-  spinner.join();
-  sigaction(SIGUSR2, &previous, nullptr);
+  {
+    ScopedHandler handler(SIGUSR2, onSignal);
+    std::thread spinner([] { spinUntilStopped(6); });
+    // Let it reach the loop, then interrupt it there.
+    usleep(20000);
+    REQUIRE(pthread_kill(spinner.native_handle(), SIGUSR2) == 0);
+    while (!g_handled) usleep(1000);
+    g_stop_spinning = true;
+    spinner.join();
+  }
 
   REQUIRE(g_handler.from_registers.size() >= 8);  // the loop, 6 more levels, the lambda, the thread's start
   CHECK(g_handler.from_registers == g_handler.libgcc_from_interrupted);
-  CHECK(g_handler.through_trampoline == 0);
+  requireSameCallers(g_handler.through_trampoline);
+  // onSignal, the trampoline, then the interrupted pc and what the registers walk found above it.
+  const std::vector<uintptr_t>& through = g_handler.through_trampoline.ours;
+  REQUIRE(through.size() == g_handler.from_registers.size() + 3);
+  CHECK(std::equal(through.begin() + 3, through.end(), g_handler.from_registers.begin()));
+}
+
+// A function whose first instruction traps (ud2): the pc the trampoline restores is that function's first byte,
+// so its rule must be looked up at the pc itself, not just before it as for a return address.
+extern "C" void trapAtEntry();
+__asm__(
+    ".text\n"
+    ".type trapAtEntry, @function\n"
+    "trapAtEntry:\n"
+    "  .cfi_startproc\n"
+    "  ud2\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size trapAtEntry, .-trapAtEntry\n");
+
+BothWalks g_from_trap;
+
+void onTrap(int, siginfo_t*, void* context) {
+  g_from_trap = walkBothHere();
+  auto* uc = static_cast<ucontext_t*>(context);
+  uc->uc_mcontext.gregs[REG_RIP] += 2;  // on to the ret
+}
+
+TEST_CASE("cfiUnwind: through the trampoline to a pc that is its function's first instruction, as backtrace()") {
+  g_from_trap = {};
+  {
+    ScopedHandler handler(SIGILL, onTrap);
+    trapAtEntry();
+  }
+  requireSameCallers(g_from_trap);
+  REQUIRE(g_from_trap.ours.size() >= 4);
+  CHECK(g_from_trap.ours[3] == reinterpret_cast<uintptr_t>(&trapAtEntry));
 }
 
 #endif
