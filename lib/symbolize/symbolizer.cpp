@@ -523,6 +523,26 @@ std::string symbolName(const SymbolIndex& symbols, Dwarf_Addr addr) {
   return demangle(std::string(name, std::strcspn(name, "@")).c_str());
 }
 
+// Whether pc is the first instruction of a signal trampoline (glibc's __restore_rt, musl's): on x86-64 the
+// rt_sigreturn call, "mov $15, %rax; syscall", which every signal handler returns to. The byte before it, where a
+// return address is looked up, belongs to no function, so the frame would have no name; debuggers show
+// "<signal handler called>".
+bool atSignalTrampoline(Dwfl_Module* mod, Dwarf_Addr pc) {
+#if defined(__x86_64__)
+  static constexpr unsigned char kRtSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+  Dwarf_Addr offset = pc;
+  Dwarf_Addr bias = 0;
+  Elf_Scn* section = dwfl_module_address_section(mod, &offset, &bias);
+  Elf_Data* data = section != nullptr ? elf_getdata(section, nullptr) : nullptr;
+  return data != nullptr && data->d_buf != nullptr && offset + sizeof kRtSigreturn <= data->d_size &&
+         std::memcmp(static_cast<const char*>(data->d_buf) + offset, kRtSigreturn, sizeof kRtSigreturn) == 0;
+#else
+  (void)mod;
+  (void)pc;
+  return false;
+#endif
+}
+
 // Whether elf has a full symbol table (.symtab), not only the dynamic one, which names just the exported functions.
 bool hasFullSymbolTable(Elf* elf) {
   for (Elf_Scn* section = elf_nextscn(elf, nullptr); section != nullptr; section = elf_nextscn(elf, section)) {
@@ -632,6 +652,10 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
   if (mod == nullptr) return {outer};
   describeModule(mod, pc, outer);
   noteMissingDebugInfo(mod, outer.module);
+  if (is_return_address && atSignalTrampoline(mod, pc)) {
+    outer.function = kSignalHandlerCalled;
+    return {outer};
+  }
   ModuleResolved& known = resolvedOf(mod);
   if (known.build_id.empty()) return resolveFromFiles(mod, addr, std::move(outer));
   const uint64_t key = resolvedKey(outer.module_offset, is_return_address);

@@ -24,6 +24,9 @@ struct SourceFrame {
   bool inlined = false;        // true for a frame that was inlined into the next (outer) one
 };
 
+// The function of the frame of a signal trampoline, between a signal handler and the code it interrupted.
+inline constexpr const char* kSignalHandlerCalled = "<signal handler called>";
+
 class Symbolizer {
  public:
   // Reads /proc/PID/maps and prepares lookups; module files are opened lazily, on the first pc that needs them.

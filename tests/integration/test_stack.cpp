@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <filesystem>
 #include <fstream>
@@ -300,6 +301,56 @@ TEST_CASE("stack: a library without debug info gets a note that says what its fr
   INFO(notes.dump(2));
   CHECK(std::count(notes.begin(), notes.end(),
                    lacks + "install its debug symbols (looked for as " + debug_file + ")") == 1);
+}
+
+TEST_CASE("stack: a thread hung in its crash handler shows the handler, the signal, and the write that faulted") {
+  // tests/targets/handler_hang.cpp: "crasher" writes through a null pointer; its SIGSEGV handler waits for a
+  // mutex main holds. The walk goes from the handler through glibc's signal trampoline to the faulting write.
+  TempDir dir;
+  TargetOptions options;
+  options.program = "handler_hang";
+  options.preload = true;
+  TargetProcess target(options, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  std::istringstream lines(target.out());
+  std::map<std::string, pid_t> tids;
+  std::string word, role;
+  long tid = 0;
+  while (lines >> word)
+    if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+  REQUIRE(tids.size() == 2);
+
+  const bool ptrace = GENERATE(false, true);
+  INFO((ptrace ? "through ptrace" : "through the agent"));
+  std::vector<std::string> args{"stack", std::to_string(target.pid()), "--json"};
+  if (ptrace) args.push_back("--ptrace");
+  auto r = runCli(args, dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json dump = json::parse(r.out);
+  const json& crasher = threadOf(dump, tids.at("crasher"));
+  INFO(crasher.dump(1));
+  CHECK(crasher.at("state") == "mutex");
+  CHECK(crasher.at("owner_tid") == tids.at("main"));
+  const json& frames = crasher.at("frames");
+  auto handler = std::find_if(frames.begin(), frames.end(), [](const json& f) { return f.at("function") == "onCrash"; });
+  REQUIRE(handler != frames.end());
+  REQUIRE(frames.end() - handler >= 4);
+  auto file_is = [](const json& frame, const std::string& name) {
+    return frame.at("file").get<std::string>().find("tests/targets/" + name) != std::string::npos;
+  };
+  CHECK(file_is(*handler, "handler_hang.cpp"));
+  CHECK(handler->at("line") == 20);
+  const json& signal = *(handler + 1);
+  CHECK(signal.at("function") == "<signal handler called>");
+  CHECK(signal.at("module").get<std::string>().find("libc.so.6") != std::string::npos);
+  const json& faulted = *(handler + 2);
+  CHECK(faulted.at("function") == "(anonymous namespace)::crashSite(int*)");
+  CHECK(file_is(faulted, "handler_hang.cpp"));
+  CHECK(faulted.at("line") == 24);
+  CHECK((handler + 3)->at("function") == "(anonymous namespace)::crasher(void*)");
+  CHECK(target.alive());
 }
 
 TEST_CASE("stack: frames of a deleted binary the CLI cannot read are named by the agent, and the dump says so") {

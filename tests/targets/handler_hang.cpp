@@ -1,0 +1,49 @@
+// A process hung in its own crash handler, a classic incident: thread "crasher" writes through a null pointer,
+// and its SIGSEGV handler waits for a mutex the main thread holds. Its stack runs from the handler through the
+// signal trampoline to the write that faulted. Knows nothing of cppops; run it with the agent preloaded.
+// Prints "tid main N" and "tid crasher N", then "ready" once the crasher waits in the handler.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "in_syscall.h"
+
+namespace {
+
+pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<pid_t> g_crasher{0};
+
+extern "C" void onCrash(int, siginfo_t*, void*) {
+  pthread_mutex_lock(&g_lock);  // held by main: the handler never returns
+}
+
+__attribute__((noinline)) void crashSite(int* volatile target) {
+  *target = 1;  // target is null
+}
+
+void* crasher(void*) {
+  cppops_targets::announceTid(g_crasher);
+  crashSite(nullptr);
+  return nullptr;
+}
+
+}  // namespace
+
+int main() {
+  struct sigaction action {};
+  action.sa_sigaction = onCrash;
+  action.sa_flags = SA_SIGINFO;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, nullptr);
+  pthread_mutex_lock(&g_lock);
+  pthread_t thread;
+  if (pthread_create(&thread, nullptr, crasher, nullptr) != 0) return 1;
+  pthread_setname_np(thread, "crasher");
+  cppops_targets::waitUntilInSyscall(g_crasher, {SYS_futex});
+  std::printf("tid main %d\ntid crasher %d\nready\n", static_cast<int>(getpid()), static_cast<int>(g_crasher.load()));
+  std::fflush(stdout);
+  for (;;) pause();
+}
