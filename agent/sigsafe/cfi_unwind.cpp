@@ -589,7 +589,7 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
   // The first pc is where the thread is; the rest are return addresses, whose call lies just before them.
   uintptr_t target = pc + 1;
   size_t n = 0;
-  const uintptr_t top = stackTop(sp);
+  uintptr_t top = stackTop(sp);
   while (n < max) {
     pcs[n++] = reinterpret_cast<void*>(pc);
     dl_find_object module;
@@ -613,7 +613,10 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
       if (!on_stack(cfa)) return top != 0 ? n : 0;
       memcpy(&cfa, reinterpret_cast<const void*>(cfa), sizeof cfa);
     }
-    if (cfa <= sp) return 0;
+    // A signal frame's CFA is the interrupted rsp, which may lie on another stack (a handler may run on an
+    // alternate one): the walk goes on there, bounded by that stack's top. Any other frame's lies above it.
+    const bool same_stack = !rule.signal_frame;
+    if (same_stack && cfa <= sp) return 0;
     auto saved_at = [&](Base base, int8_t slot) {
       return (base == kFromRsp ? sp : base == kFromRbp ? bp : cfa) + static_cast<uintptr_t>(slot * 8);
     };
@@ -623,8 +626,8 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     if (top != 0) {
       // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
       // the frames so far, the last one being the frame whose unwind information is wrong.
-      if (cfa > top || !on_stack(return_address_at) || (rbp_saved && !on_stack(rbp_at))) return n;
-    } else if (cfa - sp > kMaxFrameSize) {
+      if ((same_stack && cfa > top) || !on_stack(return_address_at) || (rbp_saved && !on_stack(rbp_at))) return n;
+    } else if (same_stack && cfa - sp > kMaxFrameSize) {
       return 0;
     }
     uintptr_t return_address = 0;
@@ -633,8 +636,11 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     if (return_address == 0) return n;
     pc = return_address;
     sp = cfa;
-    // Past a signal trampoline the pc is where the thread was interrupted, as for the first frame.
-    target = rule.signal_frame ? pc + 1 : pc;
+    target = pc;
+    if (rule.signal_frame) {
+      target = pc + 1;  // where the thread was interrupted, as for the first frame
+      top = stackTop(sp);
+    }
   }
   return n;
 }

@@ -341,14 +341,14 @@ TEST_CASE("stack: a thread hung in its crash handler shows the handler, the sign
     return frame.at("file").get<std::string>().find("tests/targets/" + name) != std::string::npos;
   };
   CHECK(file_is(*handler, "handler_hang.cpp"));
-  CHECK(handler->at("line") == 20);
+  CHECK(handler->at("line") == 22);
   const json& signal = *(handler + 1);
   CHECK(signal.at("function") == "<signal handler called>");
   CHECK(signal.at("module").get<std::string>().find("libc.so.6") != std::string::npos);
   const json& faulted = *(handler + 2);
   CHECK(faulted.at("function") == "(anonymous namespace)::crashSite(int*)");
   CHECK(file_is(faulted, "handler_hang.cpp"));
-  CHECK(faulted.at("line") == 24);
+  CHECK(faulted.at("line") == 26);
   CHECK((handler + 3)->at("function") == "(anonymous namespace)::crasher(void*)");
   CHECK(target.alive());
 }

@@ -1,9 +1,11 @@
 // A process hung in its own crash handler, a classic incident: thread "crasher" writes through a null pointer,
-// and its SIGSEGV handler waits for a mutex the main thread holds. Its stack runs from the handler through the
-// signal trampoline to the write that faulted. Knows nothing of cppops; run it with the agent preloaded.
+// and its SIGSEGV handler, on an alternate signal stack as crash handlers run, waits for a mutex the main thread
+// holds. Its stack runs from the handler through the signal trampoline to the write that faulted, on the
+// thread's own stack. Knows nothing of cppops; run it with the agent preloaded.
 // Prints "tid main N" and "tid crasher N", then "ready" once the crasher waits in the handler.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,6 +27,10 @@ __attribute__((noinline)) void crashSite(int* volatile target) {
 }
 
 void* crasher(void*) {
+  stack_t alternate{};
+  alternate.ss_size = 64 * 1024;
+  alternate.ss_sp = mmap(nullptr, alternate.ss_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (alternate.ss_sp == MAP_FAILED || sigaltstack(&alternate, nullptr) != 0) return nullptr;
   cppops_targets::announceTid(g_crasher);
   crashSite(nullptr);
   return nullptr;
@@ -35,7 +41,7 @@ void* crasher(void*) {
 int main() {
   struct sigaction action {};
   action.sa_sigaction = onCrash;
-  action.sa_flags = SA_SIGINFO;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
   sigaction(SIGSEGV, &action, nullptr);
   pthread_mutex_lock(&g_lock);

@@ -5,6 +5,7 @@
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -160,6 +161,7 @@ struct HandlerWalks {
   std::vector<uintptr_t> from_registers;
   std::vector<uintptr_t> libgcc_from_interrupted;
   BothWalks through_trampoline;
+  uintptr_t handler_sp = 0;
 };
 HandlerWalks g_handler;
 std::atomic<bool> g_handled{false};
@@ -180,16 +182,17 @@ void onSignal(int, siginfo_t*, void* context) {
   for (size_t i = 0; i < n; ++i) g_handler.from_registers.push_back(reinterpret_cast<uintptr_t>(ours[i]));
   for (int i = first; i < m; ++i) g_handler.libgcc_from_interrupted.push_back(reinterpret_cast<uintptr_t>(libgcc[i]));
   g_handler.through_trampoline = walkBothHere();
+  g_handler.handler_sp = currentRegisters().sp;
   g_handled = true;
 }
 
 // Installs `handler` for `signo` while in scope, and puts the one before back.
 class ScopedHandler {
  public:
-  ScopedHandler(int signo, void (*handler)(int, siginfo_t*, void*)) : signo_(signo) {
+  ScopedHandler(int signo, void (*handler)(int, siginfo_t*, void*), int flags = 0) : signo_(signo) {
     struct sigaction action {};
     action.sa_sigaction = handler;
-    action.sa_flags = SA_SIGINFO;
+    action.sa_flags = SA_SIGINFO | flags;
     sigemptyset(&action.sa_mask);
     REQUIRE(sigaction(signo, &action, &previous_) == 0);
   }
@@ -230,6 +233,60 @@ TEST_CASE("cfiUnwind: from the interrupted registers, and from the handler throu
   CHECK(g_handler.from_registers == g_handler.libgcc_from_interrupted);
   requireSameCallers(g_handler.through_trampoline);
   // onSignal, the trampoline, then the interrupted pc and what the registers walk found above it.
+  const std::vector<uintptr_t>& through = g_handler.through_trampoline.ours;
+  REQUIRE(through.size() == g_handler.from_registers.size() + 3);
+  CHECK(std::equal(through.begin() + 3, through.end(), g_handler.from_registers.begin()));
+}
+
+// A handler on an alternate signal stack that lies above the thread's own stack: the walk from the handler
+// crosses from one stack to the other at the trampoline, to a lower address.
+TEST_CASE("cfiUnwind: from a handler on an alternate stack above the thread's, through the trampoline, as backtrace") {
+  constexpr size_t kSize = 256 * 1024;
+  // Mapped in this order, the alternate stack lies above the thread's stack (and its control block, at its top).
+  void* alternate = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* own = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(alternate != MAP_FAILED);
+  REQUIRE(own != MAP_FAILED);
+  REQUIRE(alternate > own);
+  g_handler = {};
+  g_handled = false;
+  g_stop_spinning = false;
+  {
+    ScopedHandler handler(SIGUSR2, onSignal, SA_ONSTACK);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, own, kSize);
+    pthread_t spinner;
+    REQUIRE(pthread_create(
+                &spinner, &attr,
+                [](void* stack) -> void* {
+                  stack_t ss{};
+                  ss.ss_sp = stack;
+                  ss.ss_size = kSize;
+                  if (sigaltstack(&ss, nullptr) != 0) return nullptr;
+                  spinUntilStopped(6);
+                  ss.ss_flags = SS_DISABLE;
+                  sigaltstack(&ss, nullptr);
+                  return nullptr;
+                },
+                alternate) == 0);
+    pthread_attr_destroy(&attr);
+    usleep(20000);
+    REQUIRE(pthread_kill(spinner, SIGUSR2) == 0);
+    while (!g_handled) usleep(1000);
+    g_stop_spinning = true;
+    pthread_join(spinner, nullptr);
+  }
+  munmap(own, kSize);
+  munmap(alternate, kSize);
+  const auto on_alternate = [&](uintptr_t address) {
+    const auto begin = reinterpret_cast<uintptr_t>(alternate);
+    return address >= begin && address < begin + kSize;
+  };
+  INFO("the walk from inside the handler starts on the alternate stack");
+  CHECK(on_alternate(g_handler.handler_sp));
+  REQUIRE(g_handler.from_registers.size() >= 8);
+  requireSameCallers(g_handler.through_trampoline);
   const std::vector<uintptr_t>& through = g_handler.through_trampoline.ours;
   REQUIRE(through.size() == g_handler.from_registers.size() + 3);
   CHECK(std::equal(through.begin() + 3, through.end(), g_handler.from_registers.begin()));
