@@ -627,7 +627,8 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
       // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
       // the frames so far, the last one being the frame whose unwind information is wrong.
       if ((same_stack && cfa > top) || !on_stack(return_address_at) || (rbp_saved && !on_stack(rbp_at))) return n;
-    } else if (same_stack && cfa - sp > kMaxFrameSize) {
+    } else if ((same_stack && cfa - sp > kMaxFrameSize) || !on_stack(return_address_at) ||
+               (rbp_saved && !on_stack(rbp_at))) {
       return 0;
     }
     uintptr_t return_address = 0;
