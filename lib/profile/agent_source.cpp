@@ -20,9 +20,11 @@ std::string wallState(const std::string& syscall_line, const std::vector<uint64_
   proc::SyscallInfo info = proc::parseSyscall(syscall_line);
   if (symbolizer != nullptr && info.kind == proc::SyscallInfo::Kind::kInSyscall &&
       proc::classifySyscall(info.number) == proc::SyscallClass::kFutex) {
-    for (size_t i = 0; i < pcs.size(); ++i) {
-      const std::vector<SourceFrame>& expanded = symbolizer->symbolize(pcs[i], i != 0);
+    bool return_address = false;  // the first pc is where the thread was
+    for (uint64_t pc : pcs) {
+      const std::vector<SourceFrame>& expanded = symbolizer->symbolize(pc, return_address);
       frames.insert(frames.end(), expanded.begin(), expanded.end());
+      return_address = expanded.empty() || followedByReturnAddress(expanded.back().function);
     }
   }
   return stack::stateName(stack::stateFromSyscall(syscall_line, frames));

@@ -103,10 +103,12 @@ Profile buildProfile(const RawProfile& raw, const FrameSource& frames) {
   std::unordered_map<SampleKey, size_t, SampleKeyHash> merged;
   for (const RawSample& raw_sample : raw.samples) {
     SampleKey key;
-    for (size_t i = 0; i < raw_sample.pcs.size(); ++i) {
-      // A heap sample's pcs are all return addresses: the stack starts in the caller of malloc.
-      const std::vector<size_t>& locations = table.of(raw_sample.pcs[i], i != 0 || raw.mode == Mode::kHeap);
+    // A heap sample's pcs are all return addresses: the stack starts in the caller of malloc.
+    bool return_address = raw.mode == Mode::kHeap;
+    for (uint64_t pc : raw_sample.pcs) {
+      const std::vector<size_t>& locations = table.of(pc, return_address);
       key.locations.insert(key.locations.end(), locations.begin(), locations.end());
+      return_address = followedByReturnAddress(profile.locations[locations.back()].function);
     }
     // Heap samples belong to an allocation stack, not to a thread.
     if (raw.mode != Mode::kHeap) {

@@ -427,8 +427,10 @@ std::string noStackReason(const Thread& thread, const DumpContext& context) {
 std::vector<SourceFrame> symbolizeAll(const std::vector<uint64_t>& pcs, const FrameSource& frames) {
   std::vector<SourceFrame> out;
   out.reserve(pcs.size());
+  bool return_address = false;  // the first pc is where the thread was
   for (size_t i = 0; i < pcs.size(); ++i) {
-    std::vector<SourceFrame> expanded = frames ? frames(pcs[i], i != 0) : std::vector<SourceFrame>{};
+    std::vector<SourceFrame> expanded = frames ? frames(pcs[i], return_address) : std::vector<SourceFrame>{};
+    return_address = expanded.empty() || followedByReturnAddress(expanded.back().function);
     if (expanded.empty()) {
       SourceFrame bare;
       bare.address = pcs[i];

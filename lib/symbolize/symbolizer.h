@@ -27,6 +27,10 @@ struct SourceFrame {
 // The function of the frame of a signal trampoline, between a signal handler and the code it interrupted.
 inline constexpr const char* kSignalHandlerCalled = "<signal handler called>";
 
+// Whether the pc that follows a pc symbolized as `function` (its outermost frame's) in a stack is a return address,
+// as every pc but the first is, except the one after a signal trampoline: where the thread was interrupted.
+inline bool followedByReturnAddress(const std::string& function) { return function != kSignalHandlerCalled; }
+
 class Symbolizer {
  public:
   // Reads /proc/PID/maps and prepares lookups; module files are opened lazily, on the first pc that needs them.

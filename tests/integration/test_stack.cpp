@@ -345,11 +345,14 @@ TEST_CASE("stack: a thread hung in its crash handler shows the handler, the sign
   const json& signal = *(handler + 1);
   CHECK(signal.at("function") == "<signal handler called>");
   CHECK(signal.at("module").get<std::string>().find("libc.so.6") != std::string::npos);
-  const json& faulted = *(handler + 2);
-  CHECK(faulted.at("function") == "(anonymous namespace)::crashSite(int*)");
-  CHECK(file_is(faulted, "handler_hang.cpp"));
-  CHECK(faulted.at("line") == 26);
-  CHECK((handler + 3)->at("function") == "(anonymous namespace)::crasher(void*)");
+  // The pc after the trampoline is where the thread was, not a return address: faultAtEntry's first byte.
+  CHECK((handler + 2)->at("function") == "faultAtEntry");
+  const json& caller = *(handler + 3);
+  CHECK(caller.at("function") == "(anonymous namespace)::crashSite(int*)");
+  CHECK(file_is(caller, "handler_hang.cpp"));
+  CHECK(caller.at("line") == 40);
+  REQUIRE(frames.end() - handler >= 5);
+  CHECK((handler + 4)->at("function") == "(anonymous namespace)::crasher(void*)");
   CHECK(target.alive());
 }
 

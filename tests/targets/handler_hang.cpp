@@ -22,8 +22,23 @@ extern "C" void onCrash(int, siginfo_t*, void*) {
   pthread_mutex_lock(&g_lock);  // held by main: the handler never returns
 }
 
+// Writes through the pointer it is given with its very first instruction: the pc the signal trampoline returns to
+// is then the function's first byte, which only a lookup at that pc (not at the byte before, as for a return
+// address) finds in this function.
+extern "C" void faultAtEntry(int* target);
+__asm__(
+    ".text\n"
+    ".type faultAtEntry, @function\n"
+    "faultAtEntry:\n"
+    "  .cfi_startproc\n"
+    "  movl $1, (%rdi)\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size faultAtEntry, .-faultAtEntry\n");
+
 __attribute__((noinline)) void crashSite(int* volatile target) {
-  *target = 1;  // target is null
+  faultAtEntry(target);  // target is null
+  __asm__ volatile("");  // no tail call: this frame stays on the stack
 }
 
 void* crasher(void*) {

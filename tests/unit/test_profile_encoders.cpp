@@ -49,6 +49,7 @@ constexpr uint64_t kHotPc2 = 0x401014;
 constexpr uint64_t kColdPc = 0x401110;
 constexpr uint64_t kWorkerReturn = 0x402020;
 constexpr uint64_t kStartThreadReturn = 0x7f0000403030;
+constexpr uint64_t kTrampolineReturn = 0x7f0000404040;  // a signal handler's return into glibc's __restore_rt
 constexpr uint64_t kPeriodNs = 10'000'000;  // 100 Hz
 constexpr uint64_t kTotalSamples = 400;     // 300 hot, 100 cold
 
@@ -75,6 +76,7 @@ struct FakeSymbolizer {
       case kColdPc: frames = {frame(kCold, 20, kProgram)}; break;
       case kWorkerReturn: frames = {frame(kDispatch, 30, kProgram, true), frame(kWorker, 40, kProgram)}; break;
       case kStartThreadReturn: frames = {frame(kStartThread, 442, kLibc)}; break;
+      case kTrampolineReturn: frames = {frame(kSignalHandlerCalled, 0, kLibc)}; break;
       default: break;  // unknown: a bare address
     }
     for (SourceFrame& f : frames) f.address = pc;
@@ -315,6 +317,29 @@ TEST_CASE("buildProfile symbolizes each pc once and merges identical samples", "
   CHECK(profile.pid == 4242);
   CHECK(profile.dropped == 3);
   CHECK(profile.period_ns == kPeriodNs);
+}
+
+TEST_CASE("buildProfile looks the pc after a signal trampoline up as it is, not as a return address", "[profile]") {
+  // A CPU sample in a signal handler (kHotPc1) that interrupted kColdPc; a heap sample from malloc in the handler.
+  for (const Mode mode : {Mode::kCpu, Mode::kHeap}) {
+    INFO((mode == Mode::kCpu ? "cpu" : "heap"));
+    FakeSymbolizer symbolizer;
+    RawProfile raw;
+    raw.mode = mode;
+    RawSample sample;
+    sample.tid = 101;
+    sample.pcs = {kHotPc1, kTrampolineReturn, kColdPc, kWorkerReturn, kStartThreadReturn};
+    raw.samples.push_back(sample);
+    Profile profile = buildProfile(raw, [&symbolizer](uint64_t pc, bool ret) { return symbolizer(pc, ret); });
+    const std::map<std::pair<uint64_t, bool>, int> expected = {{{kHotPc1, mode == Mode::kHeap}, 1},
+                                                                {{kTrampolineReturn, true}, 1},
+                                                                {{kColdPc, false}, 1},
+                                                                {{kWorkerReturn, true}, 1},
+                                                                {{kStartThreadReturn, true}, 1}};
+    CHECK(symbolizer.lookups == expected);
+    REQUIRE(profile.samples.size() == 1);
+    CHECK(profile.locations[profile.samples[0].locations[1]].function == kSignalHandlerCalled);
+  }
 }
 
 TEST_CASE("buildProfile keeps bare addresses, empty stacks and wall-mode states", "[profile]") {
