@@ -40,11 +40,7 @@ struct Burner {
       : target({program, std::move(args), program == "cpu_burner", {}, {}}, dir.path()) {
     REQUIRE(target.waitForOutput("ready", 20s));
     REQUIRE_FALSE(target.waitForSocket().empty());
-    std::istringstream lines(target.out());
-    std::string word, role;
-    long tid = 0;
-    while (lines >> word)
-      if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+    tids = target.announcedTids();
   }
   std::string pid() const { return std::to_string(target.pid()); }
   TempDir dir;

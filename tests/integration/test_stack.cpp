@@ -138,6 +138,18 @@ const json* splitDebugFrame(const json& dump) {
   return nullptr;
 }
 
+// split_debug_target, finding libsplit_debug_lib.so in `libs`, with the agent, started and ready.
+std::unique_ptr<TargetProcess> startSplitDebugTarget(const std::string& libs, const std::string& sockets) {
+  TargetOptions options;
+  options.program = "split_debug_target";
+  options.preload = true;
+  options.env = {{"LD_LIBRARY_PATH", libs}};
+  auto target = std::make_unique<TargetProcess>(options, sockets);
+  REQUIRE(target->waitForOutput("ready"));
+  REQUIRE_FALSE(target->waitForSocket().empty());
+  return target;
+}
+
 bool hasCompressedSections(const std::string& file) {
   auto sections = runProgram({findTool("readelf"), "-S", "-W", file}, {});
   REQUIRE(sections.exit_code == 0);
@@ -166,15 +178,9 @@ TEST_CASE("stack: compressed separate debug info is inflated once into a private
   const std::string debug_file = libs.path() + "/libsplit_debug_lib.so.debug";
   REQUIRE(hasCompressedSections(debug_file));
 
-  TargetOptions options;
-  options.program = "split_debug_target";
-  options.preload = true;
-  options.env = {{"LD_LIBRARY_PATH", libs.path()}};
-  TargetProcess target(options, dir.path());
-  REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
+  const auto target = startSplitDebugTarget(libs.path(), dir.path());
   auto dump = [&] {
-    auto r = runProgram({cliPath(), "stack", std::to_string(target.pid()), "--json"},
+    auto r = runProgram({cliPath(), "stack", std::to_string(target->pid()), "--json"},
                         {{"CPPOPS_SOCKET_DIR", dir.path()}, {"CPPOPS_CACHE_DIR", cache}});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
@@ -266,14 +272,8 @@ TEST_CASE("stack: a library without debug info gets a note that says what its fr
   if (stripped) REQUIRE(runProgram({findTool("objcopy"), "--strip-all", library}, {}).exit_code == 0);
   INFO((stripped ? "symbol table stripped too" : "symbol table kept"));
 
-  TargetOptions options;
-  options.program = "split_debug_target";
-  options.preload = true;
-  options.env = {{"LD_LIBRARY_PATH", libs.path()}};
-  TargetProcess target(options, dir.path());
-  REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
-  auto r = runProgram({cliPath(), "stack", std::to_string(target.pid()), "--json"},
+  const auto target = startSplitDebugTarget(libs.path(), dir.path());
+  auto r = runProgram({cliPath(), "stack", std::to_string(target->pid()), "--json"},
                       {{"CPPOPS_SOCKET_DIR", dir.path()}, {"CPPOPS_CACHE_DIR", cache_home.path()}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -313,12 +313,7 @@ TEST_CASE("stack: a thread hung in its crash handler shows the handler, the sign
   TargetProcess target(options, dir.path());
   REQUIRE(target.waitForOutput("ready"));
   REQUIRE_FALSE(target.waitForSocket().empty());
-  std::istringstream lines(target.out());
-  std::map<std::string, pid_t> tids;
-  std::string word, role;
-  long tid = 0;
-  while (lines >> word)
-    if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+  const std::map<std::string, pid_t> tids = target.announcedTids();
   REQUIRE(tids.size() == 2);
 
   const bool ptrace = GENERATE(false, true);

@@ -1,7 +1,6 @@
 #include "stack_scenario.h"
 
 #include <catch2/catch.hpp>
-#include <sstream>
 #include <stdexcept>
 
 namespace cppops::test {
@@ -24,11 +23,7 @@ TargetOptions scenarioTarget(ScenarioAgent agent) {
 Scenario::Scenario(ScenarioAgent agent_kind) : agent(agent_kind), target(scenarioTarget(agent), dir.path()) {
   REQUIRE(target.waitForOutput("ready", 20s));
   if (agent != ScenarioAgent::kNone) REQUIRE_FALSE(target.waitForSocket().empty());
-  std::istringstream lines(target.out());
-  std::string word, role;
-  long tid = 0;
-  while (lines >> word)
-    if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+  tids = target.announcedTids();
 }
 
 const json& threadOf(const json& dump, pid_t tid) {

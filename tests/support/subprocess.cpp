@@ -176,6 +176,16 @@ bool TargetProcess::waitForOutput(const std::string& text, std::chrono::millisec
 std::string TargetProcess::out() const { return slurp(files_.path() + "/out"); }
 std::string TargetProcess::err() const { return slurp(files_.path() + "/err"); }
 
+std::map<std::string, pid_t> TargetProcess::announcedTids() const {
+  std::map<std::string, pid_t> tids;
+  std::istringstream lines(out());
+  std::string word, role;
+  long tid = 0;
+  while (lines >> word)
+    if (word == "tid" && lines >> role >> tid) tids[role] = static_cast<pid_t>(tid);
+  return tids;
+}
+
 bool TargetProcess::alive() const {
   if (reaped_) return false;
   // A zombie still answers kill(0); waitid with WNOWAIT tells exited children apart without reaping them.

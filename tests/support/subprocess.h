@@ -62,6 +62,8 @@ class TargetProcess {
   bool waitForOutput(const std::string& text, std::chrono::milliseconds limit = 10s) const;
   std::string out() const;
   std::string err() const;
+  // The thread ids the target announced on stdout as "tid ROLE N" lines, by role.
+  std::map<std::string, pid_t> announcedTids() const;
   bool alive() const;
   // Waits for exit; returns the raw wait status, or nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds limit = 10s);
