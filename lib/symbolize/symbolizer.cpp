@@ -577,6 +577,8 @@ struct Symbolizer::Impl {
   };
 
   std::vector<SourceFrame> resolve(uint64_t pc, bool is_return_address);
+  // resolve(), and a frame left without a name that is a signal trampoline's named so.
+  std::vector<SourceFrame> resolveNamingTrampolines(uint64_t pc, bool is_return_address);
   std::vector<SourceFrame> resolveFromFiles(Dwfl_Module* mod, Dwarf_Addr addr, SourceFrame outer);
   ModuleResolved& resolvedOf(Dwfl_Module* mod);
   Units& unitsOf(Dwfl_Module* mod, Dwarf* dwarf);
@@ -652,10 +654,6 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
   if (mod == nullptr) return {outer};
   describeModule(mod, pc, outer);
   noteMissingDebugInfo(mod, outer.module);
-  if (is_return_address && atSignalTrampoline(mod, pc)) {
-    outer.function = kSignalHandlerCalled;
-    return {outer};
-  }
   ModuleResolved& known = resolvedOf(mod);
   if (known.build_id.empty()) return resolveFromFiles(mod, addr, std::move(outer));
   const uint64_t key = resolvedKey(outer.module_offset, is_return_address);
@@ -675,6 +673,15 @@ std::vector<SourceFrame> Symbolizer::Impl::resolve(uint64_t pc, bool is_return_a
     for (const SourceFrame& frame : frames) kept.push_back({frame.function, frame.file, frame.line, frame.inlined});
     known.frames.by_key.emplace(key, std::move(kept));
     ++known.added;
+  }
+  return frames;
+}
+
+std::vector<SourceFrame> Symbolizer::Impl::resolveNamingTrampolines(uint64_t pc, bool is_return_address) {
+  std::vector<SourceFrame> frames = resolve(pc, is_return_address);
+  if (is_return_address && frames.size() == 1 && frames[0].function.empty()) {
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl.get(), pc);
+    if (mod != nullptr && atSignalTrampoline(mod, pc)) frames[0].function = kSignalHandlerCalled;
   }
   return frames;
 }
@@ -775,7 +782,7 @@ Symbolizer::~Symbolizer() = default;
 const std::vector<SourceFrame>& Symbolizer::symbolize(uint64_t pc, bool is_return_address) {
   auto& cache = impl_->cache[is_return_address ? 1 : 0];
   auto it = cache.find(pc);
-  if (it == cache.end()) it = cache.emplace(pc, impl_->resolve(pc, is_return_address)).first;
+  if (it == cache.end()) it = cache.emplace(pc, impl_->resolveNamingTrampolines(pc, is_return_address)).first;
   return it->second;
 }
 
