@@ -580,16 +580,35 @@ uintptr_t stackTop(uintptr_t sp) {
   return 0;
 }
 
-}  // namespace
+// The calling thread's own stack: read in place, bounded by its top.
+struct OwnStack {
+  bool read(uintptr_t at, uintptr_t* word) const {
+    memcpy(word, reinterpret_cast<const void*>(at), sizeof *word);
+    return true;
+  }
+  uintptr_t top(uintptr_t sp) const { return stackTop(sp); }
+};
 
-size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
+// Another thread's stack, through the caller's reader. Its top is not known (stackTop reads the calling thread's
+// thread pointer), so the walk keeps to kMaxFrameSize; a read never faults, so that bound keeps the walk honest,
+// not the process safe.
+struct OtherStack {
+  const StackReader& reader;
+  bool read(uintptr_t at, uintptr_t* word) const { return reader.read(reader.context, at, word); }
+  uintptr_t top(uintptr_t) const { return 0; }
+};
+
+// The walk itself; `bp_known` is false when the walk starts without rbp, and a frame whose rule needs rbp before
+// one has restored it from the stack ends the walk with 0.
+template <typename Stack>
+size_t walk(const FrameRegisters& start, bool bp_known, const Stack& stack, void** pcs, size_t max) {
   uintptr_t pc = start.pc;
   uintptr_t sp = start.sp;
   uintptr_t bp = start.bp;
   // The first pc is where the thread is; the rest are return addresses, whose call lies just before them.
   uintptr_t target = pc + 1;
   size_t n = 0;
-  uintptr_t top = stackTop(sp);
+  uintptr_t top = stack.top(sp);
   while (n < max) {
     pcs[n++] = reinterpret_cast<void*>(pc);
     dl_find_object module;
@@ -603,6 +622,10 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     }
     const FrameRule rule = unpack(word);
     if (rule.outermost) return n;
+    const bool rbp_saved = rule.rbpSaved();
+    const bool needs_rbp =
+        rule.cfa_on_rbp || rule.return_address_base == kFromRbp || (rbp_saved && rule.rbp_base == kFromRbp);
+    if (needs_rbp && !bp_known) return 0;
     // A word of this frame or its caller's: on the stack, at or above where this frame's sp is.
     auto on_stack = [&](uintptr_t at) {
       return at >= sp && (top != 0 ? at <= top - sizeof(uintptr_t) : at - sp <= kMaxFrameSize);
@@ -611,7 +634,7 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
     if (rule.cfa_deref) {
       // The word that holds the CFA is read as the saved registers are, and only where they may be.
       if (!on_stack(cfa)) return top != 0 ? n : 0;
-      memcpy(&cfa, reinterpret_cast<const void*>(cfa), sizeof cfa);
+      if (!stack.read(cfa, &cfa)) return 0;
     }
     // A signal frame's CFA is the interrupted rsp, which may lie on another stack (a handler may run on an
     // alternate one): the walk goes on there, bounded by that stack's top. Any other frame's lies above it.
@@ -621,7 +644,6 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
       return (base == kFromRsp ? sp : base == kFromRbp ? bp : cfa) + static_cast<uintptr_t>(slot * 8);
     };
     const uintptr_t return_address_at = saved_at(rule.return_address_base, rule.return_address_slot);
-    const bool rbp_saved = rule.rbpSaved();
     const uintptr_t rbp_at = saved_at(rule.rbp_base, rule.rbp_slot);
     if (top != 0) {
       // The stack ends the walk here: backtrace() would follow the same rule off the stack, so the caller gets
@@ -632,23 +654,40 @@ size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
       return 0;
     }
     uintptr_t return_address = 0;
-    memcpy(&return_address, reinterpret_cast<const void*>(return_address_at), sizeof return_address);
-    if (rbp_saved) memcpy(&bp, reinterpret_cast<const void*>(rbp_at), sizeof bp);
+    if (!stack.read(return_address_at, &return_address)) return 0;
+    if (rbp_saved) {
+      if (!stack.read(rbp_at, &bp)) return 0;
+      bp_known = true;
+    }
     if (return_address == 0) return n;
     pc = return_address;
     sp = cfa;
     target = pc;
     if (rule.signal_frame) {
       target = pc + 1;  // where the thread was interrupted, as for the first frame
-      top = stackTop(sp);
+      top = stack.top(sp);
     }
   }
   return n;
 }
 
+}  // namespace
+
+size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max) {
+  return walk(start, true, OwnStack{}, pcs, max);
+}
+
+size_t cfiUnwindAsleep(uintptr_t pc, uintptr_t sp, const StackReader& reader, void** pcs, size_t max) {
+  FrameRegisters start;
+  start.pc = pc;
+  start.sp = sp;
+  return walk(start, false, OtherStack{reader}, pcs, max);
+}
+
 #else
 
 size_t cfiUnwind(const FrameRegisters&, void**, size_t) { return 0; }
+size_t cfiUnwindAsleep(uintptr_t, uintptr_t, const StackReader&, void**, size_t) { return 0; }
 
 #endif
 

@@ -43,4 +43,18 @@ __attribute__((always_inline)) inline FrameRegisters currentRegisters() {
 // word (a reader that meets a write in progress treats the entry as absent). No allocation, no lock.
 size_t cfiUnwind(const FrameRegisters& start, void** pcs, size_t max);
 
+// How a walk of another thread's stack reads a word of it: false where it cannot (the thread may wake and its
+// stack go away meanwhile, so the reader must fail rather than fault; process_vm_readv does).
+struct StackReader {
+  bool (*read)(void* context, uintptr_t at, uintptr_t* word);
+  void* context;
+};
+
+// Walks the stack of another thread of this process, one asleep in the kernel, from the pc and sp the kernel
+// reports for it (/proc/self/task/TID/syscall): the same walk as cfiUnwind, its reads through `reader`. Its rbp is
+// not known, so a frame whose rule needs rbp before a callee has saved it on the stack (code built with frame
+// pointers, typically) makes it return 0, as does a read that fails. The caller must make sure the thread did not
+// run while its stack was read. Async-signal-safe: yes, if the reader is.
+size_t cfiUnwindAsleep(uintptr_t pc, uintptr_t sp, const StackReader& reader, void** pcs, size_t max);
+
 }  // namespace cppops::agent::sigsafe

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -14,7 +16,10 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,8 +29,10 @@
 namespace {
 
 using cppops::agent::sigsafe::cfiUnwind;
+using cppops::agent::sigsafe::cfiUnwindAsleep;
 using cppops::agent::sigsafe::currentRegisters;
 using cppops::agent::sigsafe::FrameRegisters;
+using cppops::agent::sigsafe::StackReader;
 
 constexpr size_t kMax = 128;
 
@@ -325,5 +332,116 @@ TEST_CASE("cfiUnwind: through the trampoline to a pc that is its function's firs
 }
 
 #endif
+
+// Another thread's stack, walked while it sleeps in read(2) on a pipe, from the pc and sp the kernel reports, with
+// words read through process_vm_readv as the agent reads them.
+struct Sleeper {
+  int fds[2] = {-1, -1};
+  std::vector<uintptr_t> libgcc;  // backtrace() in the frame that then sleeps
+  std::atomic<pid_t> tid{0};
+};
+
+__attribute__((noinline)) void sleepAfterBacktrace(Sleeper& s) {
+  void* frames[kMax];
+  const int m = backtrace(frames, static_cast<int>(kMax));
+  for (int i = 0; i < m; ++i) s.libgcc.push_back(reinterpret_cast<uintptr_t>(frames[i]));
+  s.tid = static_cast<pid_t>(syscall(SYS_gettid));
+  char c = 0;
+  g_sink += static_cast<int>(read(s.fds[0], &c, 1));
+}
+
+// Frame-pointer code: alloca puts the CFA on rbp, and syscall(2), which never saves rbp, sleeps right below it.
+__attribute__((noinline)) void sleepBelowAllocaFrame(Sleeper& s) {
+  auto* p = static_cast<volatile char*>(alloca(64));
+  p[0] = 1;
+  s.tid = static_cast<pid_t>(syscall(SYS_gettid));
+  char c = 0;
+  g_sink += static_cast<int>(syscall(SYS_read, s.fds[0], &c, 1)) + p[0];
+}
+
+__attribute__((noinline)) void sleepDeeper(Sleeper& s, int depth, void (*sleep)(Sleeper&)) {
+  auto* p = static_cast<volatile char*>(alloca(static_cast<size_t>(32 + depth)));
+  p[0] = 1;
+  if (depth == 0)
+    sleep(s);
+  else
+    sleepDeeper(s, depth - 1, sleep);
+  g_sink += p[0];
+}
+
+bool readOwnMemory(void*, uintptr_t at, uintptr_t* word) {
+  iovec local{word, sizeof *word};
+  iovec remote{reinterpret_cast<void*>(at), sizeof *word};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof *word);
+}
+
+bool failEveryRead(void*, uintptr_t, uintptr_t*) { return false; }
+
+// The pc and sp of thread `tid` once it sleeps in read(2), from the last two fields of its syscall file.
+std::pair<uintptr_t, uintptr_t> sleepingPcAndSp(pid_t tid) {
+  for (int attempt = 0; attempt < 5000; ++attempt) {
+    std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
+    std::string line;
+    std::getline(file, line);
+    std::istringstream fields(line);
+    std::vector<std::string> words;
+    for (std::string w; fields >> w;) words.push_back(w);
+    if (words.size() == 9 && words[0] == std::to_string(SYS_read))
+      return {std::stoull(words[8], nullptr, 16), std::stoull(words[7], nullptr, 16)};
+    usleep(1000);
+  }
+  FAIL("thread " << tid << " never slept in read(2)");
+  return {};
+}
+
+std::vector<uintptr_t> walkWhileAsleep(void (*sleep)(Sleeper&), const StackReader& reader, Sleeper& s) {
+  REQUIRE(pipe(s.fds) == 0);
+  std::thread t([&] { sleepDeeper(s, 3, sleep); });
+  while (s.tid.load() == 0) usleep(100);
+  const auto [pc, sp] = sleepingPcAndSp(s.tid.load());
+  void* pcs[kMax];
+  const size_t n = cfiUnwindAsleep(pc, sp, reader, pcs, kMax);
+  REQUIRE(write(s.fds[1], "x", 1) == 1);
+  t.join();
+  close(s.fds[0]);
+  close(s.fds[1]);
+  std::vector<uintptr_t> walked;
+  for (size_t i = 0; i < n; ++i) walked.push_back(reinterpret_cast<uintptr_t>(pcs[i]));
+  if (!walked.empty()) CHECK(walked[0] == pc);
+  return walked;
+}
+
+TEST_CASE("cfiUnwindAsleep: a thread asleep in read(2) is walked from its kernel pc and sp, as its backtrace()") {
+  Sleeper s;
+  const std::vector<uintptr_t> walked = walkWhileAsleep(sleepAfterBacktrace, StackReader{readOwnMemory, nullptr}, s);
+  // The walk starts in read(2) (under a sanitizer, below its interceptor too); backtrace() starts inside itself.
+  // From the return into sleepDeeper on, both are the same stack.
+  REQUIRE(walked.size() >= 4);
+  size_t k = 1;
+  while (k < walked.size() && std::find(s.libgcc.begin(), s.libgcc.end(), walked[k]) == s.libgcc.end()) ++k;
+  REQUIRE(k < walked.size());
+  CHECK(k <= 3);
+  const auto caller = std::find(s.libgcc.begin(), s.libgcc.end(), walked[k]);
+  REQUIRE(caller != s.libgcc.begin());
+  // Before it, each list returns into sleepAfterBacktrace: backtrace()'s call comes before read(2)'s.
+  CHECK(*(caller - 1) < walked[k - 1]);
+  CHECK(walked[k - 1] - *(caller - 1) < 512);
+  REQUIRE(walked.size() - k == static_cast<size_t>(s.libgcc.end() - caller));
+  CHECK(walked.size() - k >= 5);  // sleepDeeper 4 times, then the thread's start
+  for (size_t i = k; i < walked.size(); ++i) {
+    INFO("frame " << i);
+    CHECK(walked[i] == caller[static_cast<ptrdiff_t>(i - k)]);
+  }
+}
+
+TEST_CASE("cfiUnwindAsleep: a frame that needs rbp, which the kernel does not report, gives up (0)") {
+  Sleeper s;
+  CHECK(walkWhileAsleep(sleepBelowAllocaFrame, StackReader{readOwnMemory, nullptr}, s).empty());
+}
+
+TEST_CASE("cfiUnwindAsleep: a read that fails gives up (0) rather than return part of the stack") {
+  Sleeper s;
+  CHECK(walkWhileAsleep(sleepAfterBacktrace, StackReader{failEveryRead, nullptr}, s).empty());
+}
 
 }  // namespace
