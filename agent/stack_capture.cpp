@@ -17,6 +17,7 @@
 #include <string>
 
 #include "protocol/lock_window.h"
+#include "sigsafe/cfi_unwind.h"
 
 namespace cppops::agent {
 
@@ -109,6 +110,111 @@ void readLockWindow(const std::string& syscall_line, protocol::StackThread& out)
   }
 }
 
+// A thread asleep in the kernel is read where it sleeps, without a signal: nothing it waits in returns early
+// with EINTR, and it is never held. The kernel tells where it sleeps (the pc and sp at the end of its syscall
+// file; "-1 sp pc" when asleep outside a system call, "running" when it is not asleep) but not its rbp, so
+// frame-pointer code is left to the signal. Its stack is read through process_vm_readv on ourselves, a page at a
+// time: should the thread wake and exit meanwhile, a read fails instead of faulting.
+class AsleepReader {
+ public:
+  sigsafe::StackReader reader() { return {&AsleepReader::readWord, this}; }
+  void forget() { filled_ = 0; }
+
+ private:
+  static constexpr size_t kPages = 4;
+  static constexpr uintptr_t kPageSize = 4096;
+
+  static bool readWord(void* context, uintptr_t at, uintptr_t* word) {
+    return static_cast<AsleepReader*>(context)->read(at, word);
+  }
+
+  bool read(uintptr_t at, uintptr_t* word) {
+    const uintptr_t page = at & ~(kPageSize - 1);
+    if (at - page > kPageSize - sizeof *word) return readDirect(at, word, sizeof *word);
+    for (size_t i = 0; i < filled_; ++i)
+      if (bases_[i] == page) {
+        std::memcpy(word, pages_[i] + (at - page), sizeof *word);
+        return true;
+      }
+    const size_t i = filled_ < kPages ? filled_++ : (next_++ % kPages);
+    bases_[i] = 0;
+    if (!readDirect(page, pages_[i], kPageSize)) return false;
+    bases_[i] = page;
+    std::memcpy(word, pages_[i] + (at - page), sizeof *word);
+    return true;
+  }
+
+  static bool readDirect(uintptr_t at, void* into, size_t size) {
+    iovec local{into, size};
+    iovec remote{reinterpret_cast<void*>(at), size};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
+  }
+
+  uintptr_t bases_[kPages] = {};
+  size_t filled_ = 0;
+  size_t next_ = 0;
+  alignas(8) char pages_[kPages][kPageSize];
+};
+
+// One for the control thread, which takes one dump at a time: its pages are too large for the stack.
+AsleepReader& asleepReader() {
+  static auto* reader = new AsleepReader;
+  return *reader;
+}
+
+// Where the syscall file says a sleeping thread is: false unless it is asleep.
+bool asleepAt(const std::string& syscall_line, uintptr_t* pc, uintptr_t* sp) {
+  if (syscall_line.empty() || syscall_line == "running") return false;
+  const size_t pc_at = syscall_line.rfind(' ');
+  if (pc_at == std::string::npos || pc_at == 0) return false;
+  const size_t sp_at = syscall_line.rfind(' ', pc_at - 1);
+  if (sp_at == std::string::npos) return false;
+  *pc = std::strtoull(syscall_line.c_str() + pc_at + 1, nullptr, 16);
+  *sp = std::strtoull(syscall_line.c_str() + sp_at + 1, nullptr, 16);
+  return *pc != 0 && *sp != 0;
+}
+
+// How often the thread was switched out, voluntarily or not: unchanged over two reads, with the thread asleep
+// and off the CPU at the second (its syscall file says so), means it ran no instruction between them.
+// Returns -1 when unreadable.
+long long contextSwitches(const TaskDirectory& tasks, pid_t tid) {
+  char buf[2048];
+  if (tasks.read(tid, "status", buf, sizeof buf) == 0) return -1;
+  const char* voluntary = std::strstr(buf, "\nvoluntary_ctxt_switches:");
+  const char* involuntary = std::strstr(buf, "\nnonvoluntary_ctxt_switches:");
+  if (voluntary == nullptr || involuntary == nullptr) return -1;
+  return std::strtoll(std::strchr(voluntary, ':') + 1, nullptr, 10) +
+         std::strtoll(std::strchr(involuntary, ':') + 1, nullptr, 10);
+}
+
+// Reads the stack of a thread asleep where `out.syscall_line` (just read) says, and its name; false when it is
+// not asleep, its frames need what the kernel does not tell (rbp), or it ran meanwhile: the caller then asks it
+// with the signal, or reports it without a stack.
+bool readAsleep(const TaskDirectory& tasks, pid_t tid, AsleepReader& memory, protocol::StackThread& out,
+                std::string& name) {
+  uintptr_t pc = 0;
+  uintptr_t sp = 0;
+  if (!asleepAt(out.syscall_line, &pc, &sp)) return false;
+  const long long switches = contextSwitches(tasks, tid);
+  if (switches < 0) return false;
+  void* pcs[sigsafe::kMaxFrames];
+  memory.forget();
+  const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, memory.reader(), pcs, sigsafe::kMaxFrames);
+  // The syscall file is read with the thread off the CPU (the kernel waits for that); with no switch since the
+  // first count, it was off the CPU, and its stack still, all along the walk.
+  if (n == 0 || readSyscallLine(tasks, tid) != out.syscall_line || contextSwitches(tasks, tid) != switches)
+    return false;
+  char comm[32];
+  size_t length = tasks.read(tid, "comm", comm, sizeof comm);
+  while (length > 0 && comm[length - 1] == '\n') --length;
+  name.assign(comm, length);
+  out.status = 0;
+  out.handler_ns = 0;
+  out.pcs.assign(n, 0);
+  for (size_t f = 0; f < n; ++f) out.pcs[f] = reinterpret_cast<uint64_t>(pcs[f]);
+  return true;
+}
+
 bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; }
 
 // A thread that blocks the signal, sleeps uninterruptibly (D) or is stopped (T) will not answer before the
@@ -190,10 +296,17 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     t.syscall_line = readSyscallLine(tasks, tids[i]);
     readLockWindow(t.syscall_line, t);
   };
+  AsleepReader& memory = asleepReader();
+  auto readWhereAsleep = [&](size_t i) {
+    return readAsleep(tasks, tids[i], memory, reply.threads[i], reply.thread_names[i]);
+  };
   if (!use_signals) {
     for (size_t i = 0; i < tids.size(); ++i) {
       readKernelFacts(i);
-      reply.threads[i].status = 3;
+      if (readWhereAsleep(i))
+        ++reply.read_asleep;
+      else
+        reply.threads[i].status = 3;
     }
     reply.total_ns = sigsafe::nowNs() - start;
     return reply;
@@ -217,8 +330,16 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   uint32_t expected_answers = 0;
   int queue_error = 0;
   std::vector<pid_t> blocking;
+  std::vector<bool> read_asleep(tids.size(), false);
   for (size_t i = 0; i < tids.size(); ++i) {
     readKernelFacts(i);
+    if (readWhereAsleep(i)) {
+      read_asleep[i] = true;
+      ++reply.read_asleep;
+      uint32_t pending = slotState(kPending, generation);
+      arena->slots[i].state.compare_exchange_strong(pending, slotState(sigsafe::kAbandoned, generation));
+      continue;
+    }
     reply.threads[i].status = 1;
     if (std::binary_search(blocking_.begin(), blocking_.end(), tids[i]) &&
         hindrance(tasks, tids[i], signo_).blocks_signal) {
@@ -271,6 +392,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   }
 
   for (size_t i = 0; i < tids.size(); ++i) {
+    if (read_asleep[i]) continue;
     sigsafe::ThreadSlot& slot = arena->slots[i];
     uint32_t state = slot.state.load(std::memory_order_acquire);
     // Abandon what never started; a thread caught mid-write is let finish, which takes microseconds.

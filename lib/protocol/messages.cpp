@@ -119,6 +119,7 @@ void StackReply::encode(wire::Writer& w) const {
   for (const auto& t : threads) t.encode(w);
   w.u32(static_cast<uint32_t>(thread_names.size()));
   for (const auto& name : thread_names) w.str(name);
+  w.u32(read_asleep);
 }
 
 bool StackReply::decode(wire::Reader& r) {
@@ -143,6 +144,7 @@ bool StackReply::decode(wire::Reader& r) {
     uint32_t names = r.count(kMinStringSize);
     for (uint32_t i = 0; i < names && r.ok(); ++i) thread_names.push_back(r.str());
   }
+  read_asleep = r.ok() && r.remaining() > 0 ? r.u32() : 0;
   return r.ok();
 }
 

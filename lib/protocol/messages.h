@@ -85,6 +85,9 @@ struct StackReply {
   // Each thread's name as the thread read it itself in the handler ("" when it did not answer). It comes after
   // `threads`, where older decoders stop reading; empty from an agent that predates it.
   std::vector<std::string> thread_names;
+  // How many threads were read where they slept, without the signal (their handler_ns is 0); 0 from an agent
+  // that predates it.
+  uint32_t read_asleep = 0;
 
   void encode(wire::Writer& w) const;
   bool decode(wire::Reader& r);

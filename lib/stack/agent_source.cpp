@@ -16,6 +16,7 @@ RawDump toRaw(pid_t pid, protocol::StackReply reply) {
   raw.agent_tid = static_cast<pid_t>(reply.agent_tid);
   raw.total_ns = reply.total_ns;
   raw.max_pause_ns = reply.max_handler_ns;
+  raw.read_asleep = reply.read_asleep;
   raw.notes = std::move(reply.notes);
   raw.threads.reserve(reply.threads.size());
   for (size_t i = 0; i < reply.threads.size(); ++i) {

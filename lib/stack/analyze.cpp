@@ -598,6 +598,7 @@ StackDump analyze(const RawDump& raw, const std::map<pid_t, proc::TaskStat>& sta
   dump.groups = groupThreads(dump.threads);
   dump.cost.capture_ns = raw.total_ns;
   dump.cost.max_pause_ns = raw.max_pause_ns;
+  dump.cost.read_asleep = raw.read_asleep;
   dump.notes = raw.notes;
   return dump;
 }

@@ -150,9 +150,10 @@ void appendStack(std::string& out, const Thread& thread) {
 }
 
 std::string headerLine(const StackDump& dump) {
-  return fmt::format("process {}: {}, via {} in {:.1f} ms (longest thread pause {} us)\n", dump.pid,
+  const std::string asleep = dump.cost.read_asleep > 0 ? fmt::format(", {} read asleep", dump.cost.read_asleep) : "";
+  return fmt::format("process {}: {}, via {} in {:.1f} ms (longest thread pause {} us{})\n", dump.pid,
                      plural(dump.threads.size(), "thread"), dump.source,
-                     static_cast<double>(dump.cost.capture_ns) / 1e6, dump.cost.max_pause_ns / 1000);
+                     static_cast<double>(dump.cost.capture_ns) / 1e6, dump.cost.max_pause_ns / 1000, asleep);
 }
 
 // "states: 600 mutex, 200 sleep, 1 running", most first.
@@ -362,6 +363,7 @@ std::string renderJson(const StackDump& dump, const Filter& filter) {
   json.key("total_ns").number(dump.cost.total_ns);
   json.key("capture_ns").number(dump.cost.capture_ns);
   json.key("max_pause_ns").number(dump.cost.max_pause_ns);
+  json.key("read_asleep").number(dump.cost.read_asleep);
   json.close('}');
   json.key("notes").open('[');
   for (const std::string& note : dump.notes) json.string(note);

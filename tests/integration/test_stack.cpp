@@ -33,10 +33,25 @@ void checkScenarios(ScenarioAgent agent) {
   checkScenarioDump(dump, s);
 
   const json& blocked = threadOf(dump, s.tids.at("no-signals"));
-  CHECK(blocked.at("capture") == "no_answer");
-  CHECK(blocked.at("state") == "sleep");
-  CHECK(blocked.at("reason").get<std::string>().find("blocks signal") != std::string::npos);
-  CHECK(blocked.at("frames").empty());
+  if (agent == ScenarioAgent::kPreload) {
+    // Built without frame pointers: every sleeping thread is read where it sleeps, the one that blocks the signal
+    // too, and only the spinner is interrupted.
+    checkThread(dump, s, "no-signals", "sleep", "sleepWithSignalsBlocked");
+    CHECK(blocked.at("capture") == "captured");
+    for (const json& t : dump.at("threads")) {
+      INFO(t.dump(1));
+      CHECK(t.at("capture") == "captured");
+      if (t.at("tid") != s.tids.at("spinner")) CHECK(t.at("pause_ns") == 0);
+    }
+    CHECK(threadOf(dump, s.tids.at("spinner")).at("pause_ns").get<uint64_t>() > 0);
+    CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
+  } else {
+    // Frame pointers: a thread's rbp, which the kernel does not report, is needed to walk it, so the signal asks.
+    CHECK(blocked.at("capture") == "no_answer");
+    CHECK(blocked.at("state") == "sleep");
+    CHECK(blocked.at("reason").get<std::string>().find("blocks signal") != std::string::npos);
+    CHECK(blocked.at("frames").empty());
+  }
 }
 
 // SigQ in /proc/PID/status: real-time signals queued for the process's user, over all of their processes.
@@ -65,7 +80,12 @@ TEST_CASE("stack: the same through the linked agent (sanitized with the target i
 }
 
 TEST_CASE("stack: a thread that blocks the signal is asked once and not again at every dump") {
-  Scenario s(ScenarioAgent::kPreload);
+  if (std::string(CPPOPS_TEST_SANITIZE) == "thread") {
+    WARN("skipped under ThreadSanitizer: it defers signal handlers of sanitized threads to its interceptors");
+    return;
+  }
+  // The linked build has frame pointers, so its sleeping threads are asked with the signal (see checkScenarios).
+  Scenario s(ScenarioAgent::kLinked);
   const std::string pid = std::to_string(s.target.pid());
   const long before = queuedSignals(s.target.pid());
   REQUIRE(before >= 0);
@@ -80,6 +100,106 @@ TEST_CASE("stack: a thread that blocks the signal is asked once and not again at
   }
   // One left pending by the first dump; the user's other processes (tests running alongside) may hold a few.
   CHECK(queuedSignals(s.target.pid()) - before <= 4);
+}
+
+TEST_CASE("stack: threads asleep in calls that a signal cuts short are read where they sleep, and none wakes") {
+  // tests/targets/uninterrupted.cpp: each thread sleeps in a call that a signal handler makes return early with
+  // EINTR whatever SA_RESTART says (pause, epoll_wait, poll, sleep), and says so on stdout if it ever does.
+  TempDir dir;
+  TargetOptions options;
+  options.program = "uninterrupted";
+  options.preload = true;
+  TargetProcess target(options, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  const std::map<std::string, pid_t> tids = target.announcedTids();
+  REQUIRE(tids.size() == 4);
+  // The line of each call in tests/targets/uninterrupted.cpp.
+  const std::map<std::string, std::pair<std::string, int>> sleeps_in = {{"pause", {"waitInPause", 30}},
+                                                                        {"epoll", {"waitInEpoll", 39}},
+                                                                        {"poll", {"waitInPoll", 44}},
+                                                                        {"sleep", {"waitInSleep", 49}}};
+  const std::string pid = std::to_string(target.pid());
+  for (const bool signals : {true, true, false}) {
+    std::vector<std::string> args{"stack", pid, "--json"};
+    if (!signals) args.push_back("--no-signal");
+    auto r = runCli(args, dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json dump = json::parse(r.out);
+    CHECK(dump.at("cost").at("read_asleep") == 5);  // main too, in pthread_join
+    CHECK(dump.at("cost").at("max_pause_ns") == 0);
+    for (const auto& [role, site] : sleeps_in) {
+      const json& thread = threadOf(dump, tids.at(role));
+      INFO(role << ": " << thread.dump(1));
+      CHECK(thread.at("capture") == "captured");
+      CHECK(thread.at("pause_ns") == 0);
+      const json& frames = thread.at("frames");
+      auto caller = std::find_if(frames.begin(), frames.end(), [&](const json& f) {
+        return f.at("function").get<std::string>().find(site.first) != std::string::npos;
+      });
+      REQUIRE(caller != frames.end());
+      CHECK(caller->at("function") == "(anonymous namespace)::" + site.first + "()");
+      CHECK(caller->at("file").get<std::string>().find("tests/targets/uninterrupted.cpp") != std::string::npos);
+      CHECK(caller->at("line") == site.second);
+    }
+  }
+  const auto human = runCli({"stack", pid}, dir.path());
+  CHECK(human.out.find("(longest thread pause 0 us, 5 read asleep)") != std::string::npos);
+  // A thread the signal had reached would have printed "... returned early" by now: poll and pause return at once.
+  usleep(200'000);
+  INFO(target.out());
+  CHECK(target.out().find("returned early") == std::string::npos);
+  CHECK(target.alive());
+}
+
+TEST_CASE("stack: threads that wake while they are read are asked with the signal instead, and every stack holds") {
+  // tests/targets/uninterrupted.cpp, "flicker": three threads sleep 20 us at a time, calling down 1 to 6 levels
+  // between sleeps. A stack read while its thread ran would mix two of those calls.
+  TempDir dir;
+  TargetOptions options;
+  options.program = "uninterrupted";
+  options.args = {"flicker"};
+  options.preload = true;
+  TargetProcess target(options, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  const std::string pid = std::to_string(target.pid());
+  int read_asleep = 0;
+  int interrupted = 0;
+  for (int round = 0; round < 60; ++round) {
+    auto r = runCli({"stack", pid, "--json"}, dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json dump = json::parse(r.out);
+    for (const json& thread : dump.at("threads")) {
+      const json& frames = thread.at("frames");
+      auto function = [&](size_t i) { return frames.at(i).at("function").get<std::string>(); };
+      size_t down = 0;
+      while (down < frames.size() && function(down).find("flickerDown") == std::string::npos) ++down;
+      if (down == frames.size()) continue;
+      INFO(thread.dump(1));
+      // The sleep in libc, 1 to 6 levels of flickerDown (the deepest at its call of nanosleep), flicker, and the
+      // thread's start.
+      for (size_t i = 0; i < down; ++i)
+        CHECK(frames.at(i).at("module").get<std::string>().find("/libc.so.6") != std::string::npos);
+      size_t levels = 0;
+      while (down + levels < frames.size() && function(down + levels) == "(anonymous namespace)::flickerDown(int)") {
+        CHECK(frames.at(down + levels).at("line") == (levels == 0 ? 60 : 55));
+        ++levels;
+      }
+      CHECK(levels >= 1);
+      CHECK(levels <= 6);
+      REQUIRE(down + levels < frames.size());
+      CHECK(function(down + levels) == "(anonymous namespace)::flicker()");
+      CHECK(function(frames.size() - 1) == "__clone3");
+      (thread.at("pause_ns") == 0 ? read_asleep : interrupted) += 1;
+    }
+  }
+  // Both ways were taken: the test saw threads read asleep, and threads that ran and were asked instead.
+  CHECK(read_asleep > 0);
+  CHECK(interrupted > 0);
+  CHECK(target.alive());
 }
 
 TEST_CASE("stack: the human view leads with deadlocks, then groups, and --threads lists every thread") {
@@ -100,17 +220,21 @@ TEST_CASE("stack: the human view leads with deadlocks, then groups, and --thread
   CHECK(bad.err.find("unknown state 'napping'") != std::string::npos);
 }
 
-TEST_CASE("stack --no-signal: kernel facts and owners without touching any thread") {
+TEST_CASE("stack --no-signal: kernel facts, owners and the stacks of sleeping threads, without touching any thread") {
   Scenario s(ScenarioAgent::kPreload);
   auto r = runCli({"stack", std::to_string(s.target.pid()), "--no-signal", "--json"}, s.dir.path());
   REQUIRE(r.exit_code == 7);  // the deadlocks are found from lock owners alone
   json dump = json::parse(r.out);
-  const json& waiter = threadOf(dump, s.tids.at("waiter"));
-  CHECK(waiter.at("capture") == "not_requested");
-  CHECK(waiter.at("frames").empty());
-  CHECK(waiter.at("state") == "mutex");
-  CHECK(waiter.at("owner_tid") == s.tids.at("holder"));
-  CHECK(threadOf(dump, s.tids.at("sleeper")).at("state") == "sleep");
+  checkThread(dump, s, "waiter", "mutex", "waitForHeldMutex", "holder");
+  checkThread(dump, s, "sleeper", "sleep", "sleepLong");
+  CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns") == 0);
+  // The one thread that runs cannot be read where it is without the signal.
+  const json& spinner = threadOf(dump, s.tids.at("spinner"));
+  CHECK(spinner.at("capture") == "not_requested");
+  CHECK(spinner.at("frames").empty());
+  CHECK(spinner.at("state") == "running");
+  CHECK(dump.at("cost").at("max_pause_ns") == 0);
+  CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
 }
 
 TEST_CASE("stack --json filters threads by state, name and tid") {

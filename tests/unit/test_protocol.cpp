@@ -75,13 +75,14 @@ TEST_CASE("messages decode what they encode, and ignore fields appended by a new
   CHECK(back.boottime_ns == 123456789);
 }
 
-TEST_CASE("a stack reply carries the threads' own names after the threads, where an older agent stops") {
+TEST_CASE("a stack reply carries names and the count read asleep after the threads, where older agents stop") {
   protocol::StackReply reply;
   reply.threads.resize(2);
   reply.threads[0].tid = 41;
   reply.threads[0].pcs = {0x1000, 0x2000};
   reply.threads[1].tid = 42;
   reply.thread_names = {"worker-1", ""};
+  reply.read_asleep = 1;
   wire::Writer w;
   reply.encode(w);
   auto bytes = w.take();
@@ -91,6 +92,14 @@ TEST_CASE("a stack reply carries the threads' own names after the threads, where
   CHECK(back.threads.size() == 2);
   CHECK(back.threads[0].pcs == std::vector<uint64_t>{0x1000, 0x2000});
   CHECK(back.thread_names == std::vector<std::string>{"worker-1", ""});
+  CHECK(back.read_asleep == 1);
+
+  // What an agent that predates the count sends: the same bytes up to the end of the names.
+  wire::Reader without_count(bytes.data(), bytes.size() - sizeof(uint32_t));
+  protocol::StackReply from_names_only;
+  REQUIRE(from_names_only.decode(without_count));
+  CHECK(from_names_only.thread_names == std::vector<std::string>{"worker-1", ""});
+  CHECK(from_names_only.read_asleep == 0);
 
   // What an agent without names sends: the same bytes up to the end of the threads.
   protocol::StackReply older = reply;
@@ -98,11 +107,12 @@ TEST_CASE("a stack reply carries the threads' own names after the threads, where
   wire::Writer ow;
   older.encode(ow);
   auto older_bytes = ow.take();
-  wire::Reader older_reader(older_bytes.data(), older_bytes.size() - sizeof(uint32_t));
+  wire::Reader older_reader(older_bytes.data(), older_bytes.size() - 2 * sizeof(uint32_t));
   protocol::StackReply from_older;
   REQUIRE(from_older.decode(older_reader));
   CHECK(from_older.threads.size() == 2);
   CHECK(from_older.thread_names.empty());
+  CHECK(from_older.read_asleep == 0);
 }
 
 TEST_CASE("truncating any message at any byte makes decode fail, never crash") {

@@ -142,6 +142,7 @@ RawDump dumpOf(std::vector<RawThread> threads) {
   raw.threads = std::move(threads);
   raw.total_ns = 3'200'000;
   raw.max_pause_ns = 45'000;
+  raw.read_asleep = 8;
   return raw;
 }
 
@@ -486,7 +487,8 @@ StackDump deadlockedMixedDump() {
 TEST_CASE("text view", "[stack][render]") {
   std::string text = renderText(deadlockedMixedDump(), {});
   INFO(text);
-  REQUIRE_THAT(text, StartsWith("process 99999999: 12 threads, via agent in 3.2 ms (longest thread pause 45 us)\n"
+  REQUIRE_THAT(text, StartsWith("process 99999999: 12 threads, via agent in 3.2 ms "
+                                "(longest thread pause 45 us, 8 read asleep)\n"
                                 "states: 7 mutex, 4 sleep, 1 running\n"));
   REQUIRE_THAT(text, Contains("Found 1 deadlock:\n"));
   REQUIRE_THAT(text, Contains("\nthread 300 \"worker\" waits for mutex 0x6000 held by thread 301 \"worker\"\n"
@@ -544,7 +546,8 @@ TEST_CASE("JSON view", "[stack][render]") {
           nlohmann::json::parse(R"({"count": 5, "state": "mutex", "tids": [10, 11, 12, 13, 14]})"));
   REQUIRE(json["groups"].size() == 5);
   REQUIRE(json["cost"] ==
-          nlohmann::json::parse(R"({"total_ns": 5000000, "capture_ns": 3200000, "max_pause_ns": 45000})"));
+          nlohmann::json::parse(
+              R"({"total_ns": 5000000, "capture_ns": 3200000, "max_pause_ns": 45000, "read_asleep": 8})"));
   REQUIRE(json["notes"] == nlohmann::json::parse(R"(["no debug info for /usr/bin/demo_service"])"));
 }
 

@@ -1,0 +1,95 @@
+// Threads asleep in the calls that a signal handler always cuts short (signal(7): never restarted, whatever
+// SA_RESTART says). Each says so on stdout if it ever returns early, which a stack dump that signalled it would
+// make it do. Built without frame pointers, as distributions build code (see tests/CMakeLists.txt).
+//
+// With the argument "flicker", three more threads sleep for 20 us at a time, between sleeps calling down to a
+// different depth each time, so that a stack read while its thread runs would not hold together.
+#include <time.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "in_syscall.h"
+
+namespace {
+
+void reportEarlyReturn(const char* call) {
+  std::printf("%s returned early: %s\n", call, std::strerror(errno));
+  std::fflush(stdout);
+}
+
+__attribute__((noinline)) void waitInPause() {
+  for (;;) {
+    pause();
+    reportEarlyReturn("pause");
+  }
+}
+
+__attribute__((noinline)) void waitInEpoll() {
+  const int epoll = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event event{};
+  for (;;)
+    if (epoll_wait(epoll, &event, 1, -1) < 0) reportEarlyReturn("epoll_wait");
+}
+
+__attribute__((noinline)) void waitInPoll() {
+  for (;;)
+    if (poll(nullptr, 0, -1) < 0) reportEarlyReturn("poll");
+}
+
+__attribute__((noinline)) void waitInSleep() {
+  for (;;)
+    if (sleep(3600) != 0) reportEarlyReturn("sleep");
+}
+
+// Each sleep is 1 to 6 calls deep: the frames a thread writes between two sleeps overwrite the last ones'.
+__attribute__((noinline)) void flickerDown(int depth) {
+  if (depth > 0) {
+    flickerDown(depth - 1);
+    asm volatile("" ::: "memory");  // no tail call: each level keeps its frame
+    return;
+  }
+  const timespec brief{0, 20'000};
+  nanosleep(&brief, nullptr);
+}
+
+[[noreturn]] __attribute__((noinline)) void flicker() {
+  for (unsigned i = 0;; ++i) flickerDown(static_cast<int>(i % 6));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  struct Role {
+    const char* name;
+    void (*wait)();
+    long syscall_number;
+  };
+  const Role roles[] = {{"pause", waitInPause, SYS_pause},
+                        {"epoll", waitInEpoll, SYS_epoll_wait},
+                        {"poll", waitInPoll, SYS_poll},
+                        {"sleep", waitInSleep, SYS_clock_nanosleep}};
+  std::vector<std::atomic<pid_t>> tids(std::size(roles));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < std::size(roles); ++i)
+    threads.emplace_back([&, i] {
+      cppops_targets::announceTid(tids[i]);
+      roles[i].wait();
+    });
+  for (size_t i = 0; i < std::size(roles); ++i) {
+    cppops_targets::waitUntilInSyscall(tids[i], {roles[i].syscall_number});
+    std::printf("tid %s %d\n", roles[i].name, static_cast<int>(tids[i].load()));
+  }
+  if (argc > 1 && std::strcmp(argv[1], "flicker") == 0)
+    for (int i = 0; i < 3; ++i) threads.emplace_back(flicker);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (auto& t : threads) t.join();
+}
