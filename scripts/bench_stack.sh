@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Stack dump speed and intrusiveness: cppops vs eu-stack vs gdb on one ~1,000-thread target, same run.
-# Usage: scripts/bench_stack.sh [--threads N] [--runs N]
+# --agent AGENT times another build of the agent in place of this tree's (a copy named libcppops_agent*.so: the
+# preloaded agent starts only under that name), so that two builds can be compared run after run.
+# Usage: scripts/bench_stack.sh [--threads N] [--runs N] [--agent AGENT]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+agent=build/agent/libcppops_agent.so
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --agent) agent=$(realpath "$2"); shift 2 ;;
+    --threads|--runs) args+=("$1" "$2"); shift 2 ;;
+    *) echo "usage: $0 [--threads N] [--runs N] [--agent AGENT]" >&2; exit 2 ;;
+  esac
+done
 scripts/setup.sh
 scripts/build.sh build >/dev/null
-exec build/tests/stack_bench build/cmd/cppops build/agent/libcppops_agent.so build/tests/targets/stack_scenarios "$@"
+exec build/tests/stack_bench build/cmd/cppops "$agent" build/tests/targets/stack_scenarios "${args[@]}"

@@ -73,7 +73,8 @@ Run runTimed(const std::vector<std::string>& argv, volatile uint64_t* probe, con
 }
 
 struct DumpFigures {
-  std::vector<double> pause_us;  // per captured thread
+  std::vector<double> pause_us;  // per thread held (in the handler, or stopped by ptrace)
+  size_t read_asleep = 0;        // threads captured without being held (pause_ns 0): read where they slept
   size_t dumped = 0;
   size_t with_lines = 0;  // threads with at least one file:line frame
 };
@@ -84,7 +85,13 @@ DumpFigures readDump(const std::string& json_path) {
     std::ifstream in(json_path);
     nlohmann::json dump = nlohmann::json::parse(in);
     for (const auto& t : dump.at("threads")) {
-      if (t.find("pause_ns") != t.end()) figures.pause_us.push_back(t.at("pause_ns").get<double>() / 1e3);
+      if (t.find("pause_ns") != t.end()) {
+        const double pause_ns = t.at("pause_ns").get<double>();
+        if (pause_ns > 0)
+          figures.pause_us.push_back(pause_ns / 1e3);
+        else
+          ++figures.read_asleep;
+      }
       ++figures.dumped;
       for (const auto& f : t.at("frames"))
         if (f.find("line") != f.end() && f.at("line").get<double>() > 0) {
@@ -104,7 +111,8 @@ struct Summary {
   double median_stall_ms = 0;
   double worst_stall_ms = 0;
   double worst_self_pause_ms = -1;  // cppops --json runs: the longest cost.max_pause_ns it reported
-  std::vector<double> pause_us;     // cppops --json runs: every thread's own pause, over all runs
+  std::vector<double> pause_us;     // cppops --json runs: every held thread's own pause, over all runs
+  size_t read_asleep = 0;           // cppops --json runs: threads never held, over all runs
   int runs = 0;
   bool ok = true;
 };
@@ -130,8 +138,9 @@ Summary measure(const std::string& tool, const std::vector<std::string>& argv, i
     if (std::find(ok_codes.begin(), ok_codes.end(), r.exit_code) == ok_codes.end()) s.ok = false;
     if (!json_path.empty()) {
       s.worst_self_pause_ms = std::max(s.worst_self_pause_ms, selfReportedPauseMs(json_path));
-      const std::vector<double> pauses = readDump(json_path).pause_us;
-      s.pause_us.insert(s.pause_us.end(), pauses.begin(), pauses.end());
+      const DumpFigures figures = readDump(json_path);
+      s.pause_us.insert(s.pause_us.end(), figures.pause_us.begin(), figures.pause_us.end());
+      s.read_asleep += figures.read_asleep;
     }
     ms.push_back(r.ms);
     stall.push_back(r.stall_ms);
@@ -217,10 +226,12 @@ void printTable(const std::vector<Summary>& results, const Summary& base) {
 }
 
 // pause_us: every thread's own figure over all the timed --json runs, so that the p99 is not one dump's luck.
-void printPauses(const char* what, const std::vector<double>& pause_us, int runs, const DumpFigures& figures,
-                 int exit_code) {
-  std::printf("%s: p50 %.1f us, p99 %.1f us, max %.1f us over %zu threads in %d dumps\n", what,
-              percentile(pause_us, 0.5), percentile(pause_us, 0.99), percentile(pause_us, 1.0), pause_us.size(), runs);
+void printPauses(const char* what, const Summary& timed, const DumpFigures& figures, int exit_code) {
+  const std::vector<double>& pause_us = timed.pause_us;
+  std::printf("%s: p50 %.1f us, p99 %.1f us, max %.1f us over %zu threads held in %d dumps; %zu read asleep, "
+              "never held\n",
+              what, percentile(pause_us, 0.5), percentile(pause_us, 0.99), percentile(pause_us, 1.0), pause_us.size(),
+              timed.runs, timed.read_asleep);
   std::printf("threads dumped: %zu, with a file:line frame: %zu (exit %d)\n", figures.dumped, figures.with_lines,
               exit_code);
 }
@@ -279,7 +290,7 @@ int main(int argc, char** argv) {
   std::printf("\n");
   const DumpFigures agent_figures = readDump(dir + "/agent-dump.json");
   const std::vector<double> handler_us = results[2].pause_us;
-  printPauses("cppops per-thread handler time", handler_us, results[2].runs, agent_figures, agent_json.exit_code);
+  printPauses("cppops per-thread handler time", results[2], agent_figures, agent_json.exit_code);
   stopTarget(with_agent);
 
   // 2. The same program without any agent: cppops through ptrace, next to eu-stack and gdb.
@@ -305,8 +316,8 @@ int main(int argc, char** argv) {
   const Summary ptrace_base = results[1];
   printTable(results, ptrace_base);
   std::printf("\n(ratios to cppops through ptrace; through the agent it took %.1f ms)\n", agent_base.median_ms);
-  printPauses("cppops per-thread stop (ptrace, interrupt to detach)", results[2].pause_us, results[2].runs,
-              readDump(dir + "/ptrace-dump.json"), ptrace_json.exit_code);
+  printPauses("cppops per-thread stop (ptrace, interrupt to detach)", results[2], readDump(dir + "/ptrace-dump.json"),
+              ptrace_json.exit_code);
   // The stack issue's targets: the agent path against the same program without the agent under eu-stack and gdb.
   std::printf("\nthrough the agent: median %.1f ms (target <= 50) -> %s; handler p99 %.1f us (target <= 20) -> %s\n",
               agent_base.median_ms, agent_base.median_ms <= 50 ? "met" : "NOT met",
