@@ -338,6 +338,9 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
       ++reply.read_asleep;
       uint32_t pending = slotState(kPending, generation);
       arena->slots[i].state.compare_exchange_strong(pending, slotState(sigsafe::kAbandoned, generation));
+      // Still known to block the signal: forgotten, it would be asked again the next time it is caught awake, and
+      // another signal would queue behind the one it has pending.
+      if (std::binary_search(blocking_.begin(), blocking_.end(), tids[i])) blocking.push_back(tids[i]);
       continue;
     }
     reply.threads[i].status = 1;
