@@ -1,9 +1,9 @@
 #include "profiler.h"
 
+#include "asleep_stack.h"
+#include "task_directory.h"
 #include "thread_signal.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -56,35 +57,6 @@ constexpr uint64_t kWriterWaitNs = 50 * kMsNs;
 constexpr uint64_t kFinalAnswersNs = 20 * kMsNs;
 // The reply must fit the protocol's reply bound, with room for the thread table.
 constexpr size_t kReplyBudget = protocol::kMaxReplyPayload - 16 * 1024 * 1024;
-
-std::string readSmallFile(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n <= 0) return "";
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0')) --n;
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-std::string taskFile(pid_t tid, const char* name) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), name);
-  return readSmallFile(path);
-}
-
-std::vector<pid_t> listThreads() {
-  std::vector<pid_t> tids;
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return tids;
-  while (dirent* e = readdir(d)) {
-    long tid = std::strtol(e->d_name, nullptr, 10);
-    if (tid > 0) tids.push_back(static_cast<pid_t>(tid));
-  }
-  closedir(d);
-  return tids;
-}
 
 pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -193,6 +165,8 @@ class Session {
   std::vector<uint8_t> encodeReply(uint64_t duration_ns);
 
   SessionConfig c_;
+  TaskDirectory tasks_;
+  std::unique_ptr<AsleepStacks> asleep_ = std::make_unique<AsleepStacks>();  // wall mode; its pages are large
   pid_t self_ = 0;
   uint64_t period_ns_ = 0;
   bool wall_ = false;
@@ -308,7 +282,7 @@ bool Session::drain(int index) {
 
 void Session::track(pid_t tid) {
   Tracked t;
-  t.name = taskFile(tid, "comm");
+  t.name = tasks_.line(tid, "comm");
   if (!wall_) {
     sigevent ev{};
     ev.sigev_notify = SIGEV_THREAD_ID;
@@ -340,7 +314,7 @@ void Session::untrack(pid_t, Tracked& t) {
 }
 
 void Session::scan() {
-  std::vector<pid_t> tids = listThreads();
+  std::vector<pid_t> tids = tasks_.threads();
   std::sort(tids.begin(), tids.end());
   for (auto& [tid, t] : threads_)
     if (t.alive && !std::binary_search(tids.begin(), tids.end(), tid)) untrack(tid, t);
@@ -397,7 +371,7 @@ void Session::tick(uint64_t weight) {
   rotate();  // the answers to the previous tick's requests
   for (auto& [tid, t] : threads_) {
     if (!t.alive) continue;
-    std::string line = taskFile(tid, "syscall");
+    std::string line = tasks_.line(tid, "syscall");
     if (line.empty()) continue;  // ended since the last scan
     const bool blocked = line != "running";
     const bool same_wait = blocked && t.have_stack && line == t.last_line;
@@ -417,6 +391,17 @@ void Session::tick(uint64_t weight) {
     if (same_wait) {
       addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
       continue;
+    }
+    // A new wait: read where the thread sleeps if it can be, so that it is not interrupted at all.
+    if (blocked) {
+      uint64_t pcs[sigsafe::kMaxFrames];
+      if (const size_t n = asleep_->read(tasks_, tid, line, pcs, sigsafe::kMaxFrames); n > 0) {
+        addSample(tid, weight, line, pcs, n);
+        t.have_stack = true;
+        t.last_line = std::move(line);
+        t.last_pcs.assign(pcs, pcs + n);
+        continue;
+      }
     }
     const uint32_t tag = next_tag_;
     next_tag_ = (next_tag_ + 1) & ((1u << sigsafe::kTagBits) - 1);
@@ -515,7 +500,7 @@ void Session::run() {
   // In cpu mode a thread is sampled only while it runs, so at most one sample per CPU per period; in wall mode
   // every thread once per tick, collected every tick.
   const uint64_t cpus = static_cast<uint64_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  const uint64_t threads = listThreads().size();
+  const uint64_t threads = tasks_.threads().size();
   const uint64_t expected = wall_ ? threads : cpus * std::max<uint64_t>(1, kRescanNs / period_ns_);
   if (!setUpBuffers(expected)) {
     replyError(c_.fd, protocol::Status::kInternal, "the agent could not allocate its sample buffers",

@@ -1,10 +1,10 @@
 #include "stack_capture.h"
 
+#include "asleep_stack.h"
 #include "own_threads.h"
+#include "task_directory.h"
 #include "thread_signal.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -17,7 +17,6 @@
 #include <string>
 
 #include "protocol/lock_window.h"
-#include "sigsafe/cfi_unwind.h"
 
 namespace cppops::agent {
 
@@ -35,58 +34,6 @@ using protocol::kLockWindowSize;
 // How long a wait for answers may pass without progress before the requester looks for threads that exited or
 // cannot answer.
 constexpr long kExitCheckNs = 2'000'000;
-
-// The task directory stays open for the whole dump: every per-thread file is then opened relative to it, which
-// spares the kernel a path walk through /proc/self per file (1,000 threads means 2,000 opens).
-class TaskDirectory {
- public:
-  TaskDirectory() : fd_(::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
-  ~TaskDirectory() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  TaskDirectory(const TaskDirectory&) = delete;
-  TaskDirectory& operator=(const TaskDirectory&) = delete;
-
-  std::vector<pid_t> threads() const {
-    std::vector<pid_t> tids;
-    int fd = ::dup(fd_);
-    DIR* d = fd >= 0 ? fdopendir(fd) : nullptr;
-    if (d == nullptr) {
-      if (fd >= 0) ::close(fd);
-      return tids;
-    }
-    while (dirent* e = readdir(d)) {
-      long tid = std::strtol(e->d_name, nullptr, 10);
-      if (tid > 0) tids.push_back(static_cast<pid_t>(tid));
-    }
-    closedir(d);
-    return tids;
-  }
-
-  // Reads <tid>/<file> into buf (NUL-terminated); returns the length, 0 when unreadable.
-  size_t read(pid_t tid, const char* file, char* buf, size_t size) const {
-    char path[64];
-    std::snprintf(path, sizeof path, "%d/%s", static_cast<int>(tid), file);
-    int fd = ::openat(fd_, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = ::read(fd, buf, size - 1);
-    ::close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    return static_cast<size_t>(n);
-  }
-
- private:
-  int fd_;
-};
-
-// The kernel's view of what the thread is blocked in, read before the signal interrupts it.
-std::string readSyscallLine(const TaskDirectory& tasks, pid_t tid) {
-  char buf[256];
-  size_t n = tasks.read(tid, "syscall", buf, sizeof buf);
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0')) --n;
-  return std::string(buf, n);
-}
 
 // Copies the memory around a futex word with process_vm_readv on ourselves: an unmapped address yields EFAULT
 // instead of a SIGSEGV in the host.
@@ -108,111 +55,6 @@ void readLockWindow(const std::string& syscall_line, protocol::StackThread& out)
       return;
     }
   }
-}
-
-// A thread asleep in the kernel is read where it sleeps, without a signal: nothing it waits in returns early
-// with EINTR, and it is never held. The kernel tells where it sleeps (the pc and sp at the end of its syscall
-// file; "-1 sp pc" when asleep outside a system call, "running" when it is not asleep) but not its rbp, so
-// frame-pointer code is left to the signal. Its stack is read through process_vm_readv on ourselves, a page at a
-// time: should the thread wake and exit meanwhile, a read fails instead of faulting.
-class AsleepReader {
- public:
-  sigsafe::StackReader reader() { return {&AsleepReader::readWord, this}; }
-  void forget() { filled_ = 0; }
-
- private:
-  static constexpr size_t kPages = 4;
-  static constexpr uintptr_t kPageSize = 4096;
-
-  static bool readWord(void* context, uintptr_t at, uintptr_t* word) {
-    return static_cast<AsleepReader*>(context)->read(at, word);
-  }
-
-  bool read(uintptr_t at, uintptr_t* word) {
-    const uintptr_t page = at & ~(kPageSize - 1);
-    if (at - page > kPageSize - sizeof *word) return readDirect(at, word, sizeof *word);
-    for (size_t i = 0; i < filled_; ++i)
-      if (bases_[i] == page) {
-        std::memcpy(word, pages_[i] + (at - page), sizeof *word);
-        return true;
-      }
-    const size_t i = filled_ < kPages ? filled_++ : (next_++ % kPages);
-    bases_[i] = 0;
-    if (!readDirect(page, pages_[i], kPageSize)) return false;
-    bases_[i] = page;
-    std::memcpy(word, pages_[i] + (at - page), sizeof *word);
-    return true;
-  }
-
-  static bool readDirect(uintptr_t at, void* into, size_t size) {
-    iovec local{into, size};
-    iovec remote{reinterpret_cast<void*>(at), size};
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
-  }
-
-  uintptr_t bases_[kPages] = {};
-  size_t filled_ = 0;
-  size_t next_ = 0;
-  alignas(8) char pages_[kPages][kPageSize];
-};
-
-// One for the control thread, which takes one dump at a time: its pages are too large for the stack.
-AsleepReader& asleepReader() {
-  static auto* reader = new AsleepReader;
-  return *reader;
-}
-
-// Where the syscall file says a sleeping thread is: false unless it is asleep.
-bool asleepAt(const std::string& syscall_line, uintptr_t* pc, uintptr_t* sp) {
-  if (syscall_line.empty() || syscall_line == "running") return false;
-  const size_t pc_at = syscall_line.rfind(' ');
-  if (pc_at == std::string::npos || pc_at == 0) return false;
-  const size_t sp_at = syscall_line.rfind(' ', pc_at - 1);
-  if (sp_at == std::string::npos) return false;
-  *pc = std::strtoull(syscall_line.c_str() + pc_at + 1, nullptr, 16);
-  *sp = std::strtoull(syscall_line.c_str() + sp_at + 1, nullptr, 16);
-  return *pc != 0 && *sp != 0;
-}
-
-// How often the thread was switched out, voluntarily or not: unchanged over two reads, with the thread asleep
-// and off the CPU at the second (its syscall file says so), means it ran no instruction between them.
-// Returns -1 when unreadable.
-long long contextSwitches(const TaskDirectory& tasks, pid_t tid) {
-  char buf[2048];
-  if (tasks.read(tid, "status", buf, sizeof buf) == 0) return -1;
-  const char* voluntary = std::strstr(buf, "\nvoluntary_ctxt_switches:");
-  const char* involuntary = std::strstr(buf, "\nnonvoluntary_ctxt_switches:");
-  if (voluntary == nullptr || involuntary == nullptr) return -1;
-  return std::strtoll(std::strchr(voluntary, ':') + 1, nullptr, 10) +
-         std::strtoll(std::strchr(involuntary, ':') + 1, nullptr, 10);
-}
-
-// Reads the stack of a thread asleep where `out.syscall_line` (just read) says, and its name; false when it is
-// not asleep, its frames need what the kernel does not tell (rbp), or it ran meanwhile: the caller then asks it
-// with the signal, or reports it without a stack.
-bool readAsleep(const TaskDirectory& tasks, pid_t tid, AsleepReader& memory, protocol::StackThread& out,
-                std::string& name) {
-  uintptr_t pc = 0;
-  uintptr_t sp = 0;
-  if (!asleepAt(out.syscall_line, &pc, &sp)) return false;
-  const long long switches = contextSwitches(tasks, tid);
-  if (switches < 0) return false;
-  void* pcs[sigsafe::kMaxFrames];
-  memory.forget();
-  const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, memory.reader(), pcs, sigsafe::kMaxFrames);
-  // The syscall file is read with the thread off the CPU (the kernel waits for that); with no switch since the
-  // first count, it was off the CPU, and its stack still, all along the walk.
-  if (n == 0 || readSyscallLine(tasks, tid) != out.syscall_line || contextSwitches(tasks, tid) != switches)
-    return false;
-  char comm[32];
-  size_t length = tasks.read(tid, "comm", comm, sizeof comm);
-  while (length > 0 && comm[length - 1] == '\n') --length;
-  name.assign(comm, length);
-  out.status = 0;
-  out.handler_ns = 0;
-  out.pcs.assign(n, 0);
-  for (size_t f = 0; f < n; ++f) out.pcs[f] = reinterpret_cast<uint64_t>(pcs[f]);
-  return true;
 }
 
 bool threadExists(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; }
@@ -293,12 +135,20 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
 
   auto readKernelFacts = [&](size_t i) {
     auto& t = reply.threads[i];
-    t.syscall_line = readSyscallLine(tasks, tids[i]);
+    t.syscall_line = tasks.line(tids[i], "syscall");
     readLockWindow(t.syscall_line, t);
   };
-  AsleepReader& memory = asleepReader();
+  // A thread asleep in the kernel is read where it sleeps; the rest are asked with the signal.
   auto readWhereAsleep = [&](size_t i) {
-    return readAsleep(tasks, tids[i], memory, reply.threads[i], reply.thread_names[i]);
+    protocol::StackThread& t = reply.threads[i];
+    uint64_t pcs[sigsafe::kMaxFrames];
+    const size_t n = asleep_.read(tasks, tids[i], t.syscall_line, pcs, sigsafe::kMaxFrames);
+    if (n == 0) return false;
+    t.status = 0;
+    t.handler_ns = 0;
+    t.pcs.assign(pcs, pcs + n);
+    reply.thread_names[i] = tasks.line(tids[i], "comm");
+    return true;
   };
   if (!use_signals) {
     for (size_t i = 0; i < tids.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "asleep_stack.h"
 #include "protocol/messages.h"
 #include "sigsafe/capture.h"
 
@@ -33,6 +34,7 @@ class StackCapture {
   // Arenas are never freed (see publishArena); they only grow, so there are a handful at most.
   std::vector<std::unique_ptr<sigsafe::Arena>> arenas_;
   std::vector<std::unique_ptr<sigsafe::ThreadSlot[]>> slot_blocks_;
+  AsleepStacks asleep_;
 };
 
 StackCapture& stackCapture();

@@ -11,21 +11,11 @@
 #include "commands.h"
 #include "protocol/messages.h"
 #include "protocol/rendezvous.h"
+#include "task_directory.h"
 
 namespace cppops::agent {
 
 namespace {
-
-// Reads a small /proc file into buf; returns the bytes read (0 on failure).
-size_t readProcFile(const char* path, char* buf, size_t size) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = ::read(fd, buf, size - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  return static_cast<size_t>(n);
-}
 
 // Field `index` (1-based, as in proc(5)) of /proc/self/stat.
 uint64_t statField(std::string_view line, int index) {
@@ -63,7 +53,7 @@ uint32_t countOpenFds() {
 Reply handleStats(wire::Reader&, const RequestContext&) {
   protocol::StatsReply s;
   char stat[1024];
-  size_t n = readProcFile("/proc/self/stat", stat, sizeof stat);
+  size_t n = readFileAt(AT_FDCWD, "/proc/self/stat", stat, sizeof stat);
   std::string_view line(stat, n);
   s.utime_ticks = statField(line, 14);
   s.stime_ticks = statField(line, 15);
@@ -73,7 +63,7 @@ Reply handleStats(wire::Reader&, const RequestContext&) {
   s.clock_ticks_per_second = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
 
   char status[4096];
-  if (readProcFile("/proc/self/status", status, sizeof status) > 0) {
+  if (readFileAt(AT_FDCWD, "/proc/self/status", status, sizeof status) > 0) {
     s.voluntary_switches = statusField(status, "\nvoluntary_ctxt_switches:");
     s.involuntary_switches = statusField(status, "\nnonvoluntary_ctxt_switches:");
   }

@@ -298,11 +298,16 @@ TEST_CASE("profile: --duration and --rate are honoured, and cpu samples follow t
     CHECK(duration == Approx(2.0).margin(0.3));
     CHECK(wall >= 2.0);
     CHECK(summary.at("period_ns") == 1000000000ull / rate);
-    // The CPU the burners used while the agent sampled, prorated from the window the test could bracket.
-    const double expected = cpu * (duration / wall) * rate;
+    // The CPU the burners used while the agent sampled lies between all they used in the window the test could
+    // bracket and that prorated to the profile's duration: on a loaded machine the CLI's symbolizing after the
+    // profile takes CPU from the burners, so it is not spread evenly over the window.
+    const double at_most = cpu * rate;
+    const double at_least = cpu * (duration / wall) * rate;
     const double samples = summary.at("samples").get<double>();
-    INFO("samples " << samples << ", CPU " << cpu << " s over " << wall << " s, expected ~" << expected);
-    CHECK(samples == Approx(expected).epsilon(0.30));
+    INFO("samples " << samples << ", CPU " << cpu << " s over " << wall << " s, expected " << at_least << " to "
+                    << at_most);
+    CHECK(samples >= at_least * 0.7);
+    CHECK(samples <= at_most * 1.3);
     CHECK(samples <= duration * rate * static_cast<double>(kBurners.size()) * 1.1);
   }
   const auto start = std::chrono::steady_clock::now();
@@ -334,6 +339,31 @@ TEST_CASE("profile --mode wall: every thread at the rate, with its state from th
   REQUIRE(sleeping.exit_code == 0);
   CHECK(sleeping.out.find("sleepForever") != std::string::npos);
   CHECK(sleeping.out.find(kHot) == std::string::npos);
+}
+
+TEST_CASE("profile --mode wall: threads asleep where they can be read are sampled without a signal, none wakes") {
+  // tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal would
+  // make return early, which the thread would print.
+  TempDir dir;
+  TargetProcess target({"uninterrupted", {}, true, {}, {}}, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+  CliResult r = runCli({"profile", std::to_string(target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
+                       dir.path());
+  INFO(r.err << r.out);
+  REQUIRE(r.exit_code == 0);
+  for (const char* function : {"waitInPause", "waitInEpoll", "waitInPoll", "waitInSleep"}) {
+    INFO(function);
+    const size_t at = r.out.find(std::string("(anonymous namespace)::") + function + "()");
+    REQUIRE(at != std::string::npos);
+    const size_t end = r.out.find('\n', at);
+    const uint64_t samples = std::stoull(r.out.substr(r.out.rfind(' ', end) + 1));
+    CHECK(samples == Approx(100).epsilon(0.2));  // 1 s at 100 Hz, all from one stack
+  }
+  usleep(200'000);
+  INFO(target.out());
+  CHECK(target.out().find("returned early") == std::string::npos);
+  CHECK(target.alive());
 }
 
 TEST_CASE("profile: --tid and --name keep only those threads") {

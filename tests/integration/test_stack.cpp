@@ -106,10 +106,7 @@ TEST_CASE("stack: threads asleep in calls that a signal cuts short are read wher
   // tests/targets/uninterrupted.cpp: each thread sleeps in a call that a signal handler makes return early with
   // EINTR whatever SA_RESTART says (pause, epoll_wait, poll, sleep), and says so on stdout if it ever does.
   TempDir dir;
-  TargetOptions options;
-  options.program = "uninterrupted";
-  options.preload = true;
-  TargetProcess target(options, dir.path());
+  TargetProcess target({"uninterrupted", {}, true, {}, {}}, dir.path());
   REQUIRE(target.waitForOutput("ready"));
   REQUIRE_FALSE(target.waitForSocket().empty());
   const std::map<std::string, pid_t> tids = target.announcedTids();
@@ -157,11 +154,7 @@ TEST_CASE("stack: threads that wake while they are read are asked with the signa
   // tests/targets/uninterrupted.cpp, "flicker": three threads sleep 20 us at a time, calling down 1 to 6 levels
   // between sleeps. A stack read while its thread ran would mix two of those calls.
   TempDir dir;
-  TargetOptions options;
-  options.program = "uninterrupted";
-  options.args = {"flicker"};
-  options.preload = true;
-  TargetProcess target(options, dir.path());
+  TargetProcess target({"uninterrupted", {"flicker"}, true, {}, {}}, dir.path());
   REQUIRE(target.waitForOutput("ready"));
   REQUIRE_FALSE(target.waitForSocket().empty());
   const std::string pid = std::to_string(target.pid());

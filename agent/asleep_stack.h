@@ -1,0 +1,37 @@
+// Reading the stack of a thread of this process that sleeps in the kernel, where it sleeps, without a signal:
+// nothing it waits in returns early with EINTR, and it is never held (cppops-agent(3), "Stack capture"). Stack
+// dumps and wall-clock profiles use it before they fall back to the signal.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "task_directory.h"
+
+namespace cppops::agent {
+
+// One per thread that reads stacks: it keeps the pages of the stack being read.
+class AsleepStacks {
+ public:
+  // The stack of thread `tid`, asleep where `syscall_line` (its syscall file, just read) says, innermost first
+  // and at most `max` pcs: their number, or 0 when the thread is not asleep, a frame needs the thread's rbp
+  // (which the kernel does not report: code built with frame pointers), or the thread ran while it was read.
+  size_t read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line, uint64_t* pcs, size_t max);
+
+ private:
+  static constexpr size_t kPages = 4;
+  static constexpr uintptr_t kPageSize = 4096;
+
+  static bool readWord(void* context, uintptr_t at, uintptr_t* word);
+  bool readStack(uintptr_t at, uintptr_t* word);
+
+  uintptr_t bases_[kPages] = {};
+  size_t filled_ = 0;
+  size_t next_ = 0;
+  alignas(8) char pages_[kPages][kPageSize];
+};
+
+}  // namespace cppops::agent
