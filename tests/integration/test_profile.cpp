@@ -24,6 +24,7 @@
 
 #include "proc/process.h"
 #include "proc/task.h"
+#include "stack_scenario.h"
 #include "subprocess.h"
 
 using namespace cppops::test;
@@ -344,12 +345,9 @@ TEST_CASE("profile --mode wall: every thread at the rate, with its state from th
 TEST_CASE("profile --mode wall: threads asleep where they can be read are sampled without a signal, none wakes") {
   // tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal would
   // make return early, which the thread would print.
-  TempDir dir;
-  TargetProcess target({"uninterrupted", {}, true, {}, {}}, dir.path());
-  REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
-  CliResult r = runCli({"profile", std::to_string(target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
-                       dir.path());
+  Uninterrupted u;
+  CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
+                       u.dir.path());
   INFO(r.err << r.out);
   REQUIRE(r.exit_code == 0);
   for (const char* function : {"waitInPause", "waitInEpoll", "waitInPoll", "waitInSleep"}) {
@@ -360,10 +358,7 @@ TEST_CASE("profile --mode wall: threads asleep where they can be read are sample
     const uint64_t samples = std::stoull(r.out.substr(r.out.rfind(' ', end) + 1));
     CHECK(samples == Approx(100).epsilon(0.2));  // 1 s at 100 Hz, all from one stack
   }
-  usleep(200'000);
-  INFO(target.out());
-  CHECK(target.out().find("returned early") == std::string::npos);
-  CHECK(target.alive());
+  checkNoWaitReturnedEarly(u);
 }
 
 TEST_CASE("profile: --tid and --name keep only those threads") {

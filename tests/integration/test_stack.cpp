@@ -105,22 +105,19 @@ TEST_CASE("stack: a thread that blocks the signal is asked once and not again at
 TEST_CASE("stack: threads asleep in calls that a signal cuts short are read where they sleep, and none wakes") {
   // tests/targets/uninterrupted.cpp: each thread sleeps in a call that a signal handler makes return early with
   // EINTR whatever SA_RESTART says (pause, epoll_wait, poll, sleep), and says so on stdout if it ever does.
-  TempDir dir;
-  TargetProcess target({"uninterrupted", {}, true, {}, {}}, dir.path());
-  REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
-  const std::map<std::string, pid_t> tids = target.announcedTids();
+  Uninterrupted u;
+  const std::map<std::string, pid_t> tids = u.target.announcedTids();
   REQUIRE(tids.size() == 4);
   // The line of each call in tests/targets/uninterrupted.cpp.
   const std::map<std::string, std::pair<std::string, int>> sleeps_in = {{"pause", {"waitInPause", 30}},
                                                                         {"epoll", {"waitInEpoll", 39}},
                                                                         {"poll", {"waitInPoll", 44}},
                                                                         {"sleep", {"waitInSleep", 49}}};
-  const std::string pid = std::to_string(target.pid());
+  const std::string pid = std::to_string(u.target.pid());
   for (const bool signals : {true, true, false}) {
     std::vector<std::string> args{"stack", pid, "--json"};
     if (!signals) args.push_back("--no-signal");
-    auto r = runCli(args, dir.path());
+    auto r = runCli(args, u.dir.path());
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const json dump = json::parse(r.out);
@@ -141,27 +138,20 @@ TEST_CASE("stack: threads asleep in calls that a signal cuts short are read wher
       CHECK(caller->at("line") == site.second);
     }
   }
-  const auto human = runCli({"stack", pid}, dir.path());
+  const auto human = runCli({"stack", pid}, u.dir.path());
   CHECK(human.out.find("(longest thread pause 0 us, 5 read asleep)") != std::string::npos);
-  // A thread the signal had reached would have printed "... returned early" by now: poll and pause return at once.
-  usleep(200'000);
-  INFO(target.out());
-  CHECK(target.out().find("returned early") == std::string::npos);
-  CHECK(target.alive());
+  checkNoWaitReturnedEarly(u);
 }
 
 TEST_CASE("stack: threads that wake while they are read are asked with the signal instead, and every stack holds") {
   // tests/targets/uninterrupted.cpp, "flicker": three threads sleep 20 us at a time, calling down 1 to 6 levels
   // between sleeps. A stack read while its thread ran would mix two of those calls.
-  TempDir dir;
-  TargetProcess target({"uninterrupted", {"flicker"}, true, {}, {}}, dir.path());
-  REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
-  const std::string pid = std::to_string(target.pid());
+  Uninterrupted u({"flicker"});
+  const std::string pid = std::to_string(u.target.pid());
   int read_asleep = 0;
   int interrupted = 0;
   for (int round = 0; round < 60; ++round) {
-    auto r = runCli({"stack", pid, "--json"}, dir.path());
+    auto r = runCli({"stack", pid, "--json"}, u.dir.path());
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     const json dump = json::parse(r.out);
@@ -192,7 +182,7 @@ TEST_CASE("stack: threads that wake while they are read are asked with the signa
   // Both ways were taken: the test saw threads read asleep, and threads that ran and were asked instead.
   CHECK(read_asleep > 0);
   CHECK(interrupted > 0);
-  CHECK(target.alive());
+  CHECK(u.target.alive());
 }
 
 TEST_CASE("stack: the human view leads with deadlocks, then groups, and --threads lists every thread") {

@@ -1,7 +1,10 @@
 #include "stack_scenario.h"
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <stdexcept>
+#include <utility>
 
 namespace cppops::test {
 
@@ -92,6 +95,19 @@ void checkScenarioDump(const json& dump, const Scenario& s) {
                                                          {s.tids.at("dl3-a"), s.tids.at("dl3-b"), s.tids.at("dl3-c")}});
   CHECK(dump.at("cost").at("max_pause_ns").get<uint64_t>() > 0);
   CHECK(dump.at("cost").at("capture_ns").get<uint64_t>() >= dump.at("cost").at("max_pause_ns").get<uint64_t>());
+}
+
+Uninterrupted::Uninterrupted(std::vector<std::string> args)
+    : target({"uninterrupted", std::move(args), true, {}, {}}, dir.path()) {
+  REQUIRE(target.waitForOutput("ready"));
+  REQUIRE_FALSE(target.waitForSocket().empty());
+}
+
+void checkNoWaitReturnedEarly(const Uninterrupted& u) {
+  usleep(200'000);
+  INFO(u.target.out());
+  CHECK(u.target.out().find("returned early") == std::string::npos);
+  CHECK(u.target.alive());
 }
 
 }  // namespace cppops::test

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "subprocess.h"
 
@@ -39,5 +40,16 @@ std::set<std::set<pid_t>> deadlockSets(const nlohmann::json& dump);
 // The assertions every source (agent or ptrace) must pass on a `stack --json` dump of the scenario target: the
 // schema, every role but "no-signals" (which sources treat differently), both deadlocks and the cost figures.
 void checkScenarioDump(const nlohmann::json& dump, const Scenario& s);
+
+// tests/targets/uninterrupted.cpp with the agent preloaded, once it said "ready" and its agent listens: threads
+// asleep in calls that a signal handler cuts short, each of which says so on stdout if it ever returns early.
+struct Uninterrupted {
+  explicit Uninterrupted(std::vector<std::string> args = {});
+  TempDir dir;
+  TargetProcess target;
+};
+
+// No thread of it returned early (a signal would have made it, and pause and poll return at once), and it lives.
+void checkNoWaitReturnedEarly(const Uninterrupted& u);
 
 }  // namespace cppops::test

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "sigsafe/cfi_unwind.h"
@@ -398,18 +399,37 @@ std::pair<uintptr_t, uintptr_t> sleepingPcAndSp(pid_t tid) {
   return {};
 }
 
+// The sleeper's thread, woken and joined however the test ends (a failed REQUIRE throws past a joinable thread).
+class SleeperThread {
+ public:
+  SleeperThread(Sleeper& s, void (*sleep)(Sleeper&)) : s_(s), thread_([&s, sleep] { sleepDeeper(s, 3, sleep); }) {}
+  ~SleeperThread() {
+    CHECK(write(s_.fds[1], "x", 1) == 1);
+    thread_.join();
+    close(s_.fds[0]);
+    close(s_.fds[1]);
+  }
+  SleeperThread(const SleeperThread&) = delete;
+  SleeperThread& operator=(const SleeperThread&) = delete;
+
+ private:
+  Sleeper& s_;
+  std::thread thread_;
+};
+
 std::vector<uintptr_t> walkWhileAsleep(void (*sleep)(Sleeper&), const StackReader& reader, Sleeper& s) {
   REQUIRE(pipe(s.fds) == 0);
-  std::thread t([&] { sleepDeeper(s, 3, sleep); });
-  while (s.tid.load() == 0) usleep(100);
-  const auto [pc, sp] = sleepingPcAndSp(s.tid.load());
-  INFO("asleep at pc " << std::hex << pc << ", sp " << sp);
+  size_t n = 0;
   void* pcs[kMax];
-  const size_t n = cfiUnwindAsleep(pc, sp, reader, pcs, kMax);
-  REQUIRE(write(s.fds[1], "x", 1) == 1);
-  t.join();
-  close(s.fds[0]);
-  close(s.fds[1]);
+  uintptr_t pc = 0;
+  {
+    SleeperThread thread(s, sleep);
+    while (s.tid.load() == 0) usleep(100);
+    uintptr_t sp = 0;
+    std::tie(pc, sp) = sleepingPcAndSp(s.tid.load());
+    INFO("asleep at pc " << std::hex << pc << ", sp " << sp);
+    n = cfiUnwindAsleep(pc, sp, reader, pcs, kMax);
+  }
   std::vector<uintptr_t> walked;
   for (size_t i = 0; i < n; ++i) walked.push_back(reinterpret_cast<uintptr_t>(pcs[i]));
   if (!walked.empty()) CHECK(walked[0] == pc);
