@@ -166,7 +166,7 @@ class Session {
 
   SessionConfig c_;
   TaskDirectory tasks_;
-  std::unique_ptr<AsleepStacks> asleep_ = std::make_unique<AsleepStacks>();  // wall mode; its pages are large
+  std::unique_ptr<AsleepStacks> asleep_;  // wall mode only: its pages are large
   pid_t self_ = 0;
   uint64_t period_ns_ = 0;
   bool wall_ = false;
@@ -493,6 +493,7 @@ std::vector<uint8_t> Session::encodeReply(uint64_t duration_ns) {
 void Session::run() {
   self_ = currentTid();
   wall_ = c_.request.mode == protocol::kProfileWall;
+  if (wall_) asleep_ = std::make_unique<AsleepStacks>();
   period_ns_ = 1000000000ull / c_.request.rate_hz;
   const uint64_t start = nowNs();
   const uint64_t end = start + static_cast<uint64_t>(c_.request.duration_ms) * kMsNs;
