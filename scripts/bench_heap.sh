@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --heaptrack-rounds) heaptrack_rounds=$2; shift 2 ;;
-    --against) against=$(realpath "$2"); shift 2 ;;
+    --against) against=$(realpath -m "$2"); shift 2 ;;
     *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT]" >&2; exit 2 ;;
   esac
 done

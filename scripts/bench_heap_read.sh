@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --reads) reads=$2; shift 2 ;;
-    --against) against=$(realpath "$2"); shift 2 ;;
+    --against) against=$(realpath -m "$2"); shift 2 ;;
     *) echo "usage: $0 [--runs N] [--reads N] [--against AGENT]" >&2; exit 2 ;;
   esac
 done

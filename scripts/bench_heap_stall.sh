@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --heap-mib) heap_mib=$2; shift 2 ;;
     --block-kib) block_kib=$2; shift 2 ;;
-    --against) against=$(realpath "$2"); shift 2 ;;
+    --against) against=$(realpath -m "$2"); shift 2 ;;
     *) echo "usage: $0 [--runs N] [--heap-mib N] [--block-kib N] [--against AGENT]" >&2; exit 2 ;;
   esac
 done

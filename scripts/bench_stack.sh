@@ -6,15 +6,20 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-agent=build/agent/libcppops_agent.so
+agent=""
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --agent) agent=$(realpath "$2"); shift 2 ;;
+    --agent) agent=$(realpath -m "$2"); shift 2 ;;
     --threads|--runs) args+=("$1" "$2"); shift 2 ;;
     *) echo "usage: $0 [--threads N] [--runs N] [--agent AGENT]" >&2; exit 2 ;;
   esac
 done
+if [ -n "$agent" ]; then
+  . scripts/agent_name.sh
+  require_agent_name "$agent"
+fi
 scripts/setup.sh
 scripts/build.sh build >/dev/null
-exec build/tests/stack_bench build/cmd/cppops "$agent" build/tests/targets/stack_scenarios "${args[@]}"
+exec build/tests/stack_bench build/cmd/cppops "${agent:-build/agent/libcppops_agent.so}" \
+  build/tests/targets/stack_scenarios "${args[@]}"
