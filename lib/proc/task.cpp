@@ -194,37 +194,61 @@ std::string readWchan(pid_t pid, pid_t tid) {
   return std::string(symbol);
 }
 
-Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid) {
+namespace {
+
+struct StatusField {
+  std::string_view key;  // with its colon
+  uint64_t* value;
+};
+
+// Reads `fields` from the thread's status file, numbers in `base`; each must be there.
+template <size_t N>
+Status readStatusFields(pid_t pid, pid_t tid, const StatusField (&fields)[N], int base) {
   ProcPath path = taskPath(pid, tid, "status");
   char buffer[kBufferSize];
   ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
   if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
 
-  SignalMasks masks;
-  uint64_t thread_pending = 0;
-  uint64_t shared_pending = 0;
-  struct Field {
-    std::string_view key;
-    uint64_t* value;
-  };
-  const Field fields[] = {{"SigPnd:", &thread_pending}, {"ShdPnd:", &shared_pending}, {"SigBlk:", &masks.blocked},
-                          {"SigIgn:", &masks.ignored},  {"SigCgt:", &masks.caught}};
   size_t found = 0;
   std::string_view text(buffer, static_cast<size_t>(n));
-  while (!text.empty() && found < std::size(fields)) {
+  while (!text.empty() && found < N) {
     size_t eol = text.find('\n');
     std::string_view line = text.substr(0, eol);
     text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-    for (const Field& field : fields) {
+    for (const StatusField& field : fields) {
       if (line.substr(0, field.key.size()) != field.key) continue;
       std::string_view value = line.substr(field.key.size());
-      if (!parseNumber(nextToken(value), *field.value, 16)) return formatError(path.text);
+      if (!parseNumber(nextToken(value), *field.value, base)) return formatError(path.text);
       ++found;
     }
   }
-  if (found < std::size(fields)) return formatError(path.text);
+  if (found < N) return formatError(path.text);
+  return {};
+}
+
+}  // namespace
+
+Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid) {
+  SignalMasks masks;
+  uint64_t thread_pending = 0;
+  uint64_t shared_pending = 0;
+  const StatusField fields[] = {{"SigPnd:", &thread_pending},
+                                {"ShdPnd:", &shared_pending},
+                                {"SigBlk:", &masks.blocked},
+                                {"SigIgn:", &masks.ignored},
+                                {"SigCgt:", &masks.caught}};
+  if (Status read = readStatusFields(pid, tid, fields, 16); !read) return read.error();
   masks.pending = thread_pending | shared_pending;
   return masks;
+}
+
+Result<uint64_t> readContextSwitches(pid_t pid, pid_t tid) {
+  uint64_t voluntary = 0;
+  uint64_t involuntary = 0;
+  const StatusField fields[] = {{"voluntary_ctxt_switches:", &voluntary},
+                                {"nonvoluntary_ctxt_switches:", &involuntary}};
+  if (Status read = readStatusFields(pid, tid, fields, 10); !read) return read.error();
+  return voluntary + involuntary;
 }
 
 }  // namespace cppops::proc

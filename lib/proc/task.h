@@ -64,4 +64,9 @@ struct SignalMasks {
 
 Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid);
 
+// How often the thread was switched out, voluntarily or not (status: voluntary_ctxt_switches +
+// nonvoluntary_ctxt_switches). A count that did not move says the thread did not run in between, unless it
+// still runs.
+Result<uint64_t> readContextSwitches(pid_t pid, pid_t tid);
+
 }  // namespace cppops::proc

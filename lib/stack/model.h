@@ -46,7 +46,7 @@ struct RawDump {
   pid_t agent_tid = 0;                   // the agent's control thread, left out of the dump
   uint64_t total_ns = 0;                 // whole capture as measured by the source
   uint64_t max_pause_ns = 0;             // longest time any one thread was held (handler or ptrace stop)
-  uint32_t read_asleep = 0;              // threads read where they slept, without a signal (agent only)
+  uint32_t read_asleep = 0;              // threads read where they slept, neither signalled nor stopped
   std::vector<std::string> notes;        // the source's own remarks (e.g. "signal 40 taken over by the host")
 };
 
@@ -129,7 +129,7 @@ struct Cost {
   uint64_t total_ns = 0;                 // end to end in the CLI (request, capture, symbolization, analysis)
   uint64_t capture_ns = 0;               // inside the target (or the ptrace walk)
   uint64_t max_pause_ns = 0;             // longest time any single thread was held
-  uint32_t read_asleep = 0;              // threads the agent read where they slept, never holding them
+  uint32_t read_asleep = 0;              // threads read where they slept, never held
 };
 
 struct StackDump {

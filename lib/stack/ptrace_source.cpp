@@ -132,6 +132,7 @@ class Walk {
   void finish(RawDump& raw) {
     raw.threads = std::move(threads_);
     raw.max_pause_ns = max_pause_ns_;
+    raw.read_asleep = read_asleep_;
   }
 
  private:
@@ -145,27 +146,21 @@ class Walk {
     // CAP_SYS_NICE), or carries on as it is.
     realtime_ = setRealtime(true) && setRealtime(false);
     if (!realtime_) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWalkerNice);
-    std::unique_ptr<RemoteUnwinder> unwinder;
-    std::optional<ThreadStopper> stopper;
-    if (options_.use_signals) {
-      auto created = RemoteUnwinder::create(pid_);
-      if (!created) {
-        failure_ = created.error();
-        return;
-      }
-      unwinder = std::move(*created);
-      stopper.emplace();
+    auto unwinder = RemoteUnwinder::create(pid_);
+    if (!unwinder) {
+      failure_ = unwinder.error();
+      return;
     }
+    std::optional<ThreadStopper> stopper;
+    if (options_.use_signals) stopper.emplace();
     for (; next_ < threads_.size() && !DeferredSignals::pending(); ++next_) {
       RawThread& thread = threads_[next_];
       thread.syscall_line = readSyscallLine(pid_, thread.tid);
-      if (!options_.use_signals) {
-        thread.status = CaptureStatus::kNotRequested;
-      } else if (Clock::now() >= deadline_) {
+      if (Clock::now() >= deadline_) {
         thread.status = CaptureStatus::kNoAnswer;
         thread.no_stack_reason =
             fmt::format("not reached within the {} ms deadline (--timeout)", options_.timeout.count());
-      } else if (Status captured = capture(thread, kernel_states_[next_], *stopper, *unwinder); !captured) {
+      } else if (Status captured = capture(thread, kernel_states_[next_], stopper, **unwinder); !captured) {
         failure_ = captured.error();
         return;
       }
@@ -173,10 +168,17 @@ class Walk {
     }
   }
 
-  Status capture(RawThread& thread, char kernel_state, ThreadStopper& stopper, RemoteUnwinder& unwinder) {
+  // Without `stopper` (--no-signal), only threads that can be read asleep get a stack.
+  Status capture(RawThread& thread, char kernel_state, std::optional<ThreadStopper>& stopper,
+                 RemoteUnwinder& unwinder) {
     thread.status = CaptureStatus::kNoAnswer;
     if (kernel_state == 'Z' || kernel_state == 'X') {
       thread.no_stack_reason = "exited (a zombie until the process reaps it): nothing left to unwind";
+      return {};
+    }
+    if (readAsleep(thread, unwinder)) return {};
+    if (!stopper) {
+      thread.status = CaptureStatus::kNotRequested;
       return {};
     }
     // It would not stop until the kernel lets go of it; analyze() names the sleep and where it is.
@@ -184,7 +186,7 @@ class Walk {
     // A busy machine may take a while to schedule the thread into its stop; one in uninterruptible sleep is given
     // up on as soon as that shows, so the limit only matters for a thread that keeps running.
     std::optional<RealtimeScope> urgent(std::in_place, realtime_);  // declared first: ends after `stop` resumes
-    ThreadStop stop = stopper.stop(pid_, thread.tid, options_.capture_timeout);
+    ThreadStop stop = stopper->stop(pid_, thread.tid, options_.capture_timeout);
     switch (stop.outcome()) {
       case ThreadStop::Outcome::kStopped: {
         Status copied = unwinder.snapshot(thread.tid);
@@ -221,6 +223,28 @@ class Walk {
     return {};
   }
 
+  // A thread asleep in the kernel is read where it sleeps, never stopped: a ptrace stop makes some waits return
+  // early (ptrace(2), BUGS: epoll_wait gives EINTR), and each stop is a pause. The kernel writes the syscall file
+  // only with the thread off the CPU; had the thread run at any moment after the first count of its switches, it
+  // would have been switched out again before the second syscall read, and the count would have moved. The same
+  // line and the same count mean it ran no instruction, and its stack stood still, all along the walk.
+  bool readAsleep(RawThread& thread, RemoteUnwinder& unwinder) {
+    const proc::SyscallInfo where = proc::parseSyscall(thread.syscall_line);
+    if (where.kind != proc::SyscallInfo::Kind::kInSyscall &&
+        where.kind != proc::SyscallInfo::Kind::kBlockedNotInSyscall)
+      return false;
+    Result<uint64_t> switches = proc::readContextSwitches(pid_, thread.tid);
+    if (!switches) return false;
+    std::vector<uint64_t> pcs = unwinder.unwindAsleep(where.pc, where.sp, kMaxFrames);
+    if (pcs.empty() || readSyscallLine(pid_, thread.tid) != thread.syscall_line) return false;
+    Result<uint64_t> switches_after = proc::readContextSwitches(pid_, thread.tid);
+    if (!switches_after || *switches_after != *switches) return false;
+    thread.status = CaptureStatus::kCaptured;
+    thread.pcs = std::move(pcs);
+    ++read_asleep_;
+    return true;
+  }
+
   pid_t pid_;
   const DumpOptions& options_;
   const Clock::time_point deadline_;
@@ -230,6 +254,7 @@ class Walk {
   size_t stopped_ = 0;
   bool realtime_ = false;  // the walker may run real-time while it holds a thread
   uint64_t max_pause_ns_ = 0;
+  uint32_t read_asleep_ = 0;
   std::optional<Error> failure_;
 };
 

@@ -134,7 +134,12 @@ struct ThreadSnapshot {
 
 // What the accessors below work on during one unwind.
 struct UnwindTarget {
-  const ThreadSnapshot* snapshot = nullptr;
+  const ThreadSnapshot* snapshot = nullptr;  // the stack copy, when there is one
+  const user_regs_struct* regs = nullptr;
+  // regs holds rsp and rip alone: a sleeping thread, whose other registers the kernel does not report.
+  bool sp_and_pc_only = false;
+  // The unwind asked for a register regs does not hold: what it found past that point would be a guess.
+  bool needed_unknown_register = false;
   RemoteMemory* memory = nullptr;
   ModuleTables* modules = nullptr;
 };
@@ -188,8 +193,12 @@ int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write
 }
 
 int accessReg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* value, int write, void*) {
-  if (write != 0 || t_current == nullptr || t_current->snapshot == nullptr) return -UNW_EINVAL;
-  return registerValue(t_current->snapshot->regs, reg, *value) ? 0 : -UNW_EBADREG;
+  if (write != 0 || t_current == nullptr || t_current->regs == nullptr) return -UNW_EINVAL;
+  if (t_current->sp_and_pc_only && reg != UNW_REG_SP && reg != UNW_REG_IP) {
+    t_current->needed_unknown_register = true;
+    return -UNW_EBADREG;
+  }
+  return registerValue(*t_current->regs, reg, *value) ? 0 : -UNW_EBADREG;
 }
 
 int accessFpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
@@ -219,6 +228,35 @@ struct RemoteUnwinder::Impl {
   unw_addr_space_t space = nullptr;
   void* upt = nullptr;  // for what is not in a module's file, and what libunwind asks without a pc
   ThreadSnapshot snapshot;
+
+  enum class Unwound {
+    kNotStarted,  // libunwind could not even read where the thread is
+    kWhole,       // to the outermost frame, or to max_frames
+    kCutShort,    // a step failed on the way
+  };
+
+  // Walks `target`'s stack into `pcs`: pcs[0] is the pc where the thread is, the rest are return addresses.
+  Unwound unwind(UnwindTarget& target, size_t max_frames, std::vector<uint64_t>& pcs) {
+    target.memory = &memory;
+    target.modules = &modules;
+    memory.forgetWritable();
+    t_current = &target;
+    struct Reset {
+      ~Reset() { t_current = nullptr; }
+    } reset;
+
+    unw_cursor_t cursor;
+    if (unw_init_remote(&cursor, space, upt) != 0) return Unwound::kNotStarted;
+    for (;;) {
+      unw_word_t pc = 0;
+      if (unw_get_reg(&cursor, UNW_REG_IP, &pc) != 0) return Unwound::kCutShort;
+      if (pc == 0) return Unwound::kWhole;
+      pcs.push_back(pc);
+      if (pcs.size() >= max_frames) return Unwound::kWhole;
+      const int stepped = unw_step(&cursor);
+      if (stepped <= 0) return stepped == 0 ? Unwound::kWhole : Unwound::kCutShort;
+    }
+  }
 
   // Maps every module's ELF image and reads the start of its unwind table now, while no thread is stopped, so
   // that the first threads' stops are not spent on it.
@@ -270,27 +308,24 @@ Status RemoteUnwinder::snapshot(pid_t tid) {
 }
 
 std::vector<uint64_t> RemoteUnwinder::unwindSnapshot(size_t max_frames) {
-  UnwindTarget state;
-  state.snapshot = &impl_->snapshot;
-  state.memory = &impl_->memory;
-  state.modules = &impl_->modules;
-  impl_->memory.forgetWritable();
-  t_current = &state;
-  struct Reset {
-    ~Reset() { t_current = nullptr; }
-  } reset;
-
+  UnwindTarget target;
+  target.snapshot = &impl_->snapshot;
+  target.regs = &impl_->snapshot.regs;
   std::vector<uint64_t> pcs;
-  unw_cursor_t cursor;
-  if (unw_init_remote(&cursor, impl_->space, impl_->upt) != 0) {
+  if (impl_->unwind(target, max_frames, pcs) == Impl::Unwound::kNotStarted)
     pcs.push_back(impl_->snapshot.regs.rip);  // no unwinding, but where the thread is remains worth knowing
-    return pcs;
-  }
-  do {
-    unw_word_t pc = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &pc) != 0 || pc == 0) break;
-    pcs.push_back(pc);
-  } while (pcs.size() < max_frames && unw_step(&cursor) > 0);
+  return pcs;
+}
+
+std::vector<uint64_t> RemoteUnwinder::unwindAsleep(uint64_t pc, uint64_t sp, size_t max_frames) {
+  user_regs_struct regs{};
+  regs.rip = pc;
+  regs.rsp = sp;
+  UnwindTarget target;
+  target.regs = &regs;
+  target.sp_and_pc_only = true;
+  std::vector<uint64_t> pcs;
+  if (impl_->unwind(target, max_frames, pcs) != Impl::Unwound::kWhole || target.needed_unknown_register) pcs.clear();
   return pcs;
 }
 

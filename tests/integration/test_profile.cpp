@@ -345,7 +345,7 @@ TEST_CASE("profile --mode wall: every thread at the rate, with its state from th
 TEST_CASE("profile --mode wall: threads asleep where they can be read are sampled without a signal, none wakes") {
   // tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal would
   // make return early, which the thread would print.
-  Uninterrupted u;
+  Uninterrupted u(ScenarioAgent::kPreload);
   CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
                        u.dir.path());
   INFO(r.err << r.out);

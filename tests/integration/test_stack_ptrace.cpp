@@ -63,23 +63,34 @@ void checkNobodyTraces(pid_t pid) {
   CHECK(stopped == 0);
 }
 
-// A thread held in a ptrace stop by this test, as a wedged agent: the process runs on, but that thread cannot
-// answer anyone.
-class FrozenThread {
+// A thread traced by this test, as by a debugger: held in a ptrace stop (a wedged agent: the process runs on,
+// but that thread cannot answer anyone), or left running.
+class TracedByTest {
  public:
-  explicit FrozenThread(pid_t tid) : tid_(tid) {
+  enum class Hold { kStopped, kRunning };
+
+  TracedByTest(pid_t tid, Hold hold) : tid_(tid) {
     REQUIRE(ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0);
+    if (hold == Hold::kStopped) stop();
+  }
+  ~TracedByTest() {
+    if (!stopped_) stop();  // a tracee is detached from a ptrace stop only
+    ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+  }
+  TracedByTest(const TracedByTest&) = delete;
+  TracedByTest& operator=(const TracedByTest&) = delete;
+
+ private:
+  void stop() {
     REQUIRE(ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0);
     int status = 0;
     REQUIRE(waitpid(tid_, &status, __WALL) == tid_);
     REQUIRE(WIFSTOPPED(status));
+    stopped_ = true;
   }
-  ~FrozenThread() { ptrace(PTRACE_DETACH, tid_, nullptr, nullptr); }
-  FrozenThread(const FrozenThread&) = delete;
-  FrozenThread& operator=(const FrozenThread&) = delete;
 
- private:
   pid_t tid_;
+  bool stopped_ = false;
 };
 
 // Without reaping it, so that the caller's wait() still sees how it ended.
@@ -111,10 +122,47 @@ TEST_CASE("stack without an agent: every scenario through ptrace, with the agent
     checkScenarioDump(dump, s);
     // Blocked signals do not matter to ptrace: this thread has its stack too.
     checkThread(dump, s, "no-signals", "sleep", "sleepWithSignalsBlocked");
-    CHECK(threadOf(dump, s.tids.at("no-signals")).at("capture") == "captured");
+    // Built without frame pointers: every sleeping thread is read where it sleeps, and only the spinner stopped.
+    for (const json& t : dump.at("threads")) {
+      INFO(t.dump(1));
+      CHECK(t.at("capture") == "captured");
+      if (t.at("tid") != s.tids.at("spinner")) CHECK(t.at("pause_ns") == 0);
+    }
+    CHECK(threadOf(dump, s.tids.at("spinner")).at("pause_ns").get<uint64_t>() > 0);
+    CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
     checkNobodyTraces(s.target.pid());
   }
   CHECK(s.target.alive());
+}
+
+TEST_CASE("stack through ptrace of code built with frame pointers: threads it cannot read asleep are stopped") {
+  // A frame whose caller is found through rbp needs the thread's rbp, which the kernel does not report of a
+  // sleeping thread: such threads are stopped and read, with the same exact answers.
+  Scenario s(ScenarioAgent::kLinked);
+  auto r = runCli({"stack", std::to_string(s.target.pid()), "--ptrace", "--json"}, s.dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 7);
+  json dump = dumpJson(r);
+  CHECK(dump.at("source") == "ptrace");
+  checkScenarioDump(dump, s);
+  checkThread(dump, s, "no-signals", "sleep", "sleepWithSignalsBlocked");
+  size_t stopped = 0;
+  for (const json& t : dump.at("threads")) {
+    INFO(t.dump(1));
+    CHECK(t.at("capture") == "captured");
+    if (t.at("pause_ns") != 0) ++stopped;
+  }
+  CHECK(stopped + dump.at("cost").at("read_asleep").get<size_t>() == dump.at("threads").size());
+  CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns").get<uint64_t>() > 0);
+  checkNobodyTraces(s.target.pid());
+}
+
+TEST_CASE("stack without an agent: threads asleep in calls that a ptrace stop cuts short are read, never stopped") {
+  checkUninterruptedDumps(ScenarioAgent::kNone, "ptrace");
+}
+
+TEST_CASE("stack without an agent: threads that wake while they are read are stopped instead, every stack holds") {
+  checkFlickeringStacksHold(ScenarioAgent::kNone);
 }
 
 TEST_CASE("stack without an agent: the text view says ptrace and what it cost") {
@@ -126,18 +174,23 @@ TEST_CASE("stack without an agent: the text view says ptrace and what it cost") 
   CHECK(r.out.find("Found 2 deadlocks") != std::string::npos);
 }
 
-TEST_CASE("stack --no-signal without an agent: kernel facts and owners, no thread stopped") {
+TEST_CASE("stack --no-signal without an agent: kernel facts, owners and the stacks of sleeping threads, none stopped") {
   Scenario s(ScenarioAgent::kNone);
   auto r = runCli({"stack", std::to_string(s.target.pid()), "--no-signal", "--json"}, s.dir.path());
   REQUIRE(r.exit_code == 7);  // the deadlocks are found from lock owners alone
   json dump = dumpJson(r);
   CHECK(dump.at("source") == "ptrace");
+  checkThread(dump, s, "waiter", "mutex", "waitForHeldMutex", "holder");
+  checkThread(dump, s, "sleeper", "sleep", "sleepLong");
+  CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns") == 0);
+  // The one thread that runs cannot be read where it is without stopping it.
+  const json& spinner = threadOf(dump, s.tids.at("spinner"));
+  CHECK(spinner.at("capture") == "not_requested");
+  CHECK(spinner.at("frames").empty());
+  CHECK(spinner.at("state") == "running");
   CHECK(dump.at("cost").at("max_pause_ns") == 0);
-  const json& waiter = threadOf(dump, s.tids.at("waiter"));
-  CHECK(waiter.at("capture") == "not_requested");
-  CHECK(waiter.at("frames").empty());
-  CHECK(waiter.at("state") == "mutex");
-  CHECK(waiter.at("owner_tid") == s.tids.at("holder"));
+  CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
+  checkNobodyTraces(s.target.pid());
 }
 
 TEST_CASE("stack --ptrace and --agent-only force a path") {
@@ -171,7 +224,7 @@ TEST_CASE("stack falls back to ptrace when the agent does not answer within the 
   const pid_t agent_tid = taskNamed(s.target.pid(), "cppops-agent");
   REQUIRE(agent_tid != 0);
   const std::string pid = std::to_string(s.target.pid());
-  FrozenThread wedged(agent_tid);
+  TracedByTest wedged(agent_tid, TracedByTest::Hold::kStopped);
 
   const auto start = Clock::now();
   auto r = runCli({"stack", pid, "--json", "--agent-deadline", "500"}, s.dir.path());
@@ -184,16 +237,34 @@ TEST_CASE("stack falls back to ptrace when the agent does not answer within the 
   REQUIRE_FALSE(dump.at("notes").empty());
   CHECK(dump.at("notes")[0] == "the agent did not answer within 500 ms; answered through ptrace");
   checkScenarioDump(dump, s);
-  // The wedged thread is ours to hold: listed with its kernel state and why it has no stack.
+  // The wedged thread stands still in its stop: its stack is read where it stands, where it waits for clients.
   const json& agent = threadOf(dump, agent_tid);
-  CHECK(agent.at("capture") == "no_answer");
+  INFO(agent.dump(1));
+  CHECK(agent.at("capture") == "captured");
   CHECK(agent.at("state") == "stopped");
-  CHECK(agent.at("reason").get<std::string>().find("already traced by process " + std::to_string(getpid())) !=
-        std::string::npos);
+  CHECK(agent.at("pause_ns") == 0);
+  CHECK(hasFrame(agent, "cppops::agent::Server::run()", "agent/server.cpp"));
 
   // Forced to the agent, the same process times out instead (exit 6).
   auto agent_only = runCli({"stack", pid, "--agent-only", "--timeout", "300"}, s.dir.path());
   CHECK(agent_only.exit_code == 6);
+}
+
+TEST_CASE("stack without an agent: a running thread that a debugger traces is listed with who traces it") {
+  Scenario s(ScenarioAgent::kNone);
+  TracedByTest debugged(s.tids.at("spinner"), TracedByTest::Hold::kRunning);
+  auto r = runCli({"stack", std::to_string(s.target.pid()), "--json"}, s.dir.path());
+  REQUIRE(r.exit_code == 7);
+  json dump = dumpJson(r);
+  const json& spinner = threadOf(dump, s.tids.at("spinner"));
+  INFO(spinner.dump(1));
+  CHECK(spinner.at("capture") == "no_answer");
+  CHECK(spinner.at("state") == "running");
+  std::string comm = proc::readFile("/proc/self/comm").value_or("");
+  if (!comm.empty()) comm.pop_back();
+  CHECK(spinner.at("reason") == "already traced by process " + std::to_string(getpid()) + " (" + comm +
+                                    ") (a debugger?), so it could not be stopped");
+  checkThread(dump, s, "waiter", "mutex", "waitForHeldMutex", "holder");
 }
 
 TEST_CASE("stack through ptrace killed mid-dump leaves every thread of a 1,000-thread target running, untraced") {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -97,16 +98,103 @@ void checkScenarioDump(const json& dump, const Scenario& s) {
   CHECK(dump.at("cost").at("capture_ns").get<uint64_t>() >= dump.at("cost").at("max_pause_ns").get<uint64_t>());
 }
 
-Uninterrupted::Uninterrupted(std::vector<std::string> args)
-    : target({"uninterrupted", std::move(args), true, {}, {}}, dir.path()) {
+Uninterrupted::Uninterrupted(ScenarioAgent agent, std::vector<std::string> args)
+    : target({"uninterrupted", std::move(args), agent == ScenarioAgent::kPreload, {}, {}}, dir.path()) {
+  REQUIRE(agent != ScenarioAgent::kLinked);  // the target has no linked build
   REQUIRE(target.waitForOutput("ready"));
-  REQUIRE_FALSE(target.waitForSocket().empty());
+  if (agent == ScenarioAgent::kPreload) REQUIRE_FALSE(target.waitForSocket().empty());
 }
 
 void checkNoWaitReturnedEarly(const Uninterrupted& u) {
   usleep(200'000);
   INFO(u.target.out());
   CHECK(u.target.out().find("returned early") == std::string::npos);
+  CHECK(u.target.alive());
+}
+
+
+void checkUninterruptedDumps(ScenarioAgent agent, const std::string& source) {
+  // Each thread sleeps in a call that a signal handler makes return early with EINTR whatever SA_RESTART says
+  // (pause, epoll_wait, poll, sleep), or that a ptrace stop does (epoll_wait: ptrace(2), BUGS), and says so on
+  // stdout if it ever does.
+  Uninterrupted u(agent);
+  const std::map<std::string, pid_t> tids = u.target.announcedTids();
+  REQUIRE(tids.size() == 4);
+  // The line of each call in tests/targets/uninterrupted.cpp.
+  const std::map<std::string, std::pair<std::string, int>> sleeps_in = {{"pause", {"waitInPause", 30}},
+                                                                        {"epoll", {"waitInEpoll", 39}},
+                                                                        {"poll", {"waitInPoll", 44}},
+                                                                        {"sleep", {"waitInSleep", 49}}};
+  const std::string pid = std::to_string(u.target.pid());
+  for (const bool touch : {true, true, false}) {
+    std::vector<std::string> args{"stack", pid, "--json"};
+    if (!touch) args.push_back("--no-signal");
+    auto r = runCli(args, u.dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json dump = json::parse(r.out);
+    CHECK(dump.at("source") == source);
+    CHECK(dump.at("cost").at("read_asleep") == 5);  // main too, in pthread_join
+    CHECK(dump.at("cost").at("max_pause_ns") == 0);
+    for (const auto& [role, site] : sleeps_in) {
+      const json& thread = threadOf(dump, tids.at(role));
+      INFO(role << ": " << thread.dump(1));
+      CHECK(thread.at("capture") == "captured");
+      CHECK(thread.at("pause_ns") == 0);
+      const json& frames = thread.at("frames");
+      auto caller = std::find_if(frames.begin(), frames.end(), [&](const json& f) {
+        return f.at("function").get<std::string>().find(site.first) != std::string::npos;
+      });
+      REQUIRE(caller != frames.end());
+      CHECK(caller->at("function") == "(anonymous namespace)::" + site.first + "()");
+      CHECK(caller->at("file").get<std::string>().find("tests/targets/uninterrupted.cpp") != std::string::npos);
+      CHECK(caller->at("line") == site.second);
+    }
+  }
+  const auto human = runCli({"stack", pid}, u.dir.path());
+  CHECK(human.out.find("(longest thread pause 0 us, 5 read asleep)") != std::string::npos);
+  checkNoWaitReturnedEarly(u);
+}
+
+void checkFlickeringStacksHold(ScenarioAgent agent) {
+  // Three threads sleep 20 us at a time, calling down 1 to 6 levels between sleeps. A stack read while its thread
+  // ran would mix two of those calls.
+  Uninterrupted u(agent, {"flicker"});
+  const std::string pid = std::to_string(u.target.pid());
+  int read_asleep = 0;
+  int held = 0;
+  for (int round = 0; round < 60; ++round) {
+    auto r = runCli({"stack", pid, "--json"}, u.dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json dump = json::parse(r.out);
+    for (const json& thread : dump.at("threads")) {
+      const json& frames = thread.at("frames");
+      auto function = [&](size_t i) { return frames.at(i).at("function").get<std::string>(); };
+      size_t down = 0;
+      while (down < frames.size() && function(down).find("flickerDown") == std::string::npos) ++down;
+      if (down == frames.size()) continue;
+      INFO(thread.dump(1));
+      // The sleep in libc, 1 to 6 levels of flickerDown (the deepest at its call of nanosleep), flicker, and the
+      // thread's start.
+      for (size_t i = 0; i < down; ++i)
+        CHECK(frames.at(i).at("module").get<std::string>().find("/libc.so.6") != std::string::npos);
+      size_t levels = 0;
+      while (down + levels < frames.size() && function(down + levels) == "(anonymous namespace)::flickerDown(int)") {
+        CHECK(frames.at(down + levels).at("line") == (levels == 0 ? 60 : 55));
+        ++levels;
+      }
+      CHECK(levels >= 1);
+      CHECK(levels <= 6);
+      REQUIRE(down + levels < frames.size());
+      CHECK(function(down + levels) == "(anonymous namespace)::flicker()");
+      CHECK(function(frames.size() - 1) == "__clone3");
+      (thread.at("pause_ns") == 0 ? read_asleep : held) += 1;
+    }
+  }
+  // Both ways were taken: the test saw threads read asleep, and threads that ran and were held instead.
+  CHECK(read_asleep > 0);
+  CHECK(held > 0);
   CHECK(u.target.alive());
 }
 

@@ -41,15 +41,24 @@ std::set<std::set<pid_t>> deadlockSets(const nlohmann::json& dump);
 // schema, every role but "no-signals" (which sources treat differently), both deadlocks and the cost figures.
 void checkScenarioDump(const nlohmann::json& dump, const Scenario& s);
 
-// tests/targets/uninterrupted.cpp with the agent preloaded, once it said "ready" and its agent listens: threads
-// asleep in calls that a signal handler cuts short, each of which says so on stdout if it ever returns early.
+// tests/targets/uninterrupted.cpp with the agent preloaded (kPreload) or without it (kNone), once it said
+// "ready" and its agent listens: threads asleep in calls that a signal handler or a ptrace stop cuts short, each
+// of which says so on stdout if it ever returns early.
 struct Uninterrupted {
-  explicit Uninterrupted(std::vector<std::string> args = {});
+  explicit Uninterrupted(ScenarioAgent agent, std::vector<std::string> args = {});
   TempDir dir;
   TargetProcess target;
 };
 
 // No thread of it returned early (a signal would have made it, and pause and poll return at once), and it lives.
 void checkNoWaitReturnedEarly(const Uninterrupted& u);
+
+// Three dumps of it (`source`: "agent" or "ptrace"), the last with --no-signal, then the human view: each thread
+// is read where it sleeps, with its exact function, file and line, and none wakes.
+void checkUninterruptedDumps(ScenarioAgent agent, const std::string& source);
+
+// Its "flicker" mode, 60 dumps: threads that wake while they are read are asked (signal or ptrace stop) instead,
+// and every stack holds together.
+void checkFlickeringStacksHold(ScenarioAgent agent);
 
 }  // namespace cppops::test
