@@ -2,23 +2,26 @@
 # Two cppops builds against each other on one 1,000-thread target with the agent, runs alternating so that the
 # machine's load falls on both alike: the median wall time and CPU time of `cppops stack PID` for each, and the
 # change. On a noisy machine this shows a few milliseconds that bench_stack.sh's run-to-run spread hides.
-# Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N]
+# --ptrace times the dumps through ptrace (`cppops stack --ptrace`) instead of through the agent.
+# Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace]
 #   e.g. git stash; scripts/build.sh build; cp build/cmd/cppops /tmp/before; git stash pop; scripts/build.sh build
 #        scripts/compare_stack.sh /tmp/before build/cmd/cppops
 set -euo pipefail
 export LC_ALL=C  # $EPOCHREALTIME with a decimal point
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-usage() { echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N]" >&2; exit 2; }
+usage() { echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 before=$1 after=$2
 shift 2
 runs=20
 threads=1000
+path=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --ptrace) path=(--ptrace); shift ;;
     *) usage ;;
   esac
 done
@@ -52,15 +55,15 @@ cpu_ms() {
 }
 
 # A first dump of each fills the debug-info caches, as on any machine after the first dump.
-"$before" stack "$target" >/dev/null || true
-"$after" stack "$target" >/dev/null || true
+"$before" stack "$target" "${path[@]}" >/dev/null || true
+"$after" stack "$target" "${path[@]}" >/dev/null || true
 for ((r = 1; r <= runs; r++)); do
   for which in before after; do
     tool=$before
     [ $which = after ] && tool=$after
     times >"$work/times0"
     t0=$EPOCHREALTIME
-    "$tool" stack "$target" >/dev/null || true  # exit 7: the scenario target's deadlocks, found
+    "$tool" stack "$target" "${path[@]}" >/dev/null || true  # exit 7: the scenario target's deadlocks, found
     t1=$EPOCHREALTIME
     times >"$work/times1"
     echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1")" >>"$work/results"
@@ -72,7 +75,7 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 figure() {
   awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
 }
-echo "cppops stack on $threads threads, $runs alternating runs each, $(nproc) CPUs"
+echo "cppops stack ${path[*]:-(through the agent)} on $threads threads, $runs alternating runs each, $(nproc) CPUs"
 printf '%-8s %14s %14s\n' "" "wall ms" "cpu ms"
 for which in before after; do printf '%-8s %14.1f %14.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)"; done
 awk -v wb="$(figure before 2)" -v wa="$(figure after 2)" -v cb="$(figure before 3)" -v ca="$(figure after 3)" \
