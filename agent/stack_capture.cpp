@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "protocol/lock_window.h"
 
@@ -84,6 +85,21 @@ Hindrance hindrance(const TaskDirectory& tasks, pid_t tid, int signo) {
   return h;
 }
 
+// The name of a thread read asleep, from its stat line, when it sleeps interruptibly (S), as a thread that answers
+// the signal does; "" in any other state, so that the CLI reads the thread's stat itself: the CLI takes a named
+// thread for one in S or R, and D (disk wait) or T and t (stopped) outrank the call the thread sleeps in.
+std::string nameIfInterruptible(const TaskDirectory& tasks, pid_t tid) {
+  char stat[128];  // "tid (name) S ...": the name is at most 15 characters, and nothing after the state is read
+  const size_t n = tasks.read(tid, "stat", stat, sizeof stat);
+  const std::string_view line(stat, n);
+  const size_t open = line.find('(');
+  const size_t close = line.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open || close + 2 >= n ||
+      line[close + 2] != 'S')
+    return "";
+  return std::string(line.substr(open + 1, close - open - 1));
+}
+
 }  // namespace
 
 StackCapture& stackCapture() {
@@ -147,7 +163,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
     t.status = 0;
     t.handler_ns = 0;
     t.pcs.assign(pcs, pcs + n);
-    reply.thread_names[i] = tasks.line(tids[i], "comm");
+    reply.thread_names[i] = nameIfInterruptible(tasks, tids[i]);
     return true;
   };
   if (!use_signals) {

@@ -102,6 +102,26 @@ TEST_CASE("stack: a thread that blocks the signal is asked once and not again at
   CHECK(queuedSignals(s.target.pid()) - before <= 4);
 }
 
+TEST_CASE("stack: a thread read where it sleeps keeps the scheduler's state: one a debugger holds shows stopped") {
+  Scenario s(ScenarioAgent::kPreload);
+  TracedByTest debugged(s.tids.at("sleeper"), TracedByTest::Hold::kStopped);
+  auto r = runCli({"stack", std::to_string(s.target.pid()), "--json"}, s.dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 7);
+  const json dump = json::parse(r.out);
+  CHECK(dump.at("source") == "agent");
+  const json& sleeper = threadOf(dump, s.tids.at("sleeper"));
+  INFO(sleeper.dump(1));
+  CHECK(sleeper.at("capture") == "captured");
+  CHECK(sleeper.at("pause_ns") == 0);
+  CHECK(sleeper.at("kernel_state") == "t");
+  CHECK(sleeper.at("state") == "stopped");
+  CHECK(sleeper.at("name") == "sleeper");
+  CHECK(hasFrame(sleeper, "sleepLong"));
+  // Its neighbours sleep as before.
+  checkThread(dump, s, "waiter", "mutex", "waitForHeldMutex", "holder");
+}
+
 TEST_CASE("stack: threads asleep in calls that a signal cuts short are read where they sleep, and none wakes") {
   checkUninterruptedDumps(ScenarioAgent::kPreload, "agent");
 }

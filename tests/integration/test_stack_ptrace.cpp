@@ -63,36 +63,6 @@ void checkNobodyTraces(pid_t pid) {
   CHECK(stopped == 0);
 }
 
-// A thread traced by this test, as by a debugger: held in a ptrace stop (a wedged agent: the process runs on,
-// but that thread cannot answer anyone), or left running.
-class TracedByTest {
- public:
-  enum class Hold { kStopped, kRunning };
-
-  TracedByTest(pid_t tid, Hold hold) : tid_(tid) {
-    REQUIRE(ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0);
-    if (hold == Hold::kStopped) stop();
-  }
-  ~TracedByTest() {
-    if (!stopped_) stop();  // a tracee is detached from a ptrace stop only
-    ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
-  }
-  TracedByTest(const TracedByTest&) = delete;
-  TracedByTest& operator=(const TracedByTest&) = delete;
-
- private:
-  void stop() {
-    REQUIRE(ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0);
-    int status = 0;
-    REQUIRE(waitpid(tid_, &status, __WALL) == tid_);
-    REQUIRE(WIFSTOPPED(status));
-    stopped_ = true;
-  }
-
-  pid_t tid_;
-  bool stopped_ = false;
-};
-
 // Without reaping it, so that the caller's wait() still sees how it ended.
 bool hasExited(pid_t child) {
   siginfo_t info{};

@@ -1,6 +1,8 @@
 #include "stack_scenario.h"
 
 #include <catch2/catch.hpp>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,6 +98,24 @@ void checkScenarioDump(const json& dump, const Scenario& s) {
                                                          {s.tids.at("dl3-a"), s.tids.at("dl3-b"), s.tids.at("dl3-c")}});
   CHECK(dump.at("cost").at("max_pause_ns").get<uint64_t>() > 0);
   CHECK(dump.at("cost").at("capture_ns").get<uint64_t>() >= dump.at("cost").at("max_pause_ns").get<uint64_t>());
+}
+
+TracedByTest::TracedByTest(pid_t tid, Hold hold) : tid_(tid) {
+  REQUIRE(ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0);
+  if (hold == Hold::kStopped) stop();
+}
+
+TracedByTest::~TracedByTest() {
+  if (!stopped_) stop();  // a tracee is detached from a ptrace stop only
+  ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+}
+
+void TracedByTest::stop() {
+  REQUIRE(ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0);
+  int status = 0;
+  REQUIRE(waitpid(tid_, &status, __WALL) == tid_);
+  REQUIRE(WIFSTOPPED(status));
+  stopped_ = true;
 }
 
 Uninterrupted::Uninterrupted(ScenarioAgent agent, std::vector<std::string> args)

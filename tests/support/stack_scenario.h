@@ -41,6 +41,24 @@ std::set<std::set<pid_t>> deadlockSets(const nlohmann::json& dump);
 // schema, every role but "no-signals" (which sources treat differently), both deadlocks and the cost figures.
 void checkScenarioDump(const nlohmann::json& dump, const Scenario& s);
 
+// A thread traced by this test, as by a debugger: held in a ptrace stop (a wedged agent: the process runs on,
+// but that thread cannot answer anyone), or left running.
+class TracedByTest {
+ public:
+  enum class Hold { kStopped, kRunning };
+
+  TracedByTest(pid_t tid, Hold hold);
+  ~TracedByTest();
+  TracedByTest(const TracedByTest&) = delete;
+  TracedByTest& operator=(const TracedByTest&) = delete;
+
+ private:
+  void stop();
+
+  pid_t tid_;
+  bool stopped_ = false;
+};
+
 // tests/targets/uninterrupted.cpp with the agent preloaded (kPreload) or without it (kNone), once it said
 // "ready" and its agent listens: threads asleep in calls that a signal handler or a ptrace stop cuts short, each
 // of which says so on stdout if it ever returns early.
