@@ -7,11 +7,8 @@
 #include "command.h"
 #include "core/bury.h"
 #include "exit_codes.h"
-#include "discovery/discovery.h"
-#include "proc/process.h"
-#include "stack/agent_source.h"
 #include "stack/diff.h"
-#include "stack/ptrace_source.h"
+#include "stack/dump_source.h"
 #include "stack/render.h"
 
 namespace cppops::cli {
@@ -46,30 +43,6 @@ Result<stack::Filter> makeFilter(const StackFlags& f) {
   filter.name = f.name;
   filter.tids = f.tids;
   return filter;
-}
-
-// The agent answers when the process has one and it replies within the deadline; ptrace answers otherwise (and
-// explains a refusal itself). --ptrace and --agent-only force one path.
-Result<stack::StackDump> takeDump(const StackFlags& f, const stack::DumpOptions& options) {
-  if (f.ptrace) return stack::dumpThroughPtrace(f.pid, options);
-  if (f.agent_only) return stack::dumpThroughAgent(f.pid, options);
-  auto agent = discovery::findAgent(f.pid);
-  if (!agent) {
-    if (!proc::readProcess(f.pid)) return agent.error();
-    return stack::dumpThroughPtrace(f.pid, options);
-  }
-  stack::DumpOptions agent_options = options;
-  agent_options.timeout = std::chrono::milliseconds(f.agent_deadline_ms);
-  auto dump = stack::dumpThroughAgent(f.pid, agent_options);
-  if (dump || dump.error().kind == ErrorKind::kUsage) return dump;
-
-  const std::string why = dump.error().kind == ErrorKind::kTimeout
-                              ? fmt::format("the agent did not answer within {} ms", f.agent_deadline_ms)
-                              : "the agent could not answer (" + dump.error().message + ")";
-  auto fallback = stack::dumpThroughPtrace(f.pid, options);
-  if (!fallback) return makeError(fallback.error().kind, why + "; " + fallback.error().message);
-  fallback->notes.insert(fallback->notes.begin(), why + "; answered through ptrace");
-  return fallback;
 }
 
 // --diff FILE: the groups that changed since a dump saved with --json.
@@ -110,7 +83,11 @@ int runStack(const StackFlags& f, const CommonFlags& flags) {
   options.timeout = std::max(flags.timeout(), options.capture_timeout + std::chrono::milliseconds(2000));
   options.use_signals = !f.no_signal;
   options.exits_after = true;
-  auto dump = takeDump(f, options);
+  stack::SourceChoice source;
+  source.path = f.ptrace ? stack::DumpPath::kPtrace
+                         : (f.agent_only ? stack::DumpPath::kAgentOnly : stack::DumpPath::kAuto);
+  source.agent_deadline = std::chrono::milliseconds(f.agent_deadline_ms);
+  auto dump = stack::takeDump(f.pid, options, source);
   if (!dump) return reportError(dump.error(), flags);
   if (!f.diff_file.empty()) return printDiff(f, *dump, flags);
 

@@ -14,7 +14,7 @@
 #include "command.h"
 #include "exit_codes.h"
 #include "proc/process.h"
-#include "stack/agent_source.h"
+#include "stack/dump_source.h"
 #include "stack/top_view.h"
 
 namespace cppops::cli {
@@ -99,7 +99,7 @@ Result<stack::TopView> frame(const TopFlags& f, const CommonFlags& flags, const 
   options.timeout = std::max(flags.timeout(), options.capture_timeout + std::chrono::milliseconds(2000));
   now_ticks = stack::threadCpuTicks(f.pid);
   now = std::chrono::steady_clock::now();
-  auto dump = stack::dumpThroughAgent(f.pid, options);
+  auto dump = stack::takeDump(f.pid, options);
   if (!dump) return dump.error();
   const double seconds = std::chrono::duration<double>(now - since).count();
   return stack::buildTopView(*dump, process, since_ticks, now_ticks, seconds,

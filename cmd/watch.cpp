@@ -7,7 +7,7 @@
 
 #include "command.h"
 #include "exit_codes.h"
-#include "stack/agent_source.h"
+#include "stack/dump_source.h"
 #include "stack/diff.h"
 #include "stack/render.h"
 
@@ -30,12 +30,15 @@ std::string clockTime() {
   return buf;
 }
 
-Result<std::vector<stack::GroupSnapshot>> snapshot(pid_t pid, const CommonFlags& flags, size_t& threads) {
+// One dump's groups; `threads` and `source` ("agent" or "ptrace") say how many threads it held and how it was taken.
+Result<std::vector<stack::GroupSnapshot>> snapshot(pid_t pid, const CommonFlags& flags, size_t& threads,
+                                                   std::string& source) {
   stack::DumpOptions options;
   options.timeout = std::max(flags.timeout(), options.capture_timeout + std::chrono::milliseconds(2000));
-  auto dump = stack::dumpThroughAgent(pid, options);
+  auto dump = stack::takeDump(pid, options);
   if (!dump) return dump.error();
   threads = dump->threads.size();
+  source = dump->source;
   return stack::groupsFromJson(nlohmann::json::parse(stack::renderJson(*dump, stack::Filter{})));
 }
 
@@ -48,22 +51,24 @@ int runWatch(const WatchFlags& f, const CommonFlags& flags) {
   // Debug info must come from this machine: a configured debuginfod server could stall a dump on the network.
   unsetenv("DEBUGINFOD_URLS");
   size_t threads = 0;
-  auto previous = snapshot(f.pid, flags, threads);
+  std::string source;
+  auto previous = snapshot(f.pid, flags, threads, source);
   if (!previous) return reportError(previous.error(), flags);
   if (!flags.json) {
-    fmt::print("{} watching process {}: {} threads in {} stack groups; a dump every {}\n", clockTime(), f.pid,
-               threads, previous->size(), f.interval);
+    fmt::print("{} watching process {}{}: {} threads in {} stack groups; a dump every {}\n", clockTime(), f.pid,
+               source == "ptrace" ? " through ptrace" : "", threads, previous->size(), f.interval);
     std::fflush(stdout);
   }
   for (int taken = 1; f.count == 0 || taken < f.count; ++taken) {
     std::this_thread::sleep_for(*interval);
     const size_t threads_before = threads;
-    auto current = snapshot(f.pid, flags, threads);
+    auto current = snapshot(f.pid, flags, threads, source);
     if (!current) return reportError(current.error(), flags);
     const auto changes = stack::diffGroups(*previous, *current);
     if (flags.json) {
       printJson({{"schema_version", 1},
                  {"pid", f.pid},
+                 {"source", source},
                  {"time", std::time(nullptr)},
                  {"threads_before", threads_before},
                  {"threads_after", threads},

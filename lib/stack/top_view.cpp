@@ -50,6 +50,7 @@ TopView buildTopView(const StackDump& dump, const std::string& process, const st
   TopView view;
   view.pid = dump.pid;
   view.process = process;
+  view.source = dump.source;
   view.interval_seconds = seconds;
   for (const Thread& t : dump.threads) {
     TopRow row;
@@ -74,8 +75,8 @@ TopView buildTopView(const StackDump& dump, const std::string& process, const st
 
 std::string renderTop(const TopView& view, size_t width, size_t max_rows) {
   std::string out;
-  out += cut(fmt::format("cppops top  pid {} ({})  {} threads  every {:.1f}s  q quits", view.pid, view.process,
-                         view.rows.size(), view.interval_seconds),
+  out += cut(fmt::format("cppops top  pid {} ({})  {} threads{}  every {:.1f}s  q quits", view.pid, view.process,
+                         view.rows.size(), view.source == "ptrace" ? " via ptrace" : "", view.interval_seconds),
              width) +
          "\n";
   std::vector<std::pair<std::string, size_t>> states(view.by_state.begin(), view.by_state.end());
@@ -104,8 +105,13 @@ nlohmann::json topJson(const TopView& view) {
                     {"state", stateName(r.state)},
                     {"cpu_percent", r.cpu_percent},
                     {"frame", r.frame}});
-  return {{"schema_version", 1},      {"pid", view.pid},           {"process", view.process},
-          {"interval_seconds", view.interval_seconds}, {"by_state", view.by_state}, {"threads", rows}};
+  return {{"schema_version", 1},
+          {"pid", view.pid},
+          {"process", view.process},
+          {"source", view.source},
+          {"interval_seconds", view.interval_seconds},
+          {"by_state", view.by_state},
+          {"threads", rows}};
 }
 
 }  // namespace cppops::stack

@@ -25,6 +25,7 @@ struct TopRow {
 struct TopView {
   pid_t pid = 0;
   std::string process;
+  std::string source;  // of the stack dump: "agent" or "ptrace"
   double interval_seconds = 0;
   std::vector<TopRow> rows;                  // most CPU first, then by tid
   std::map<std::string, size_t> by_state;    // stateName() -> threads

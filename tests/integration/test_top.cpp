@@ -87,6 +87,7 @@ TEST_CASE("cppops top without a terminal prints one frame and exits, also as --j
   auto j = runCli({"top", std::to_string(t.pid()), "--interval", "200ms", "--json"}, dir.path());
   REQUIRE(j.exit_code == 0);
   json doc = json::parse(j.out);
+  CHECK(doc.at("source") == "agent");
   CHECK(doc.at("by_state").at("mutex") == 3);
   CHECK(doc.at("threads").size() == 8);
   size_t blocked_rows = 0;
@@ -96,4 +97,29 @@ TEST_CASE("cppops top without a terminal prints one frame and exits, also as --j
       CHECK(row.at("frame").get<std::string>().rfind("(anonymous namespace)::blockOnTheLock()  metrics_app.cpp:", 0) == 0);
     }
   CHECK(blocked_rows == 3);
+}
+
+TEST_CASE("cppops top without an agent measures through ptrace: the burner first, in its hot code") {
+  TempDir dir;
+  TargetProcess t({"cpu_burner", {"--threads", "1"}, false, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  auto r = runCli({"top", std::to_string(t.pid()), "--interval", "300ms"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.rfind("cppops top  pid " + std::to_string(t.pid()) + " (cpu_burner)  3 threads via ptrace  every", 0) ==
+        0);
+  const std::string row = firstRow(r.out);
+  CHECK(row.find("burner-0") != std::string::npos);
+  CHECK(row.find("running") != std::string::npos);
+  CHECK((row.find("hotFunction") != std::string::npos || row.find("coldFunction") != std::string::npos));
+  CHECK(r.out.find("sleeper          sleep") != std::string::npos);
+  CHECK(r.out.find("(anonymous namespace)::sleepForever()  cpu_burner.cpp:") != std::string::npos);
+
+  auto j = runCli({"top", std::to_string(t.pid()), "--interval", "300ms", "--json"}, dir.path());
+  REQUIRE(j.exit_code == 0);
+  json doc = json::parse(j.out);
+  CHECK(doc.at("source") == "ptrace");
+  CHECK(doc.at("threads").size() == 3);
+  CHECK(doc.at("threads")[0].at("name") == "burner-0");
+  CHECK(t.alive());
 }

@@ -30,11 +30,10 @@ bool namesTheLeak(const json& frames) {
 
 }  // namespace
 
-TEST_CASE("cppops watch names the stack group that grows, with its stack") {
-  TempDir dir;
-  TargetProcess t({"thread_leak", {"200"}, true, {}, {}}, dir.path());
-  REQUIRE(t.waitForOutput("ready"));
-  REQUIRE_FALSE(t.waitForSocket().empty());
+namespace {
+
+// Three dumps of a thread_leak target a second apart, and then two in text: each comparison names the leak.
+void checkWatchNamesTheLeak(const TargetProcess& t, const TempDir& dir, const std::string& source) {
   auto r = runCli({"watch", std::to_string(t.pid()), "--interval", "1s", "--count", "3", "--json"}, dir.path());
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
@@ -45,6 +44,7 @@ TEST_CASE("cppops watch names the stack group that grows, with its stack") {
     json report = json::parse(line);
     ++reports;
     CHECK(report.at("pid") == t.pid());
+    CHECK(report.at("source") == source);
     CHECK(report.at("threads_after").get<int>() > report.at("threads_before").get<int>());
     // Exactly one group grows by more than one thread, and it is the leak: mutex waiters in lookupSession, each new
     // thread in it (a thread every 200 ms, a dump every second). A dump that catches main inside pthread_create, or
@@ -65,10 +65,29 @@ TEST_CASE("cppops watch names the stack group that grows, with its stack") {
   auto text = runCli({"watch", std::to_string(t.pid()), "--interval", "500ms", "--count", "2"}, dir.path());
   INFO(text.out << text.err);
   REQUIRE(text.exit_code == 0);
-  CHECK(text.out.find("watching process " + std::to_string(t.pid())) != std::string::npos);
+  CHECK(text.out.find("watching process " + std::to_string(t.pid()) +
+                      (source == "ptrace" ? " through ptrace: " : ": ")) != std::string::npos);
   CHECK(text.out.find("; growing:\n+") != std::string::npos);
   CHECK(text.out.find("  mutex  (") != std::string::npos);
   CHECK(text.out.find("lookupSession()  " + sourceDir() + "/" + kLeakFile + ":18") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("cppops watch names the stack group that grows, with its stack") {
+  TempDir dir;
+  TargetProcess t({"thread_leak", {"200"}, true, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  REQUIRE_FALSE(t.waitForSocket().empty());
+  checkWatchNamesTheLeak(t, dir, "agent");
+}
+
+TEST_CASE("cppops watch without an agent watches through ptrace, and names the leak the same") {
+  TempDir dir;
+  TargetProcess t({"thread_leak", {"200"}, false, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready"));
+  checkWatchNamesTheLeak(t, dir, "ptrace");
+  CHECK(t.alive());
 }
 
 TEST_CASE("cppops stack --diff compares with a saved --json dump") {
