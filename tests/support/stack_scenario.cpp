@@ -100,6 +100,29 @@ void checkScenarioDump(const json& dump, const Scenario& s) {
   CHECK(dump.at("cost").at("capture_ns").get<uint64_t>() >= dump.at("cost").at("max_pause_ns").get<uint64_t>());
 }
 
+void checkOnlySpinnerHeld(const json& dump, const Scenario& s) {
+  for (const json& t : dump.at("threads")) {
+    INFO(t.dump(1));
+    CHECK(t.at("capture") == "captured");
+    if (t.at("tid") != s.tids.at("spinner")) CHECK(t.at("pause_ns") == 0);
+  }
+  CHECK(threadOf(dump, s.tids.at("spinner")).at("pause_ns").get<uint64_t>() > 0);
+  CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
+}
+
+void checkNoSignalDump(const json& dump, const Scenario& s) {
+  checkThread(dump, s, "waiter", "mutex", "waitForHeldMutex", "holder");
+  checkThread(dump, s, "sleeper", "sleep", "sleepLong");
+  CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns") == 0);
+  // The one thread that runs cannot be read where it is without interrupting it.
+  const json& spinner = threadOf(dump, s.tids.at("spinner"));
+  CHECK(spinner.at("capture") == "not_requested");
+  CHECK(spinner.at("frames").empty());
+  CHECK(spinner.at("state") == "running");
+  CHECK(dump.at("cost").at("max_pause_ns") == 0);
+  CHECK(dump.at("cost").at("read_asleep") == dump.at("threads").size() - 1);
+}
+
 TracedByTest::TracedByTest(pid_t tid, Hold hold) : tid_(tid) {
   REQUIRE(ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0);
   if (hold == Hold::kStopped) stop();

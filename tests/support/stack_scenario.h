@@ -59,6 +59,14 @@ class TracedByTest {
   bool stopped_ = false;
 };
 
+// A dump of the scenario target built without frame pointers: every thread has its stack, every sleeping thread
+// was read where it slept, and only the spinner was held (signalled or stopped).
+void checkOnlySpinnerHeld(const nlohmann::json& dump, const Scenario& s);
+
+// A --no-signal dump of the scenario target built without frame pointers: owners, the sleeping threads' stacks,
+// and nothing for the spinner, which runs.
+void checkNoSignalDump(const nlohmann::json& dump, const Scenario& s);
+
 // tests/targets/uninterrupted.cpp with the agent preloaded (kPreload) or without it (kNone), once it said
 // "ready" and its agent listens: threads asleep in calls that a signal handler or a ptrace stop cuts short, each
 // of which says so on stdout if it ever returns early.
