@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 #include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,7 +22,7 @@
 #include "proc/task.h"
 #include "protocol/lock_window.h"
 #include "stack/dump_pipeline.h"
-#include "stack/remote_unwinder.h"
+#include "stack/thread_reader.h"
 #include "stack/thread_stop.h"
 
 namespace cppops::stack {
@@ -32,42 +30,6 @@ namespace cppops::stack {
 namespace {
 
 using Clock = DumpPipeline::Clock;
-
-// The agent's limit too (agent/sigsafe/capture.h), so both sources show stacks to the same depth.
-constexpr size_t kMaxFrames = 128;
-// The walking thread's nice value while it works, where it may not run real-time (see Walk::walk()).
-constexpr int kWalkerNice = -10;
-
-bool setRealtime(bool on) {
-  sched_param param{};
-  param.sched_priority = on ? sched_get_priority_min(SCHED_FIFO) : 0;
-  return pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &param) == 0;
-}
-
-// The calling thread at the lowest real-time priority for the scope's duration, when `allowed`.
-class RealtimeScope {
- public:
-  explicit RealtimeScope(bool allowed) : on_(allowed && setRealtime(true)) {}
-  ~RealtimeScope() {
-    if (on_) setRealtime(false);
-  }
-  RealtimeScope(const RealtimeScope&) = delete;
-  RealtimeScope& operator=(const RealtimeScope&) = delete;
-
- private:
-  bool on_;
-};
-
-std::string taskFile(pid_t pid, pid_t tid, const char* name) {
-  return "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + name;
-}
-
-// What the thread is blocked in, read before it is stopped: a stopped thread reads as not in a syscall.
-std::string readSyscallLine(pid_t pid, pid_t tid) {
-  std::string line = proc::readFile(taskFile(pid, tid, "syscall"), 256).value_or("");
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\0')) line.pop_back();
-  return line;
-}
 
 // The futex word a thread sleeps on, if it may be one. A futex wait with a timeout that an earlier stop
 // interrupted is resumed through restart_syscall(2), whose first argument is still the futex address; which
@@ -138,21 +100,11 @@ class Walk {
  private:
   void walk() {
     pthread_setname_np(pthread_self(), "cppops-ptrace");
-    // Every moment this thread waits for a CPU while it holds a thread stopped adds to that thread's stop. An
-    // ordinary thread can be kept waiting for a whole scheduler slice (milliseconds) by a CPU-bound thread of the
-    // target, so while it holds a thread, and only then, it runs at the lowest real-time priority, which gets a
-    // CPU at once: from the interrupt to the release, a few tens of microseconds, mostly asleep in waitpid().
-    // That needs CAP_SYS_NICE or an RLIMIT_RTPRIO; without, it asks for a better nice value instead (also
-    // CAP_SYS_NICE), or carries on as it is.
-    realtime_ = setRealtime(true) && setRealtime(false);
-    if (!realtime_) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWalkerNice);
-    auto unwinder = RemoteUnwinder::create(pid_);
-    if (!unwinder) {
-      failure_ = unwinder.error();
+    auto reader = ThreadReader::create(pid_, options_.use_signals);
+    if (!reader) {
+      failure_ = reader.error();
       return;
     }
-    std::optional<ThreadStopper> stopper;
-    if (options_.use_signals) stopper.emplace();
     for (; next_ < threads_.size() && !DeferredSignals::pending(); ++next_) {
       RawThread& thread = threads_[next_];
       thread.syscall_line = readSyscallLine(pid_, thread.tid);
@@ -160,7 +112,7 @@ class Walk {
         thread.status = CaptureStatus::kNoAnswer;
         thread.no_stack_reason =
             fmt::format("not reached within the {} ms deadline (--timeout)", options_.timeout.count());
-      } else if (Status captured = capture(thread, kernel_states_[next_], stopper, **unwinder); !captured) {
+      } else if (Status captured = capture(thread, kernel_states_[next_], **reader); !captured) {
         failure_ = captured.error();
         return;
       }
@@ -168,16 +120,21 @@ class Walk {
     }
   }
 
-  // Without `stopper` (--no-signal), only threads that can be read asleep get a stack.
-  Status capture(RawThread& thread, char kernel_state, std::optional<ThreadStopper>& stopper,
-                 RemoteUnwinder& unwinder) {
+  // Without stops (--no-signal), only threads that can be read where they sleep get a stack.
+  Status capture(RawThread& thread, char kernel_state, ThreadReader& reader) {
     thread.status = CaptureStatus::kNoAnswer;
     if (kernel_state == 'Z' || kernel_state == 'X') {
       thread.no_stack_reason = "exited (a zombie until the process reaps it): nothing left to unwind";
       return {};
     }
-    if (readAsleep(thread, unwinder)) return {};
-    if (!stopper) {
+    // Never stopped: a ptrace stop makes some waits return early (ptrace(2), BUGS: epoll_wait gives EINTR).
+    if (std::vector<uint64_t> pcs = reader.readAsleep(thread.tid, thread.syscall_line); !pcs.empty()) {
+      thread.status = CaptureStatus::kCaptured;
+      thread.pcs = std::move(pcs);
+      ++read_asleep_;
+      return {};
+    }
+    if (!reader.mayStop()) {
       thread.status = CaptureStatus::kNotRequested;
       return {};
     }
@@ -185,23 +142,19 @@ class Walk {
     if (kernel_state == 'D') return {};
     // A busy machine may take a while to schedule the thread into its stop; one in uninterruptible sleep is given
     // up on as soon as that shows, so the limit only matters for a thread that keeps running.
-    std::optional<RealtimeScope> urgent(std::in_place, realtime_);  // declared first: ends after `stop` resumes
-    ThreadStop stop = stopper->stop(pid_, thread.tid, options_.capture_timeout);
-    switch (stop.outcome()) {
-      case ThreadStop::Outcome::kStopped: {
-        Status copied = unwinder.snapshot(thread.tid);
-        thread.handler_ns = stop.resume();
-        urgent.reset();  // the unwind works on the copy, at the ordinary priority
+    ThreadReader::Stopped stopped = reader.readStopped(thread.tid, options_.capture_timeout);
+    switch (stopped.outcome) {
+      case ThreadStop::Outcome::kStopped:
+        thread.handler_ns = stopped.pause_ns;
         max_pause_ns_ = std::max(max_pause_ns_, thread.handler_ns);
         ++stopped_;
-        if (!copied) {
-          thread.no_stack_reason = "stopped, but " + copied.error().message;
+        if (stopped.copy_error) {
+          thread.no_stack_reason = "stopped, but " + stopped.copy_error->message;
           return {};
         }
         thread.status = CaptureStatus::kCaptured;
-        thread.pcs = unwinder.unwindSnapshot(kMaxFrames);
+        thread.pcs = std::move(stopped.pcs);
         return {};
-      }
       case ThreadStop::Outcome::kExited:
         thread.status = CaptureStatus::kExited;
         return {};
@@ -216,33 +169,11 @@ class Walk {
         return {};
       case ThreadStop::Outcome::kDenied:
         // Refused for the whole process (no thread could be stopped yet), or for this thread alone.
-        if (stopped_ == 0) return proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stop.error());
-        thread.no_stack_reason = std::string("could not be stopped: ") + std::strerror(stop.error());
+        if (stopped_ == 0) return proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stopped.error);
+        thread.no_stack_reason = std::string("could not be stopped: ") + std::strerror(stopped.error);
         return {};
     }
     return {};
-  }
-
-  // A thread asleep in the kernel is read where it sleeps, never stopped: a ptrace stop makes some waits return
-  // early (ptrace(2), BUGS: epoll_wait gives EINTR), and each stop is a pause. The kernel writes the syscall file
-  // only with the thread off the CPU; had the thread run at any moment after the first count of its switches, it
-  // would have been switched out again before the second syscall read, and the count would have moved. The same
-  // line and the same count mean it ran no instruction, and its stack stood still, all along the walk.
-  bool readAsleep(RawThread& thread, RemoteUnwinder& unwinder) {
-    const proc::SyscallInfo where = proc::parseSyscall(thread.syscall_line);
-    if (where.kind != proc::SyscallInfo::Kind::kInSyscall &&
-        where.kind != proc::SyscallInfo::Kind::kBlockedNotInSyscall)
-      return false;
-    Result<uint64_t> switches = proc::readContextSwitches(pid_, thread.tid);
-    if (!switches) return false;
-    std::vector<uint64_t> pcs = unwinder.unwindAsleep(where.pc, where.sp, kMaxFrames);
-    if (pcs.empty() || readSyscallLine(pid_, thread.tid) != thread.syscall_line) return false;
-    Result<uint64_t> switches_after = proc::readContextSwitches(pid_, thread.tid);
-    if (!switches_after || *switches_after != *switches) return false;
-    thread.status = CaptureStatus::kCaptured;
-    thread.pcs = std::move(pcs);
-    ++read_asleep_;
-    return true;
   }
 
   pid_t pid_;
@@ -252,21 +183,10 @@ class Walk {
   std::vector<char> kernel_states_;
   size_t next_ = 0;                 // the walker's position; read by the caller only after it joined
   size_t stopped_ = 0;
-  bool realtime_ = false;  // the walker may run real-time while it holds a thread
   uint64_t max_pause_ns_ = 0;
   uint32_t read_asleep_ = 0;
   std::optional<Error> failure_;
 };
-
-// The access ptrace needs is also what /proc/PID/syscall needs: checking it first turns a refusal into one
-// explained error instead of a thousand threads without stacks.
-Status checkAccess(pid_t pid) {
-  if (proc::readFile("/proc/" + std::to_string(pid) + "/syscall", 256)) return {};
-  const int error = errno;
-  if (error == ENOENT || error == ESRCH)
-    return makeError(ErrorKind::kNoProcess, "process " + std::to_string(pid) + " has exited");
-  return proc::explainPtraceDenied(proc::readPtraceFacts(pid), error);
-}
 
 }  // namespace
 
@@ -277,7 +197,7 @@ Result<StackDump> dumpThroughPtrace(pid_t pid, const DumpOptions& options) {
                      "process " + std::to_string(pid) + " does not exist; find the process with `ps` or `cppops tree`");
   if (pid == getpid())
     return makeError(ErrorKind::kUsage, "cppops cannot dump its own stacks; give the PID of another process");
-  if (Status access = checkAccess(pid); !access) return access.error();
+  if (Status access = checkPtraceAccess(pid); !access) return access.error();
 
   DumpPipeline pipeline(pid, start, options.exits_after);
   // Taken before any thread is stopped: a stopped thread reads as 't'.

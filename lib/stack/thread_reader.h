@@ -1,0 +1,74 @@
+// Reading the threads of another process one at a time, as gently as each allows: a thread asleep in the kernel
+// is read where it sleeps, never touched; any other is stopped with ptrace for as long as it takes to copy its
+// registers and stack (thread_stop.h), and its copy is unwound while it runs on. Stack dumps and profiles taken
+// through ptrace read threads this way.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "stack/remote_unwinder.h"
+#include "stack/thread_stop.h"
+
+namespace cppops::stack {
+
+// The deepest stack either way reads, as the agent's limit (agent/sigsafe/capture.h), so that every source shows
+// stacks to the same depth.
+constexpr size_t kMaxFrames = 128;
+
+// /proc/PID/task/TID/syscall without its line end; "" when unreadable (the thread is gone).
+std::string readSyscallLine(pid_t pid, pid_t tid);
+
+// The access ptrace needs is also what /proc/PID/syscall needs: checking it first turns a refusal into one
+// explained error (kNoProcess or kPermission, saying what to do) instead of a thousand threads without stacks.
+Status checkPtraceAccess(pid_t pid);
+
+// Must be created, used and destroyed on one thread (ptrace ties a tracee to the thread that attached it), made
+// for the purpose: if it ends with a thread still attached, the kernel detaches that thread and lets it run.
+class ThreadReader {
+ public:
+  // `may_stop` false: threads are only ever read where they sleep (stack --no-signal).
+  static Result<std::unique_ptr<ThreadReader>> create(pid_t pid, bool may_stop);
+  ~ThreadReader();
+  ThreadReader(const ThreadReader&) = delete;
+  ThreadReader& operator=(const ThreadReader&) = delete;
+
+  bool mayStop() const { return stopper_.has_value(); }
+
+  // The stack of `tid` where it sleeps, as `syscall_line` (read just before) says, innermost first; empty when it
+  // is not asleep, its walk needs a register the kernel does not report (rbp, in code built with frame pointers),
+  // or it ran while it was read. The kernel writes the syscall file only with the thread off the CPU; had the
+  // thread run at any moment after the first count of its switches, it would have been switched out again before
+  // the second syscall read, and the count would have moved. The same line and the same count mean it ran no
+  // instruction, and its stack stood still, all along the walk.
+  std::vector<uint64_t> readAsleep(pid_t tid, const std::string& syscall_line);
+
+  struct Stopped {
+    ThreadStop::Outcome outcome = ThreadStop::Outcome::kDenied;
+    int error = 0;                    // kDenied: the errno
+    uint64_t pause_ns = 0;            // kStopped: how long it was held
+    std::optional<Error> copy_error;  // kStopped, but its registers could not be read
+    std::vector<uint64_t> pcs;        // kStopped: pcs[0] where it stopped, the rest return addresses
+  };
+
+  // Stops `tid`, waiting at most `limit` for the stop, copies its registers and stack, lets it go and unwinds the
+  // copy. Needs mayStop().
+  Stopped readStopped(pid_t tid, std::chrono::milliseconds limit);
+
+ private:
+  ThreadReader(pid_t pid, std::unique_ptr<RemoteUnwinder> unwinder, bool may_stop);
+
+  pid_t pid_;
+  std::unique_ptr<RemoteUnwinder> unwinder_;
+  std::optional<ThreadStopper> stopper_;
+  bool realtime_ = false;  // the reading thread may run real-time while it holds a thread
+};
+
+}  // namespace cppops::stack
