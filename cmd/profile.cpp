@@ -16,6 +16,7 @@
 
 #include "command.h"
 #include "core/deferred_signals.h"
+#include "discovery/discovery.h"
 #include "proc/process.h"
 #include "exit_codes.h"
 #include "profile/agent_source.h"
@@ -26,6 +27,7 @@
 #include "profile/folded.h"
 #include "profile/names.h"
 #include "profile/pprof.h"
+#include "profile/ptrace_source.h"
 #include "profile/speedscope.h"
 #include "profile/top.h"
 
@@ -52,6 +54,7 @@ struct ProfileFlags {
   bool stop = false;
   std::string sample_index = "inuse_space";
   std::string base;
+  bool ptrace = false;
 };
 
 enum class Format { kTop, kPprof, kFolded, kSvg, kSpeedscope };
@@ -210,20 +213,21 @@ nlohmann::json topJson(const std::vector<profile::TopEntry>& entries) {
   return functions;
 }
 
-nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawProfile& raw, const ProfileFlags& f,
-                           uint32_t rate_hz, const std::vector<std::string>& notes, std::optional<Format> written) {
+nlohmann::json summaryJson(const profile::Profile& profile, const profile::Capture& capture, const ProfileFlags& f,
+                           const std::vector<std::string>& notes, std::optional<Format> written) {
   const profile::TopTable top = profile::computeTop(profile, f.top);
   nlohmann::json doc;
   doc["schema_version"] = 1;
   doc["pid"] = f.pid;
+  doc["source"] = capture.source;
   doc["mode"] = profile.mode == profile::Mode::kWall ? "wall" : "cpu";
-  doc["rate_hz"] = rate_hz;
+  doc["rate_hz"] = f.rate_hz;
   doc["period_ns"] = profile.period_ns;
   doc["duration_ns"] = profile.duration_ns;
   doc["samples"] = top.total;
   doc["dropped"] = profile.dropped;
   nlohmann::json threads = nlohmann::json::array();
-  for (const ThreadTotal& t : threadTotals(raw)) threads.push_back({{"tid", t.tid}, {"name", t.name}, {"samples", t.samples}});
+  for (const ThreadTotal& t : threadTotals(capture.raw)) threads.push_back({{"tid", t.tid}, {"name", t.name}, {"samples", t.samples}});
   doc["threads"] = std::move(threads);
   doc["top"] = topJson(top.entries);
   if (written) doc["output"] = {{"file", f.output}, {"format", formatName(*written)}};
@@ -232,6 +236,15 @@ nlohmann::json summaryJson(const profile::Profile& profile, const profile::RawPr
 }
 
 int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags);
+
+// Through the agent when the process has one; through ptrace when it has none, or with --ptrace.
+Result<profile::Capture> takeProfile(const ProfileFlags& f, const profile::CaptureOptions& options) {
+  if (f.ptrace) return profile::profileThroughPtrace(f.pid, options);
+  auto agent = discovery::findAgent(f.pid);
+  if (agent) return profile::profileThroughAgent(f.pid, options);
+  if (!proc::readProcess(f.pid)) return agent.error();
+  return profile::profileThroughPtrace(f.pid, options);
+}
 
 int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   if (f.heap) return runHeapProfile(f, flags);
@@ -256,7 +269,7 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   options.timeout = flags.timeout();
   const int64_t start_unix_ns =
       duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
-  auto capture = profile::profileThroughAgent(f.pid, options);
+  auto capture = takeProfile(f, options);
   if (!capture) {
     if (!f.output.empty() && !existed) std::remove(f.output.c_str());
     return reportError(capture.error(), flags);
@@ -275,7 +288,7 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   if (Status written = writeProfile(profile, *format, f, start_unix_ns); !written) return reportError(written.error(), flags);
 
   if (flags.json) {
-    printJson(summaryJson(profile, capture->raw, f, f.rate_hz, notes,
+    printJson(summaryJson(profile, *capture, f, notes,
                           f.output.empty() ? std::nullopt : std::optional<Format>(*format)));
     return kExitOk;
   }
@@ -286,8 +299,9 @@ int runProfile(const ProfileFlags& f, const CommonFlags& flags) {
   if (!f.output.empty()) {
     uint64_t total = 0;
     for (const auto& s : profile.samples) total += s.count;
-    fmt::print("wrote {} ({}): {} samples of process {} over {}, {} dropped\n", f.output, formatName(*format), total,
-               f.pid, profile::formatDuration(profile.duration_ns), profile.dropped);
+    fmt::print("wrote {} ({}): {} samples of process {}{} over {}, {} dropped\n", f.output, formatName(*format),
+               total, f.pid, capture->source == "ptrace" ? " through ptrace" : "",
+               profile::formatDuration(profile.duration_ns), profile.dropped);
   } else {
     fmt::print("{}", profile::renderTop(profile::computeTop(profile, f.top)));
     if (f.per_thread) {
@@ -373,6 +387,10 @@ int runHeapProfile(const ProfileFlags& f, const CommonFlags& flags) {
   auto shown = parseSampleIndex(f.sample_index);
   if (!shown) return reportError(shown.error(), flags);
   if (f.start && f.stop) return reportError(makeError(ErrorKind::kUsage, "use --start or --stop, not both"), flags);
+  if (f.ptrace)
+    return reportError(makeError(ErrorKind::kUsage, "--ptrace profiles CPU or wall-clock time; heap profiles need the "
+                                                    "agent, which sees every allocation"),
+                       flags);
   if (f.mode != "cpu" || !f.tids.empty() || !f.name.empty() || f.per_thread)
     return reportError(makeError(ErrorKind::kUsage, "--mode, --tid, --name and --threads do not apply to heap "
                                                     "profiles: allocations are counted by stack, not by thread"),
@@ -492,10 +510,13 @@ void registerProfile(CLI::App& app, CommonFlags& flags, int& exit_code) {
   cmd->add_option("--sample-index", f.sample_index,
                   "Heap: what the top table, folded stacks and flame graph count: inuse_space (default), "
                   "inuse_objects, alloc_space or alloc_objects (pprof files hold all four)");
+  cmd->add_flag("--ptrace", f.ptrace,
+                "Sample with ptrace from outside, even if the process has an agent (a process without one always is)");
   addCommonFlags(*cmd, flags);
   cmd->footer(
       "Nothing runs in the process except while a profile runs; one profile at a time per process.\n"
-      "Interrupting cppops ends the profile in the process too.\n\n"
+      "Interrupting cppops ends the profile in the process too. A process without an agent is sampled through\n"
+      "ptrace: sleeping threads are read where they sleep, running ones stopped for tens of microseconds.\n\n"
       "Examples:\n"
       "  cppops profile 1234                          top functions by CPU over 10 s\n"
       "  cppops profile 1234 -d 30s -o cpu.pb.gz      then: go tool pprof -http=: cpu.pb.gz\n"

@@ -242,6 +242,17 @@ Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid) {
   return masks;
 }
 
+Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid) {
+  ProcPath path = taskPath(pid, tid, "schedstat");
+  char buffer[128];
+  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
+  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
+  std::string_view text(buffer, static_cast<size_t>(n));
+  uint64_t ran = 0;
+  if (!parseNumber(nextToken(text), ran)) return formatError(path.text);
+  return ran;
+}
+
 Result<uint64_t> readContextSwitches(pid_t pid, pid_t tid) {
   uint64_t voluntary = 0;
   uint64_t involuntary = 0;

@@ -64,6 +64,10 @@ struct SignalMasks {
 
 Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid);
 
+// Nanoseconds the thread has run on a CPU since it started (schedstat's first field); an error where the kernel
+// does not account it.
+Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid);
+
 // How often the thread was switched out, voluntarily or not (status: voluntary_ctxt_switches +
 // nonvoluntary_ctxt_switches). A count that did not move says the thread did not run in between, unless it
 // still runs.

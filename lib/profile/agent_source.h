@@ -25,6 +25,7 @@ struct CaptureOptions {
 };
 
 struct Capture {
+  std::string source = "agent";  // or "ptrace" (profile/ptrace_source.h)
   RawProfile raw;
   // For buildProfile(); nullptr when the process's modules could not be read (every frame stays an address).
   std::unique_ptr<Symbolizer> symbolizer;

@@ -1,12 +1,14 @@
 // Overhead of a running profile on a CPU-bound target (tests/targets/cpu_burner.cpp), all in one run:
 //   - one burner process with the cppops agent preloaded; windows alternate: idle, `cppops profile` at 100 Hz,
-//     idle, `cppops profile` at 1000 Hz, ... so every profiled window has idle neighbours in the same process;
+//     idle, `cppops profile` at 1000 Hz, idle, `cppops profile --ptrace` at 100 Hz (sampled from outside, as a
+//     process without an agent is), ... so every profiled window has idle neighbours in the same process;
 //   - the same with gperftools' CPU profiler (libprofiler.so preloaded, CPUPROFILE, switched on and off with
 //     CPUPROFILESIGNAL), one process per frequency, for comparison.
 // Throughput is loop iterations per CPU-second of the whole process (CLOCK_PROCESS_CPUTIME_ID, read by the target
 // at the same moment as its iteration count), so what other programs do on the machine does not count, and the
 // profiler's own costs in the target (handlers, its thread) do. Also shown: iterations per wall-clock second.
-// Loss = 1 - profiled / mean(idle window before, idle window after), median over rounds.
+// Loss = 1 - profiled / mean(idle window before, idle window after), median over rounds. Through ptrace the
+// cost is time the threads spend stopped, which uses no CPU of theirs: loss(wall) is the figure to read there.
 //
 // Target (written down once): <= 1% loss at 100 Hz.
 //
@@ -159,11 +161,12 @@ Rate idleWindow(const Burner& b, uint64_t window_ms) {
 
 // A window under `cppops profile`: the profile runs 1 s longer than the window, which starts 500 ms into it (the
 // agent has armed its timers by then) and ends 500 ms before the profile does.
-Rate cppopsWindow(const Burner& b, const Options& o, const std::string& socket_dir, int rate_hz) {
+Rate cppopsWindow(const Burner& b, const Options& o, const std::string& socket_dir, int rate_hz, bool ptrace = false) {
   const uint64_t start = nowNs();
-  pid_t cli = spawn({o.cppops, "profile", std::to_string(b.pid()), "-d", std::to_string(o.window_ms + 1000) + "ms",
-                     "-r", std::to_string(rate_hz)},
-                    {{"CPPOPS_SOCKET_DIR", socket_dir}}, "/dev/null");
+  std::vector<std::string> argv{o.cppops, "profile", std::to_string(b.pid()), "-d",
+                                std::to_string(o.window_ms + 1000) + "ms", "-r", std::to_string(rate_hz)};
+  if (ptrace) argv.push_back("--ptrace");
+  pid_t cli = spawn(argv, {{"CPPOPS_SOCKET_DIR", socket_dir}}, "/dev/null");
   int status = 0;
   waitpid(cli, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -228,6 +231,7 @@ int main(int argc, char** argv) {
   Series idle_agent{"agent preloaded, idle (baseline)", {}, {}, {}};
   Series cppops100{"cppops profile, 100 Hz", {}, {}, {}};
   Series cppops1000{"cppops profile, 1000 Hz", {}, {}, {}};
+  Series ptrace100{"cppops profile --ptrace, 100 Hz", {}, {}, {}};
   {
     Burner b(o.burner, o.threads, {{"LD_PRELOAD", o.agent}, {"CPPOPS_SOCKET_DIR", sockets}}, dir + "/cppops.out");
     if (!b.ready()) {
@@ -240,12 +244,18 @@ int main(int argc, char** argv) {
       Rate p100 = cppopsWindow(b, o, sockets, 100);
       Rate mid = idleWindow(b, o.window_ms);
       Rate p1000 = cppopsWindow(b, o, sockets, 1000);
+      Rate mid2 = idleWindow(b, o.window_ms);
+      Rate ptraced = cppopsWindow(b, o, sockets, 100, true);
       Rate after = idleWindow(b, o.window_ms);
       addRound(cppops100, before, p100, mid);
-      addRound(cppops1000, mid, p1000, after);
+      addRound(cppops1000, mid, p1000, mid2);
+      addRound(ptrace100, mid2, ptraced, after);
       idle_agent.per_cpu_s.push_back(before.per_cpu_s);
-      std::fprintf(stderr, "round %d: idle %.4g, 100 Hz %.4g, idle %.4g, 1000 Hz %.4g, idle %.4g iterations/cpu-s\n",
-                   round + 1, before.per_cpu_s, p100.per_cpu_s, mid.per_cpu_s, p1000.per_cpu_s, after.per_cpu_s);
+      std::fprintf(stderr,
+                   "round %d: idle %.4g, 100 Hz %.4g, idle %.4g, 1000 Hz %.4g, idle %.4g, ptrace 100 Hz %.4g (%.4g/s), "
+                   "idle %.4g iterations/cpu-s\n",
+                   round + 1, before.per_cpu_s, p100.per_cpu_s, mid.per_cpu_s, p1000.per_cpu_s, mid2.per_cpu_s,
+                   ptraced.per_cpu_s, ptraced.per_wall_s, after.per_cpu_s);
       before = after;
     }
   }
@@ -280,6 +290,7 @@ int main(int argc, char** argv) {
               idle_agent.per_cpu_s.size());
   print(cppops100);
   print(cppops1000);
+  print(ptrace100);
   for (const Series& s : gperf) print(s);
   std::printf("\nloss(cpu): throughput lost per CPU-second of the process (the profiler's own cost in the target);\n"
               "loss(wall): per wall-clock second, which other load on the machine also moves. Medians over rounds.\n");

@@ -36,11 +36,12 @@ constexpr double kShareTolerance = 0.10;
 constexpr const char* kHot = "hotFunction";
 constexpr const char* kCold = "coldFunction";
 
+// `agent` false: cpu_burner with no cppops code in it, profiled through ptrace.
 struct Burner {
-  explicit Burner(std::string program = "cpu_burner", std::vector<std::string> args = {})
-      : target({program, std::move(args), program == "cpu_burner", {}, {}}, dir.path()) {
+  explicit Burner(std::string program = "cpu_burner", std::vector<std::string> args = {}, bool agent = true)
+      : target({program, std::move(args), agent && program == "cpu_burner", {}, {}}, dir.path()) {
     REQUIRE(target.waitForOutput("ready", 20s));
-    REQUIRE_FALSE(target.waitForSocket().empty());
+    if (agent) REQUIRE_FALSE(target.waitForSocket().empty());
     tids = target.announcedTids();
   }
   std::string pid() const { return std::to_string(target.pid()); }
@@ -316,12 +317,15 @@ TEST_CASE("profile: --duration and --rate are honoured, and cpu samples follow t
   CHECK(std::chrono::steady_clock::now() - start < 5s);
 }
 
-TEST_CASE("profile --mode wall: every thread at the rate, with its state from the stack analysis") {
-  Burner b;
+namespace {
+
+// main (joining), sleeper and two burners, each sampled at the rate, with states that go tool pprof reads back.
+void checkWallEveryThread(const Burner& b, const std::string& source) {
   const std::string file = b.files.path() + "/wall.pb.gz";
   json summary = profileJson(b, {"-d", "2s", "--mode", "wall", "-o", file});
   CHECK(summary.at("mode") == "wall");
-  // main (joining), sleeper and two burners; the agent's own threads are left out.
+  CHECK(summary.at("source") == source);
+  // The agent's own threads are left out.
   const double expected = 4 * 2.0 * 100;
   CHECK(summary.at("samples").get<double>() == Approx(expected).epsilon(0.15));
   std::map<std::string, uint64_t> per_thread;
@@ -342,10 +346,10 @@ TEST_CASE("profile --mode wall: every thread at the rate, with its state from th
   CHECK(sleeping.out.find(kHot) == std::string::npos);
 }
 
-TEST_CASE("profile --mode wall: threads asleep where they can be read are sampled without a signal, none wakes") {
-  // tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal would
-  // make return early, which the thread would print.
-  Uninterrupted u(ScenarioAgent::kPreload);
+// tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal or a ptrace
+// stop would make return early, which the thread would print. Each wait gets the rate's samples, from one stack.
+void checkWallWaitsUntouched(ScenarioAgent agent) {
+  Uninterrupted u(agent);
   CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
                        u.dir.path());
   INFO(r.err << r.out);
@@ -359,6 +363,93 @@ TEST_CASE("profile --mode wall: threads asleep where they can be read are sample
     CHECK(samples == Approx(100).epsilon(0.2));  // 1 s at 100 Hz, all from one stack
   }
   checkNoWaitReturnedEarly(u);
+}
+
+}  // namespace
+
+TEST_CASE("profile --mode wall: every thread at the rate, with its state from the stack analysis") {
+  Burner b;
+  checkWallEveryThread(b, "agent");
+}
+
+TEST_CASE("profile --mode wall without an agent: every thread at the rate through ptrace, with its state") {
+  Burner b("cpu_burner", {}, false);
+  checkWallEveryThread(b, "ptrace");
+  CHECK(b.target.alive());
+}
+
+TEST_CASE("profile --mode wall: threads asleep where they can be read are sampled without a signal, none wakes") {
+  checkWallWaitsUntouched(ScenarioAgent::kPreload);
+}
+
+TEST_CASE("profile --mode wall without an agent: sleeping threads are read where they sleep, never stopped") {
+  checkWallWaitsUntouched(ScenarioAgent::kNone);
+}
+
+TEST_CASE("profile without an agent: cpu samples through ptrace show the 3:1 split, and go tool pprof reads them") {
+  Burner b("cpu_burner", {}, false);
+  const std::string file = b.files.path() + "/cpu.pb.gz";
+  const double cpu_before = cpuSeconds(b, kBurners);
+  const auto start = std::chrono::steady_clock::now();
+  json summary = profileJson(b, {"-d", "4s", "-r", "250", "-o", file});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu = cpuSeconds(b, kBurners) - cpu_before;
+  CHECK(summary.at("source") == "ptrace");
+  CHECK(summary.at("mode") == "cpu");
+  // Samples follow the CPU time the burners used, as through the agent (see the test of --rate above).
+  const double duration = summary.at("duration_ns").get<double>() / 1e9;
+  const double samples = summary.at("samples").get<double>();
+  INFO("samples " << samples << ", CPU " << cpu << " s over " << wall << " s");
+  CHECK(samples >= cpu * (duration / wall) * 250 * 0.7);
+  CHECK(samples <= cpu * 250 * 1.3);
+  const json& top = summary.at("top");
+  REQUIRE(top.size() >= 2);
+  CHECK(top[0].at("function").get<std::string>().find(kHot) != std::string::npos);
+  checkShares(top[0].at("flat_fraction").get<double>(), top[1].at("flat_fraction").get<double>(), "--json top");
+  std::set<std::string> names;
+  for (const auto& t : summary.at("threads")) names.insert(t.at("name").get<std::string>());
+  CHECK(names == std::set<std::string>{"burner-0", "burner-1"});  // the sleeper and main used no CPU
+  bool noted = false;
+  for (const auto& note : summary.at("notes"))
+    noted = noted || note.get<std::string>().rfind("taken through ptrace: ", 0) == 0;
+  CHECK(noted);
+
+  CliResult pprof = runProgram({findTool("go"), "tool", "pprof", "-top", file},
+                               {{"HOME", b.files.path()}, {"PPROF_TMPDIR", b.files.path()}});
+  INFO(pprof.out << pprof.err);
+  REQUIRE(pprof.exit_code == 0);
+  checkShares(flatShare(pprof.out, kHot), flatShare(pprof.out, kCold), "go tool pprof -top");
+
+  CliResult text = runCli({"profile", b.pid(), "-d", "500ms", "-o", b.files.path() + "/short.folded"}, b.dir.path());
+  INFO(text.out << text.err);
+  CHECK(text.out.find(" samples of process " + b.pid() + " through ptrace over ") != std::string::npos);
+  CHECK(b.target.alive());
+}
+
+TEST_CASE("profile without an agent: a thread a debugger traces is counted as dropped, the others sampled") {
+  Burner b("cpu_burner", {}, false);
+  TracedByTest debugged(b.tids.at("burner-0"), TracedByTest::Hold::kRunning);
+  const double traced_before = cpuSeconds(b, {"burner-0"});
+  const double other_before = cpuSeconds(b, {"burner-1"});
+  const auto start = std::chrono::steady_clock::now();
+  json summary = profileJson(b, {"-d", "2s"});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Each burner's samples (taken, or dropped) follow the CPU it used, as in the test of --rate above: between
+  // what it used in the window prorated to the profile's duration, and all of it.
+  const double prorate = summary.at("duration_ns").get<double>() / 1e9 / wall;
+  const double traced = (cpuSeconds(b, {"burner-0"}) - traced_before) * 100;
+  const double other = (cpuSeconds(b, {"burner-1"}) - other_before) * 100;
+  std::map<std::string, double> per_thread;
+  for (const auto& t : summary.at("threads")) per_thread[t.at("name")] = t.at("samples");
+  const double dropped = summary.at("dropped");
+  INFO("burner-0: " << dropped << " dropped for " << traced / 100 << " s of CPU; burner-1: " << per_thread["burner-1"]
+                    << " samples for " << other / 100 << " s");
+  CHECK(per_thread.count("burner-0") == 0);
+  CHECK(per_thread["burner-1"] >= other * prorate * 0.7);
+  CHECK(per_thread["burner-1"] <= other * 1.3);
+  CHECK(dropped >= traced * prorate * 0.7);
+  CHECK(dropped <= traced * 1.3);
+  CHECK(b.target.alive());
 }
 
 TEST_CASE("profile: --tid and --name keep only those threads") {
@@ -468,5 +559,8 @@ TEST_CASE("profile: usage errors are caught before any sampling") {
   CHECK(std::chrono::steady_clock::now() - start < 5s);  // not after a 10 s profile
   auto bad_rate = runCli({"profile", b.pid(), "-r", "0"}, b.dir.path());
   CHECK(bad_rate.exit_code == 2);
+  auto heap_through_ptrace = runCli({"profile", b.pid(), "--heap", "--ptrace"}, b.dir.path());
+  CHECK(heap_through_ptrace.exit_code == 2);
+  CHECK(heap_through_ptrace.err.find("heap profiles need the agent") != std::string::npos);
   CHECK(timerCount(b) == 0);
 }
