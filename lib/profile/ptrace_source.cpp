@@ -54,11 +54,6 @@ class Sampler {
     raw_.period_ns = static_cast<uint64_t>(period_.count());
   }
 
-  void sampleSome() {
-    std::thread sampler([this] { run(); });
-    sampler.join();
-  }
-
   bool done() const { return failure_ || done_; }
   // The syscall line of each sample, in the order of the samples: their states are named once the symbolizer is
   // at hand, after the profile.
@@ -81,7 +76,8 @@ class Sampler {
     return std::move(raw_);
   }
 
- private:
+  // Samples until the duration is over, a held signal is pending, or a thread did not stop in time. Runs on a
+  // thread made for it (stack::readWithSignalsHeld), again until done().
   void run() {
     pthread_setname_np(pthread_self(), "cppops-profile");
     auto reader = stack::ThreadReader::create(pid_, true);
@@ -118,6 +114,7 @@ class Sampler {
     }
   }
 
+ private:
   enum class Next {
     kGoOn,
     // A thread did not stop in time: it stays attached and will stop when it gets there, to be let go only when
@@ -232,25 +229,11 @@ class Sampler {
 }  // namespace
 
 Result<Capture> profileThroughPtrace(pid_t pid, const CaptureOptions& options) {
-  if (!proc::readProcess(pid))
-    return makeError(ErrorKind::kNoProcess,
-                     "process " + std::to_string(pid) + " does not exist; find the process with `ps` or `cppops tree`");
-  if (pid == getpid())
-    return makeError(ErrorKind::kUsage, "cppops cannot profile itself; give the PID of another process");
-  if (Status access = stack::checkPtraceAccess(pid); !access) return access.error();
+  if (Status access = stack::checkPtraceTarget(pid, "profile itself"); !access) return access.error();
 
   Sampler sampler(pid, options);
-  {
-    DeferredSignals signals;
-    stack::StopWaitSignal stop_wait;
-    for (;;) {
-      sampler.sampleSome();
-      if (sampler.done()) break;
-      // A held signal: no thread is stopped now, so it may take effect. If the process lives on (Ctrl-Z then
-      // fg), sampling carries on.
-      signals.deliverHeld();
-    }
-  }
+  // A thread that did not stop in time ends a round too, and the next one carries on.
+  stack::readWithSignalsHeld([&] { sampler.run(); }, [&] { return sampler.done(); });
   if (sampler.failure()) return *sampler.failure();
 
   Capture capture;

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "core/deferred_signals.h"
@@ -80,14 +78,6 @@ class Walk {
     }
   }
 
-  // Walks the threads not walked yet until all are done, one fails, or a deferred signal is pending. Runs on a
-  // thread of its own, made for the purpose, so that whatever happens on the way the kernel detaches what it
-  // still has attached when that thread exits.
-  void walkSome() {
-    std::thread walker([this] { walk(); });
-    walker.join();
-  }
-
   bool done() const { return failure_ || next_ >= threads_.size(); }
   const std::optional<Error>& failure() const { return failure_; }
 
@@ -97,7 +87,8 @@ class Walk {
     raw.read_asleep = read_asleep_;
   }
 
- private:
+  // Walks the threads not walked yet until all are done, one fails, or a held signal is pending. Runs on a thread
+  // made for it (readWithSignalsHeld), again until done().
   void walk() {
     pthread_setname_np(pthread_self(), "cppops-ptrace");
     auto reader = ThreadReader::create(pid_, options_.use_signals);
@@ -120,6 +111,7 @@ class Walk {
     }
   }
 
+ private:
   // Without stops (--no-signal), only threads that can be read where they sleep get a stack.
   Status capture(RawThread& thread, char kernel_state, ThreadReader& reader) {
     thread.status = CaptureStatus::kNoAnswer;
@@ -192,28 +184,14 @@ class Walk {
 
 Result<StackDump> dumpThroughPtrace(pid_t pid, const DumpOptions& options) {
   const auto start = Clock::now();
-  if (!proc::readProcess(pid))
-    return makeError(ErrorKind::kNoProcess,
-                     "process " + std::to_string(pid) + " does not exist; find the process with `ps` or `cppops tree`");
-  if (pid == getpid())
-    return makeError(ErrorKind::kUsage, "cppops cannot dump its own stacks; give the PID of another process");
-  if (Status access = checkPtraceAccess(pid); !access) return access.error();
+  if (Status access = checkPtraceTarget(pid, "dump its own stacks"); !access) return access.error();
 
   DumpPipeline pipeline(pid, start, options.exits_after);
   // Taken before any thread is stopped: a stopped thread reads as 't'.
   Walk walk(pid, options, pipeline.taskStats());
   const auto walk_start = Clock::now();
-  {
-    DeferredSignals signals;
-    StopWaitSignal stop_wait;
-    for (;;) {
-      walk.walkSome();
-      if (walk.done()) break;
-      // A held signal: the walker has let go of its thread and exited, so it may take effect now. If the process
-      // lives on (Ctrl-Z then fg), the walk carries on where it stopped.
-      signals.deliverHeld();
-    }
-  }
+  // The walk goes on where it stopped after a held signal.
+  readWithSignalsHeld([&] { walk.walk(); }, [&] { return walk.done(); });
   if (walk.failure()) return *walk.failure();
 
   RawDump raw;

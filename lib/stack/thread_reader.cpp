@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <thread>
 
+#include "core/deferred_signals.h"
 #include "proc/process.h"
 #include "proc/ptrace_access.h"
 #include "proc/syscalls.h"
@@ -49,12 +51,29 @@ std::string readSyscallLine(pid_t pid, pid_t tid) {
   return line;
 }
 
-Status checkPtraceAccess(pid_t pid) {
+Status checkPtraceTarget(pid_t pid, const char* doing) {
+  if (!proc::readProcess(pid))
+    return makeError(ErrorKind::kNoProcess,
+                     "process " + std::to_string(pid) + " does not exist; find the process with `ps` or `cppops tree`");
+  if (pid == getpid())
+    return makeError(ErrorKind::kUsage,
+                     std::string("cppops cannot ") + doing + "; give the PID of another process");
   if (proc::readFile("/proc/" + std::to_string(pid) + "/syscall", 256)) return {};
   const int error = errno;
   if (error == ENOENT || error == ESRCH)
     return makeError(ErrorKind::kNoProcess, "process " + std::to_string(pid) + " has exited");
   return proc::explainPtraceDenied(proc::readPtraceFacts(pid), error);
+}
+
+void readWithSignalsHeld(const std::function<void()>& read_some, const std::function<bool()>& done) {
+  DeferredSignals signals;
+  StopWaitSignal stop_wait;
+  for (;;) {
+    std::thread reader(read_some);
+    reader.join();
+    if (done()) return;
+    signals.deliverHeld();
+  }
 }
 
 Result<std::unique_ptr<ThreadReader>> ThreadReader::create(pid_t pid, bool may_stop) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,9 +27,18 @@ constexpr size_t kMaxFrames = 128;
 // /proc/PID/task/TID/syscall without its line end; "" when unreadable (the thread is gone).
 std::string readSyscallLine(pid_t pid, pid_t tid);
 
-// The access ptrace needs is also what /proc/PID/syscall needs: checking it first turns a refusal into one
-// explained error (kNoProcess or kPermission, saying what to do) instead of a thousand threads without stacks.
-Status checkPtraceAccess(pid_t pid);
+// What reading the threads of `pid` through ptrace needs: that it exists, is not this process (`doing` names the
+// command's work for the message: "dump its own stacks"), and that ptrace is allowed. The access ptrace needs is
+// also what /proc/PID/syscall needs: checking it first turns a refusal into one explained error (kNoProcess or
+// kPermission, saying what to do) instead of a thousand threads without stacks.
+Status checkPtraceTarget(pid_t pid, const char* doing);
+
+// Runs `read_some` on a thread made for it, again and again until `done()`: ptrace ties a stopped thread to the
+// thread that stopped it, and the kernel lets it go when that thread ends, so nothing stays stopped whatever
+// happens. Meanwhile Ctrl-C, SIGTERM, SIGHUP, SIGQUIT and Ctrl-Z are held back (DeferredSignals): `read_some`
+// returns when one is pending, with no thread stopped, and it takes effect then; if cppops lives on (Ctrl-Z, then
+// fg), reading carries on.
+void readWithSignalsHeld(const std::function<void()>& read_some, const std::function<bool()>& done);
 
 // Must be created, used and destroyed on one thread (ptrace ties a tracee to the thread that attached it), made
 // for the purpose: if it ends with a thread still attached, the kernel detaches that thread and lets it run.

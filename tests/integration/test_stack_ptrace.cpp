@@ -264,6 +264,32 @@ TEST_CASE("stack through ptrace killed mid-dump leaves every thread of a 1,000-t
   checkNobodyTraces(target.pid());
 }
 
+TEST_CASE("profile through ptrace, interrupted or killed, leaves every thread of the target running, untraced") {
+  TempDir dir;
+  TargetProcess target({"cpu_burner", {}, false, {}, {}}, dir.path());
+  REQUIRE(target.waitForOutput("ready"));
+  const std::string pid = std::to_string(target.pid());
+  for (int signal : {SIGINT, SIGKILL}) {
+    INFO("signal " << signal);
+    BackgroundCli cli({"profile", pid, "-d", "30s", "-r", "1000"}, dir.path());
+    // The sampling thread is named cppops-profile: once it exists, threads are being stopped a thousand times a
+    // second each.
+    const auto give_up = Clock::now() + 20s;
+    while (taskNamed(cli.pid(), "cppops-profile") == 0 && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
+    REQUIRE(taskNamed(cli.pid(), "cppops-profile") != 0);
+    std::this_thread::sleep_for(300ms);
+    const auto sent = Clock::now();
+    ::kill(cli.pid(), signal);
+    auto status = cli.wait(10s);
+    REQUIRE(status);
+    CHECK(Clock::now() - sent < 5s);  // between two samples, not at the end of the 30 s profile
+    CHECK(WIFSIGNALED(*status));
+    CHECK(WTERMSIG(*status) == signal);
+    CHECK(target.alive());
+    checkNobodyTraces(target.pid());
+  }
+}
+
 TEST_CASE("stack through ptrace on another user's process says why it cannot and what to do") {
   if (!runningAsRoot()) {
     WARN("skipped: needs root to start a target as one user and cppops as another");
