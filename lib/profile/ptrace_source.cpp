@@ -72,7 +72,8 @@ class Sampler {
       stops += fmt::format(" (median {} us, longest {} us)", *median / 1000,
                            *std::max_element(pauses_ns_.begin(), pauses_ns_.end()) / 1000);
     }
-    notes.push_back(fmt::format("taken through ptrace: {}, {} waits read where they slept", stops, read_asleep_));
+    if (options_.mode == Mode::kWall) stops += fmt::format(", {} waits read where they slept", read_asleep_);
+    notes.push_back("taken through ptrace: " + stops);
     return std::move(raw_);
   }
 
