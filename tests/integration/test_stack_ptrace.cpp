@@ -117,7 +117,10 @@ TEST_CASE("stack through ptrace of code built with frame pointers: threads it ca
     if (t.at("pause_ns") != 0) ++stopped;
   }
   CHECK(stopped + dump.at("cost").at("read_asleep").get<size_t>() == dump.at("threads").size());
-  CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns").get<uint64_t>() > 0);
+  // Under ThreadSanitizer the waits go through its interceptors, built without frame pointers, which save rbp
+  // themselves: there every sleeping thread can be read asleep.
+  if (std::string(CPPOPS_TEST_SANITIZE) != "thread")
+    CHECK(threadOf(dump, s.tids.at("waiter")).at("pause_ns").get<uint64_t>() > 0);
   checkNobodyTraces(s.target.pid());
 }
 
