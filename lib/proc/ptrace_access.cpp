@@ -51,9 +51,9 @@ PtraceFacts readPtraceFacts(pid_t pid) {
   return facts;
 }
 
-Error explainPtraceDenied(const PtraceFacts& facts, int error) {
+Error explainPtraceDenied(const PtraceFacts& facts, int error, const std::string& command) {
   const std::string target = describeProcess(facts.pid, facts.name);
-  const std::string sudo = "sudo cppops stack " + std::to_string(facts.pid);
+  const std::string sudo = "sudo cppops " + command + " " + std::to_string(facts.pid);
   auto denied = [&](const std::string& why_and_what) {
     return makeError(ErrorKind::kPermission,
                      "cannot ptrace " + target + " (" + std::strerror(error) + "): " + why_and_what);

@@ -24,8 +24,9 @@ struct PtraceFacts {
 PtraceFacts readPtraceFacts(pid_t pid);
 
 // A kPermission error for a ptrace (or /proc/PID/syscall, or process_vm_readv) refusal: the most likely reason
-// given `facts`, and what to do next. `error` is the errno the kernel returned.
-Error explainPtraceDenied(const PtraceFacts& facts, int error);
+// given `facts`, and what to do next, naming the cppops `command` that was refused ("stack", "profile") so that the
+// user can run it again as root. `error` is the errno the kernel returned.
+Error explainPtraceDenied(const PtraceFacts& facts, int error, const std::string& command);
 
 // The TracerPid of one thread (0 when untraced or unreadable).
 pid_t tracerOf(pid_t pid, pid_t tid);

@@ -153,7 +153,7 @@ class Sampler {
       }
       stack::ThreadReader::Stopped stopped = reader.readStopped(tid, kStopLimit);
       if (stopped.outcome == stack::ThreadStop::Outcome::kDenied && pauses_ns_.empty()) {
-        failure_ = proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stopped.error);
+        failure_ = proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stopped.error, "profile");
         return Next::kRelease;
       }
       if (stopped.outcome != stack::ThreadStop::Outcome::kStopped || stopped.copy_error || stopped.pcs.empty()) {
@@ -230,7 +230,7 @@ class Sampler {
 }  // namespace
 
 Result<Capture> profileThroughPtrace(pid_t pid, const CaptureOptions& options) {
-  if (Status access = stack::checkPtraceTarget(pid, "profile itself"); !access) return access.error();
+  if (Status access = stack::checkPtraceTarget(pid, "profile", "profile itself"); !access) return access.error();
 
   Sampler sampler(pid, options);
   // A thread that did not stop in time ends a round too, and the next one carries on.

@@ -161,7 +161,7 @@ class Walk {
         return {};
       case ThreadStop::Outcome::kDenied:
         // Refused for the whole process (no thread could be stopped yet), or for this thread alone.
-        if (stopped_ == 0) return proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stopped.error);
+        if (stopped_ == 0) return proc::explainPtraceDenied(proc::readPtraceFacts(pid_), stopped.error, "stack");
         thread.no_stack_reason = std::string("could not be stopped: ") + std::strerror(stopped.error);
         return {};
     }
@@ -184,7 +184,7 @@ class Walk {
 
 Result<StackDump> dumpThroughPtrace(pid_t pid, const DumpOptions& options) {
   const auto start = Clock::now();
-  if (Status access = checkPtraceTarget(pid, "dump its own stacks"); !access) return access.error();
+  if (Status access = checkPtraceTarget(pid, "stack", "dump its own stacks"); !access) return access.error();
 
   DumpPipeline pipeline(pid, start, options.exits_after);
   // Taken before any thread is stopped: a stopped thread reads as 't'.

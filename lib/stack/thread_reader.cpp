@@ -51,7 +51,7 @@ std::string readSyscallLine(pid_t pid, pid_t tid) {
   return line;
 }
 
-Status checkPtraceTarget(pid_t pid, const char* doing) {
+Status checkPtraceTarget(pid_t pid, const char* command, const char* doing) {
   if (!proc::readProcess(pid))
     return makeError(ErrorKind::kNoProcess,
                      "process " + std::to_string(pid) + " does not exist; find the process with `ps` or `cppops tree`");
@@ -62,7 +62,7 @@ Status checkPtraceTarget(pid_t pid, const char* doing) {
   const int error = errno;
   if (error == ENOENT || error == ESRCH)
     return makeError(ErrorKind::kNoProcess, "process " + std::to_string(pid) + " has exited");
-  return proc::explainPtraceDenied(proc::readPtraceFacts(pid), error);
+  return proc::explainPtraceDenied(proc::readPtraceFacts(pid), error, command);
 }
 
 void readWithSignalsHeld(const std::function<void()>& read_some, const std::function<bool()>& done) {

@@ -27,11 +27,12 @@ constexpr size_t kMaxFrames = 128;
 // /proc/PID/task/TID/syscall without its line end; "" when unreadable (the thread is gone).
 std::string readSyscallLine(pid_t pid, pid_t tid);
 
-// What reading the threads of `pid` through ptrace needs: that it exists, is not this process (`doing` names the
-// command's work for the message: "dump its own stacks"), and that ptrace is allowed. The access ptrace needs is
+// What reading the threads of `pid` through ptrace for cppops `command` ("stack") needs: that the process exists,
+// is not this process (`doing` names the command's work for the message: "dump its own stacks"), and that ptrace
+// is allowed. The access ptrace needs is
 // also what /proc/PID/syscall needs: checking it first turns a refusal into one explained error (kNoProcess or
 // kPermission, saying what to do) instead of a thousand threads without stacks.
-Status checkPtraceTarget(pid_t pid, const char* doing);
+Status checkPtraceTarget(pid_t pid, const char* command, const char* doing);
 
 // Runs `read_some` on a thread made for it, again and again until `done()`: ptrace ties a stopped thread to the
 // thread that stopped it, and the kernel lets it go when that thread ends, so nothing stays stopped whatever

@@ -28,16 +28,17 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
   SECTION("another user's process") {
     PtraceFacts facts = sameUserNoCapability();
     facts.target_uid = 0;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(e.kind == ErrorKind::kPermission);
     CHECK(says(e, "cannot ptrace process 4242 (server)"));
     CHECK(says(e, "belongs to user root"));
     CHECK(says(e, "sudo cppops stack 4242"));
+    CHECK(says(explainPtraceDenied(facts, EPERM, "profile"), "sudo cppops profile 4242"));
   }
   SECTION("Yama ptrace_scope 1: descendants only") {
     PtraceFacts facts = sameUserNoCapability();
     facts.yama_scope = 1;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "kernel.yama.ptrace_scope = 1"));
     CHECK(says(e, "setcap cap_sys_ptrace+ep"));
     CHECK(says(e, "sysctl kernel.yama.ptrace_scope=0"));
@@ -45,7 +46,7 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
   SECTION("Yama ptrace_scope 2: CAP_SYS_PTRACE only") {
     PtraceFacts facts = sameUserNoCapability();
     facts.yama_scope = 2;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "kernel.yama.ptrace_scope = 2"));
     CHECK(says(e, "run cppops as root"));
   }
@@ -54,7 +55,7 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
     facts.own_euid = 0;
     facts.own_cap_sys_ptrace = true;
     facts.yama_scope = 3;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "ptrace is disabled on this machine"));
     CHECK(says(e, "LD_PRELOAD=libcppops_agent.so"));
   }
@@ -62,7 +63,7 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
     PtraceFacts facts = sameUserNoCapability();
     facts.own_euid = 0;
     facts.target_uid = 0;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "without CAP_SYS_PTRACE"));
     CHECK(says(e, "docker run --cap-add=SYS_PTRACE"));
     CHECK(says(e, "on the host"));
@@ -70,7 +71,7 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
   SECTION("allowed by every rule we know of, refused anyway") {
     PtraceFacts facts = sameUserNoCapability();
     facts.own_cap_sys_ptrace = true;
-    Error e = explainPtraceDenied(facts, EPERM);
+    Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "non-dumpable"));
     CHECK(says(e, "Operation not permitted"));
   }
