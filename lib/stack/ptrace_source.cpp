@@ -108,6 +108,13 @@ class Walk {
         return;
       }
       readLockWindow(pid_, thread);
+      // A thread that did not stop in time stays attached, to enter its stop when it gets there and be let go only
+      // when this thread ends: so this thread ends now, and the walk goes on from a new one.
+      if (timed_out_) {
+        timed_out_ = false;
+        ++next_;
+        return;
+      }
     }
   }
 
@@ -151,6 +158,7 @@ class Walk {
         thread.status = CaptureStatus::kExited;
         return {};
       case ThreadStop::Outcome::kTimedOut:
+        timed_out_ = true;
         thread.no_stack_reason =
             fmt::format("did not stop within {} ms (--capture-timeout)", options_.capture_timeout.count());
         if (auto now = proc::readTaskStat(pid_, thread.tid); now && now->state == 'D')
@@ -177,6 +185,7 @@ class Walk {
   size_t stopped_ = 0;
   uint64_t max_pause_ns_ = 0;
   uint32_t read_asleep_ = 0;
+  bool timed_out_ = false;  // the thread being captured did not stop in time
   std::optional<Error> failure_;
 };
 
