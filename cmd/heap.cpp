@@ -3,8 +3,11 @@
 
 #include "client/client.h"
 #include "command.h"
+#include "discovery/discovery.h"
 #include "exit_codes.h"
 #include "heap/memory.h"
+#include "heap/proc_source.h"
+#include "proc/process.h"
 #include "render/table.h"
 
 namespace cppops::cli {
@@ -28,7 +31,21 @@ nlohmann::json mappingJson(const heap::Mapping& m) {
           {"swap_bytes", m.swap}};
 }
 
-nlohmann::json heapJson(pid_t pid, const protocol::HeapReply& r, size_t mapping_count) {
+// What a process without an agent shows instead of its allocator.
+constexpr const char* kNoAgentAllocator =
+    "no agent: only the kernel's view; start the process with LD_PRELOAD=libcppops_agent.so for the allocator's "
+    "figures";
+
+// The agent's HEAP reply, or for a process without an agent the kernel's view read from /proc (`through_proc`).
+Result<protocol::HeapReply> readHeap(pid_t pid, const CommonFlags& flags, bool& through_proc) {
+  auto agent = discovery::findAgent(pid);
+  if (agent) return client::request<protocol::HeapReply>(pid, protocol::Command::kHeap, flags.timeout());
+  if (!proc::readProcess(pid)) return agent.error();
+  through_proc = true;
+  return heap::readKernelView(pid);
+}
+
+nlohmann::json heapJson(pid_t pid, const protocol::HeapReply& r, size_t mapping_count, bool through_proc) {
   const auto mappings = heap::parseSmaps(r.smaps);
   const auto summary = heap::summarize(r.allocator, r.figures);
   nlohmann::json arenas = nlohmann::json::array();
@@ -44,6 +61,7 @@ nlohmann::json heapJson(pid_t pid, const protocol::HeapReply& r, size_t mapping_
   for (const heap::Mapping& m : heap::largestMappings(mappings, mapping_count)) largest.push_back(mappingJson(m));
   return {{"schema_version", 1},
           {"pid", pid},
+          {"source", through_proc ? "proc" : "agent"},
           {"allocator",
            {{"name", r.allocator}, {"module", r.allocator_module}, {"version", r.allocator_version},
             {"in_use_bytes", summary.in_use}, {"free_bytes", summary.free}, {"figures", figures},
@@ -58,7 +76,7 @@ nlohmann::json heapJson(pid_t pid, const protocol::HeapReply& r, size_t mapping_
             {"rate_bytes", r.heap_rate_bytes}}}};
 }
 
-void printHeap(pid_t pid, const protocol::HeapReply& r, size_t mapping_count) {
+void printHeap(pid_t pid, const protocol::HeapReply& r, size_t mapping_count, bool through_proc) {
   using render::humanBytes;
   const auto mappings = heap::parseSmaps(r.smaps);
   const auto summary = heap::summarize(r.allocator, r.figures);
@@ -68,7 +86,7 @@ void printHeap(pid_t pid, const protocol::HeapReply& r, size_t mapping_count) {
   render::Table t({"process", std::to_string(pid)});
   std::string allocator = r.allocator;
   if (!r.allocator_version.empty()) allocator += " " + r.allocator_version;
-  t.add({"allocator", allocator + " (" + r.allocator_module + ")"});
+  t.add({"allocator", through_proc ? kNoAgentAllocator : allocator + " (" + r.allocator_module + ")"});
   if (r.allocator != "unknown") {
     t.add({"in use", humanBytes(summary.in_use)});
     t.add({"free in allocator", humanBytes(summary.free)});
@@ -80,16 +98,20 @@ void printHeap(pid_t pid, const protocol::HeapReply& r, size_t mapping_count) {
   t.add({"swap", humanBytes(k.swap)});
   t.add({"thread stacks", fmt::format("{} mapped, {} resident ({} of {} threads located)", humanBytes(stacks.size),
                                       humanBytes(stacks.rss), stacks.located, stacks.threads)});
-  t.add({"heap profiler", r.heap_hooks == 0 ? "not interposed"
+  t.add({"heap profiler", through_proc     ? "no agent"
+                          : r.heap_hooks == 0 ? "not interposed"
                           : r.heap_sampling != 0
                               ? "sampling every " + humanBytes(r.heap_rate_bytes) + " on average"
                               : "interposed, off"});
   fmt::print("{}", t.str());
 
-  fmt::print("\n{} figures\n", r.allocator);
-  render::Table figures({"  NAME", "VALUE"});
-  for (const auto& f : r.figures) figures.add({"  " + f.name, std::to_string(f.value)});
-  fmt::print("{}", r.figures.empty() ? std::string("  (none: cppops does not know this allocator)\n") : figures.str());
+  if (!through_proc) {
+    fmt::print("\n{} figures\n", r.allocator);
+    render::Table figures({"  NAME", "VALUE"});
+    for (const auto& f : r.figures) figures.add({"  " + f.name, std::to_string(f.value)});
+    fmt::print("{}",
+               r.figures.empty() ? std::string("  (none: cppops does not know this allocator)\n") : figures.str());
+  }
 
   const auto arenas = heap::parseMallocInfo(r.allocator_report);
   if (!arenas.empty()) {
@@ -110,13 +132,14 @@ void printHeap(pid_t pid, const protocol::HeapReply& r, size_t mapping_count) {
 }
 
 int runHeap(const HeapFlags& f, const CommonFlags& flags) {
-  auto reply = client::request<protocol::HeapReply>(f.pid, protocol::Command::kHeap, flags.timeout());
+  bool through_proc = false;
+  auto reply = readHeap(f.pid, flags, through_proc);
   if (!reply) return reportError(reply.error(), flags);
   if (flags.json) {
-    printJson(heapJson(f.pid, *reply, f.mappings));
+    printJson(heapJson(f.pid, *reply, f.mappings, through_proc));
     return kExitOk;
   }
-  printHeap(f.pid, *reply, f.mappings);
+  printHeap(f.pid, *reply, f.mappings, through_proc);
   return kExitOk;
 }
 

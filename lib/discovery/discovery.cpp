@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kAgentHint =
     "start it with LD_PRELOAD=libcppops_agent.so, or link cppops::agent and call cppops_agent_start(); "
-    "`cppops stack`, `profile` (cpu and wall), `watch` and `top` work without one, through ptrace";
+    "`cppops stack`, `profile` (cpu and wall), `watch`, `top` and `heap` (the kernel's view) work without one";
 
 // Directories that may hold sockets, relative to a root ("" for ours, "/proc/PID/root" for a container's): the
 // conventional places for every user, since we cannot know each target's environment up front.

@@ -21,7 +21,8 @@ TEST_CASE("a process without an agent: exit 3 and how to add one") {
     CHECK(r.exit_code == 3);
     CHECK(r.err.find("process " + std::to_string(t.pid()) + " (plain_target) has no cppops agent") != std::string::npos);
     CHECK(r.err.find("LD_PRELOAD=libcppops_agent.so") != std::string::npos);
-    CHECK(r.err.find("`cppops stack`, `profile` (cpu and wall), `watch` and `top` work without one, through ptrace") !=
+    CHECK(r.err.find("`cppops stack`, `profile` (cpu and wall), `watch`, `top` and `heap` (the kernel's view) work "
+                     "without one") !=
           std::string::npos);
   }
   auto r = runCli({std::to_string(t.pid()), "--json"}, dir.path());

@@ -180,6 +180,43 @@ TEST_CASE("heap: glibc's figures, its arenas and the kernel's view of a process 
   CHECK(text.out.find("[heap]") != std::string::npos);
 }
 
+TEST_CASE("heap without an agent: the kernel's view from /proc, the allocator named as needing the agent") {
+  TempDir dir;
+  TargetProcess t({"heap_target", {"gc"}, false, {}, {}}, dir.path());
+  REQUIRE(t.waitForOutput("ready", 30s));
+  const std::string pid = std::to_string(t.pid());
+  auto r = runCli({"heap", pid, "--json"}, dir.path());
+  INFO(r.err << r.out);
+  REQUIRE(r.exit_code == 0);
+  const json heap = json::parse(r.out);
+  CHECK(heap.at("source") == "proc");
+  CHECK(heap.at("allocator").at("name") == "unknown");
+  CHECK(heap.at("allocator").at("figures").empty());
+  // The 128 MiB the target freed but glibc kept, as the kernel counts them.
+  const json& kernel = heap.at("kernel");
+  CHECK(figure(kernel, "rss_bytes") >= 128 * kMiB);
+  CHECK(figure(kernel, "anonymous_bytes") + figure(kernel, "file_bytes") == figure(kernel, "rss_bytes"));
+  CHECK(figure(kernel, "shared_bytes") + figure(kernel, "private_bytes") == figure(kernel, "rss_bytes"));
+  // One thread, asleep: the main thread's [stack].
+  CHECK(heap.at("thread_stacks").at("threads") == 1);
+  CHECK(heap.at("thread_stacks").at("located") == 1);
+  CHECK(heap.at("thread_stacks").at("mappings") == 1);
+  CHECK(heap.at("largest_mappings")[0].at("path") == "[heap]");
+  CHECK(heap.at("heap_profiler").at("interposed") == false);
+
+  auto text = runCli({"heap", pid}, dir.path());
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("allocator      no agent: only the kernel's view; start the process with "
+                      "LD_PRELOAD=libcppops_agent.so") != std::string::npos);
+  CHECK(text.out.find("\nunknown figures\n") == std::string::npos);  // no section for an allocator unseen
+  CHECK(text.out.find("[heap]") != std::string::npos);
+
+  // gc works inside the process only.
+  auto gc = runCli({"gc", pid}, dir.path());
+  CHECK(gc.exit_code == 3);
+  CHECK(gc.err.find("has no cppops agent") != std::string::npos);
+}
+
 TEST_CASE("gc: malloc_trim gives glibc's free memory back, and the figures before and after say so") {
   Target t({"gc"});
   checkGcReleases(t, "glibc", "malloc_trim(0)");
