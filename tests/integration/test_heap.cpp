@@ -140,6 +140,19 @@ void checkSites(const std::string& allocator) {
   CHECK(after.at("heap_profiler").at("sampling") == false);
 }
 
+// `cppops heap --json` of `heap_target gc` with `threads` threads, all asleep: the 128 MiB it freed but glibc kept,
+// as the kernel counts them, in [heap]; every thread's stack located, each in a mapping of its own.
+void checkKernelViewOfGcTarget(const json& heap, int threads) {
+  const json& kernel = heap.at("kernel");
+  CHECK(figure(kernel, "rss_bytes") >= 128 * kMiB);
+  CHECK(figure(kernel, "anonymous_bytes") + figure(kernel, "file_bytes") == figure(kernel, "rss_bytes"));
+  CHECK(figure(kernel, "shared_bytes") + figure(kernel, "private_bytes") == figure(kernel, "rss_bytes"));
+  CHECK(heap.at("thread_stacks").at("threads") == threads);
+  CHECK(heap.at("thread_stacks").at("located") == threads);
+  CHECK(heap.at("thread_stacks").at("mappings") == threads);
+  CHECK(heap.at("largest_mappings")[0].at("path") == "[heap]");
+}
+
 }  // namespace
 
 TEST_CASE("heap: glibc's figures, its arenas and the kernel's view of a process holding 128 MiB free") {
@@ -160,15 +173,8 @@ TEST_CASE("heap: glibc's figures, its arenas and the kernel's view of a process 
   CHECK(allocator.at("arenas")[0].at("arena") == 0);
   CHECK(figure(allocator.at("arenas")[0], "system_bytes") >= 128 * kMiB);
 
-  const json& kernel = heap.at("kernel");
-  CHECK(figure(kernel, "rss_bytes") >= 128 * kMiB);
-  CHECK(figure(kernel, "anonymous_bytes") + figure(kernel, "file_bytes") == figure(kernel, "rss_bytes"));
-  CHECK(figure(kernel, "shared_bytes") + figure(kernel, "private_bytes") == figure(kernel, "rss_bytes"));
   // Two threads, both asleep in a system call or asking: the main thread's [stack] and the agent's own.
-  CHECK(heap.at("thread_stacks").at("threads") == 2);
-  CHECK(heap.at("thread_stacks").at("located") == 2);
-  CHECK(heap.at("thread_stacks").at("mappings") == 2);
-  CHECK(heap.at("largest_mappings")[0].at("path") == "[heap]");
+  checkKernelViewOfGcTarget(heap, 2);
   CHECK(heap.at("largest_mappings").size() == 10);
   CHECK(heap.at("heap_profiler").at("interposed") == true);
   CHECK(heap.at("heap_profiler").at("sampling") == false);
@@ -192,16 +198,8 @@ TEST_CASE("heap without an agent: the kernel's view from /proc, the allocator na
   CHECK(heap.at("source") == "proc");
   CHECK(heap.at("allocator").at("name") == "unknown");
   CHECK(heap.at("allocator").at("figures").empty());
-  // The 128 MiB the target freed but glibc kept, as the kernel counts them.
-  const json& kernel = heap.at("kernel");
-  CHECK(figure(kernel, "rss_bytes") >= 128 * kMiB);
-  CHECK(figure(kernel, "anonymous_bytes") + figure(kernel, "file_bytes") == figure(kernel, "rss_bytes"));
-  CHECK(figure(kernel, "shared_bytes") + figure(kernel, "private_bytes") == figure(kernel, "rss_bytes"));
   // One thread, asleep: the main thread's [stack].
-  CHECK(heap.at("thread_stacks").at("threads") == 1);
-  CHECK(heap.at("thread_stacks").at("located") == 1);
-  CHECK(heap.at("thread_stacks").at("mappings") == 1);
-  CHECK(heap.at("largest_mappings")[0].at("path") == "[heap]");
+  checkKernelViewOfGcTarget(heap, 1);
   CHECK(heap.at("heap_profiler").at("interposed") == false);
 
   auto text = runCli({"heap", pid}, dir.path());
