@@ -40,7 +40,8 @@ constexpr const char* kNoAgentAllocator =
 Result<protocol::HeapReply> readHeap(pid_t pid, const CommonFlags& flags, bool& through_proc) {
   auto agent = discovery::findAgent(pid);
   if (agent) return client::request<protocol::HeapReply>(pid, protocol::Command::kHeap, flags.timeout());
-  if (!proc::readProcess(pid)) return agent.error();
+  // Another user's process: their agent's socket, and their /proc files, are theirs.
+  if (agent.error().kind != ErrorKind::kNoProcess || !proc::readProcess(pid)) return agent.error();
   through_proc = true;
   return heap::readKernelView(pid);
 }
