@@ -78,6 +78,13 @@ Error explainPtraceDenied(const PtraceFacts& facts, int error, const std::string
                   "(" + sudo + "), or give it the capability (sudo setcap cap_sys_ptrace+ep $(command -v cppops)), "
                   "or allow ptrace between processes of one user with `sudo sysctl kernel.yama.ptrace_scope=0`" +
                   kAgentAlternative);
+  // With CAP_SYS_PTRACE no user rule, non-dumpable process or capability rule stands in the way: telling root
+  // to run as root would send the user round in a circle.
+  if (facts.own_cap_sys_ptrace)
+    return denied("cppops has CAP_SYS_PTRACE, so no user or dumpability rule refused it: a security module "
+                  "(SELinux, AppArmor, Landlock) or a seccomp profile did, or the process runs in a user namespace "
+                  "that cppops's capabilities do not reach; the kernel log (dmesg, journalctl -k) or the audit log "
+                  "names the rule" + std::string(kAgentAlternative));
   return denied("the process may be non-dumpable (setuid or setcap binaries, prctl(PR_SET_DUMPABLE, 0)), or a "
                 "security module (SELinux, AppArmor) or seccomp profile forbids ptrace; run cppops as root (" + sudo +
                 ")" + kAgentAlternative);

@@ -68,11 +68,23 @@ TEST_CASE("ptrace refusals: each cause gets its own explanation and next step") 
     CHECK(says(e, "docker run --cap-add=SYS_PTRACE"));
     CHECK(says(e, "on the host"));
   }
-  SECTION("allowed by every rule we know of, refused anyway") {
+  SECTION("same user, no capability, no Yama: most likely a non-dumpable process, which root may trace") {
     PtraceFacts facts = sameUserNoCapability();
-    facts.own_cap_sys_ptrace = true;
     Error e = explainPtraceDenied(facts, EPERM, "stack");
     CHECK(says(e, "non-dumpable"));
     CHECK(says(e, "Operation not permitted"));
+    CHECK(says(e, "sudo cppops stack 4242"));
+  }
+  SECTION("refused although cppops has CAP_SYS_PTRACE: no advice to become root") {
+    PtraceFacts facts = sameUserNoCapability();
+    facts.own_euid = 0;
+    facts.own_cap_sys_ptrace = true;
+    Error e = explainPtraceDenied(facts, EPERM, "heap");
+    CHECK(says(e, "cppops has CAP_SYS_PTRACE"));
+    CHECK(says(e, "security module"));
+    CHECK(says(e, "journalctl -k"));
+    CHECK(says(e, "LD_PRELOAD=libcppops_agent.so"));
+    CHECK_FALSE(says(e, "sudo"));
+    CHECK_FALSE(says(e, "as root"));
   }
 }
