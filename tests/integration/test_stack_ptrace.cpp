@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -290,6 +291,77 @@ TEST_CASE("profile through ptrace, interrupted or killed, leaves every thread of
     CHECK(WTERMSIG(*status) == signal);
     CHECK(target.alive());
     checkNobodyTraces(target.pid());
+  }
+}
+
+TEST_CASE("stack and profile through ptrace let go at once of a thread that does not stop in time") {
+  // The starved thread shares CPU 0 with a burner under SCHED_IDLE, so it runs a few milliseconds a second and a
+  // stop asked of it is rarely reached within the limit (--capture-timeout in a dump, 100 ms in a profile). Such a
+  // thread stays attached to the thread that asked, enters its stop when it next runs, and is let go only when
+  // that thread ends: so the walk and the sampler end it at once, and carry on from a new one.
+  TempDir dir;
+  TargetProcess target({"cpu_burner", {"--threads", "1", "--starved", "1"}, false, {}, {}}, dir.path());
+  REQUIRE(target.waitForOutput("ready", 20s));
+  const std::string pid = std::to_string(target.pid());
+  const std::map<std::string, pid_t> tids = target.announcedTids();
+  const pid_t starved = tids.at("starved");
+
+  SECTION("stack: the thread is named with the limit it missed, the others have their stacks") {
+    json dump;
+    bool missed = false;
+    // It may get CPU 0 within the 10 ms by chance: five dumps in a row would mean it is not starved at all.
+    for (int attempt = 0; attempt < 5 && !missed; ++attempt) {
+      dump = dumpJson(runCli({"stack", pid, "--ptrace", "--capture-timeout", "10", "--json"}, dir.path()));
+      missed = threadOf(dump, starved).at("capture") == "no_answer";
+    }
+    INFO(dump.dump(1));
+    REQUIRE(missed);
+    const json& late = threadOf(dump, starved);
+    CHECK(late.at("reason") == "did not stop within 10 ms (--capture-timeout)");
+    CHECK(late.at("frames").empty());
+    CHECK(late.at("state") == "running");
+    const json& burner = threadOf(dump, tids.at("burner-0"));
+    CHECK(burner.at("capture") == "captured");
+    CHECK((hasFrame(burner, "hotFunction", "cpu_burner.cpp") || hasFrame(burner, "coldFunction", "cpu_burner.cpp")));
+    CHECK(hasFrame(threadOf(dump, tids.at("sleeper")), "sleepForever", "cpu_burner.cpp"));
+    checkNobodyTraces(target.pid());
+  }
+
+  SECTION("profile: the thread is never held stopped while the profile goes on") {
+    const std::string stat = "/proc/" + pid + "/task/" + std::to_string(starved) + "/stat";
+    bool missed = false;
+    for (int attempt = 0; attempt < 3 && !missed; ++attempt) {
+      BackgroundCli cli({"profile", pid, "-d", "3s", "--json"}, dir.path());
+      // The longest the starved thread was seen in a ptrace stop ('t') without a break.
+      auto longest = Clock::duration::zero();
+      Clock::time_point held_since{};
+      bool was_held = false;
+      while (!hasExited(cli.pid())) {
+        const std::string line = proc::readFile(stat).value_or("");
+        const size_t close = line.rfind(')');
+        const bool held = close != std::string::npos && close + 2 < line.size() && line[close + 2] == 't';
+        const auto now = Clock::now();
+        if (held && !was_held) held_since = now;
+        if (held) longest = std::max(longest, now - held_since);
+        was_held = held;
+        std::this_thread::sleep_for(1ms);
+      }
+      auto status = cli.wait(20s);
+      REQUIRE(status);
+      REQUIRE(WIFEXITED(*status));
+      REQUIRE(WEXITSTATUS(*status) == 0);
+      const json summary = json::parse(cli.out());
+      // Nothing else in the target can be dropped: no thread is in uninterruptible sleep or traced by another.
+      missed = summary.at("dropped").get<uint64_t>() > 0;
+      if (!missed) continue;
+      INFO("held stopped for " << std::chrono::duration<double>(longest).count() << " s at most");
+      // Let go at once, it does not stop at all; left attached, it would be held from its next slice of CPU 0
+      // (within a second) to the end of the profile.
+      CHECK(longest < 1s);
+    }
+    REQUIRE(missed);
+    checkNobodyTraces(target.pid());
+    CHECK(target.alive());
   }
 }
 

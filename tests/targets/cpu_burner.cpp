@@ -2,13 +2,17 @@
 // hotFunction() as in coldFunction() (the same loop, 3n iterations against n), so a correct CPU profile shows
 // them at 75% and 25%. A "sleeper" thread only sleeps: no CPU samples, but present in wall-clock profiles.
 //
-//   cpu_burner [--threads N] [--report-ms MS]
+//   cpu_burner [--threads N] [--report-ms MS] [--starved 1]
 //     --threads N     burner threads (default 2), named burner-0, burner-1, ...
+//     --starved 1     every burner runs on CPU 0 only, beside one more thread, "starved", that loops there under
+//                     SCHED_IDLE: it gets the CPU for a few milliseconds a second, so a ptrace stop asked of it
+//                     waits that long (no privilege needed, unlike a real-time thread that would starve it)
 //     --report-ms MS  every MS milliseconds print "progress MONOTONIC_NS ROUNDS WORK PROCESS_CPU_NS": rounds of
 //                     hot+cold and loop iterations completed by all burners together, and the CPU time of the
 //                     whole process, read at the same moment (what the overhead benchmark measures)
 // Prints "tid ROLE TID" for each thread, then "ready".
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +41,7 @@ constexpr uint64_t kColdIterations = 1500000;
 std::atomic<uint64_t> g_units{0};
 std::atomic<uint64_t> g_work{0};
 std::atomic<int> g_announced{0};
+bool g_starved = false;  // set before any thread starts
 std::mutex g_print_lock;
 
 // One step of a 64-bit LCG; the empty asm keeps the compiler from folding the loop away. The loop is written out
@@ -65,8 +70,16 @@ void announce(const std::string& role) {
   g_announced.fetch_add(1);
 }
 
+void runOnCpuZero() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(0, &cpus);
+  pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
+}
+
 [[noreturn]] void burner(int index) {
   announce("burner-" + std::to_string(index));
+  if (g_starved) runOnCpuZero();
   uint64_t x = static_cast<uint64_t>(index) + 1;
   uint64_t random = 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(index) + 1);
   for (;;) {
@@ -79,6 +92,15 @@ void announce(const std::string& role) {
     g_units.fetch_add(1, std::memory_order_relaxed);
     g_work.fetch_add(4 * n, std::memory_order_relaxed);
   }
+}
+
+[[noreturn]] void starved() {
+  announce("starved");
+  runOnCpuZero();
+  sched_param param{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+  uint64_t x = 7;
+  for (;;) x = coldFunction(kColdIterations, x);
 }
 
 [[noreturn]] __attribute__((noinline)) void sleepForever() {
@@ -110,11 +132,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--report-ms") == 0) report_ms = std::atol(argv[i + 1]);
+    if (std::strcmp(argv[i], "--starved") == 0) g_starved = std::atoi(argv[i + 1]) != 0;
   }
   std::vector<std::thread> pool;
   pool.emplace_back(sleeper);
   for (int i = 0; i < threads; ++i) pool.emplace_back(burner, i);
-  while (g_announced.load() < threads + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (g_starved) pool.emplace_back(starved);
+  while (g_announced.load() < threads + 1 + (g_starved ? 1 : 0))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   {
     std::lock_guard<std::mutex> lock(g_print_lock);
     std::printf("ready\n");
