@@ -18,7 +18,8 @@ class AsleepStacks {
  public:
   // The stack of thread `tid`, asleep where `syscall_line` (its syscall file, just read) says, innermost first
   // and at most `max` pcs: their number, or 0 when the thread is not asleep, a frame needs the thread's rbp
-  // (which the kernel does not report: code built with frame pointers), or the thread ran while it was read.
+  // (which the kernel does not report) and it cannot be found (cfiUnwindAsleep), or the thread ran while it was
+  // read.
   size_t read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line, uint64_t* pcs, size_t max);
 
  private:

@@ -5,6 +5,8 @@
 
 #include <atomic>
 
+#include "unwind/frame_pointer.h"
+
 // ld.so's record of where the main thread's stack began (the address of argc); no glibc header declares it.
 extern "C" void* __libc_stack_end;
 
@@ -487,30 +489,46 @@ bool toRule(const Row& row, bool signal_frame, FrameRule* f) {
   return row.rbp.how == How::kSame || savedAt(row.rbp, &f->rbp_slot, &f->rbp_base);
 }
 
-// The rule for the instruction before `target`, from the module whose .eh_frame_hdr is `header`.
-bool ruleFor(const uint8_t* header, uintptr_t target, uint64_t* rule) {
-  const uint8_t* fde = findFde(header, target - 1);
-  if (fde == nullptr) return false;
+// The FDE that covers the instruction before `target`, from the module whose .eh_frame_hdr is `header`: its CIE,
+// where its function begins, and its instructions.
+struct Fde {
+  Cie cie;
+  uintptr_t begin = 0;
+  uintptr_t range = 0;  // the function's length
+  Reader instructions{nullptr, nullptr};
+};
+
+bool openFde(const uint8_t* header, uintptr_t target, Fde* fde) {
+  const uint8_t* at = findFde(header, target - 1);
+  if (at == nullptr) return false;
   uint32_t length = 0;
-  memcpy(&length, fde, sizeof length);
+  memcpy(&length, at, sizeof length);
   if (length == 0 || length == 0xffffffffu) return false;
-  Reader r(fde + sizeof length, fde + sizeof length + length);
+  Reader r(at + sizeof length, at + sizeof length + length);
   const uint8_t* cie_pointer_at = r.position();
   const uint32_t cie_pointer = r.fixed<uint32_t>();
-  Cie cie;
-  if (cie_pointer == 0 || !parseCie(cie_pointer_at - cie_pointer, &cie)) return false;
-  uintptr_t begin = 0;
-  uintptr_t range = 0;
-  if ((cie.fde_encoding & kPeIndirect) != 0 || !r.pointer(cie.fde_encoding, 0, &begin) ||
-      !r.pointer(cie.fde_encoding & kPeFormat, 0, &range) || target - 1 < begin || target - 1 - begin >= range)
+  if (cie_pointer == 0 || !parseCie(cie_pointer_at - cie_pointer, &fde->cie)) return false;
+  const uint8_t encoding = fde->cie.fde_encoding;
+  if ((encoding & kPeIndirect) != 0 || !r.pointer(encoding, 0, &fde->begin) ||
+      !r.pointer(encoding & kPeFormat, 0, &fde->range) || target - 1 < fde->begin ||
+      target - 1 - fde->begin >= fde->range)
     return false;
-  if (cie.augmentation_data) r.skip(r.uleb());
-  if (r.failed()) return false;
+  if (fde->cie.augmentation_data) r.skip(r.uleb());
+  fde->instructions = r;
+  return !r.failed();
+}
+
+// The rule for the instruction before `target`, from the module whose .eh_frame_hdr is `header`.
+bool ruleFor(const uint8_t* header, uintptr_t target, uint64_t* rule) {
+  Fde fde;
+  if (!openFde(header, target, &fde)) return false;
+  const Cie& cie = fde.cie;
   Row initial;
-  if (!execute(Reader(cie.instructions, cie.end), cie, begin, UINTPTR_MAX, initial, initial)) return false;
+  if (!execute(Reader(cie.instructions, cie.end), cie, fde.begin, UINTPTR_MAX, initial, initial)) return false;
   Row row = initial;
   FrameRule f;
-  if (!execute(r, cie, begin, target, row, initial) || !toRule(row, cie.signal_frame, &f)) return false;
+  if (!execute(fde.instructions, cie, fde.begin, target, row, initial) || !toRule(row, cie.signal_frame, &f))
+    return false;
   *rule = pack(f);
   return true;
 }
@@ -598,8 +616,34 @@ struct OtherStack {
   uintptr_t top(uintptr_t) const { return 0; }
 };
 
+// For a walk that started without rbp: the rbp of a frame-pointer function that no callee saved on the stack, the
+// frame's CFA being rbp + 16 and rbp saved just below it (unwind/frame_pointer.h says when this can be shown). `pc`
+// and `sp` are the frame's at its call (pc a return address, or just past the system call in the first frame),
+// `target` the address its rule was found for; false when it cannot be shown. Never inlined: its
+// copy of the function's code (16 KiB) stays off the stack of walks that do not need it, signal handlers' above all.
+template <typename Stack>
+__attribute__((noinline)) bool recoverFrameBase(const uint8_t* header, uintptr_t target, uintptr_t pc, uintptr_t sp,
+                                                const FrameRule& rule, const Stack& stack, uintptr_t* bp) {
+  if (!rule.cfa_on_rbp || rule.cfa_deref || rule.cfa_offset != 16 || rule.rbp_base != kFromCfa ||
+      rule.rbp_slot != -2 || rule.return_address_base != kFromCfa || rule.return_address_slot != -1)
+    return false;
+  Fde fde;
+  if (!openFde(header, target, &fde)) return false;
+  uint8_t code[unwind::kMaxFunctionBytes];
+  auto read = [&stack](uint64_t at, uint64_t* word) {
+    uintptr_t value = 0;
+    if (!stack.read(at, &value)) return false;
+    *word = value;
+    return true;
+  };
+  const uint64_t base = unwind::frameBase(fde.begin, fde.range, pc, sp, read, code);
+  if (base == 0) return false;
+  *bp = base;
+  return true;
+}
+
 // The walk itself; `bp_known` is false when the walk starts without rbp, and a frame whose rule needs rbp before
-// one has restored it from the stack ends the walk with 0.
+// one has restored it from the stack ends the walk with 0, unless recoverFrameBase finds it.
 template <typename Stack>
 size_t walk(const FrameRegisters& start, bool bp_known, const Stack& stack, void** pcs, size_t max) {
   uintptr_t pc = start.pc;
@@ -625,7 +669,11 @@ size_t walk(const FrameRegisters& start, bool bp_known, const Stack& stack, void
     const bool rbp_saved = rule.rbpSaved();
     const bool needs_rbp =
         rule.cfa_on_rbp || rule.return_address_base == kFromRbp || (rbp_saved && rule.rbp_base == kFromRbp);
-    if (needs_rbp && !bp_known) return 0;
+    if (needs_rbp && !bp_known) {
+      if (!recoverFrameBase(static_cast<const uint8_t*>(module.dlfo_eh_frame), target, pc, sp, rule, stack, &bp))
+        return 0;
+      bp_known = true;
+    }
     // A word of this frame or its caller's: on the stack, at or above where this frame's sp is.
     auto on_stack = [&](uintptr_t at) {
       return at >= sp && (top != 0 ? at <= top - sizeof(uintptr_t) : at - sp <= kMaxFrameSize);

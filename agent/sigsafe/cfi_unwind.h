@@ -52,8 +52,9 @@ struct StackReader {
 
 // Walks the stack of another thread of this process, one asleep in the kernel, from the pc and sp the kernel
 // reports for it (/proc/self/task/TID/syscall): the same walk as cfiUnwind, its reads through `reader`. Its rbp is
-// not known, so a frame whose rule needs rbp before a callee has saved it on the stack (code built with frame
-// pointers, typically) makes it return 0, as does a read that fails. The caller must make sure the thread did not
+// not known: at the first frame whose rule needs it before a callee has saved it on the stack (code built with
+// frame pointers), it is found from that frame's function's code (unwind/frame_pointer.h, read through `reader`
+// too), or the walk returns 0, as it does when a read fails. The caller must make sure the thread did not
 // run while its stack was read. Async-signal-safe: yes, if the reader is.
 size_t cfiUnwindAsleep(uintptr_t pc, uintptr_t sp, const StackReader& reader, void** pcs, size_t max);
 

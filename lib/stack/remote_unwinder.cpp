@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proc/maps.h"
+#include "unwind/frame_pointer.h"
 
 namespace cppops::stack {
 
@@ -140,6 +141,12 @@ struct UnwindTarget {
   bool sp_and_pc_only = false;
   // The unwind asked for a register regs does not hold: what it found past that point would be a guess.
   bool needed_unknown_register = false;
+  // The frame being stepped from, for frameBase(): its pc (a return address past the first frame) and sp, and
+  // room for its function's code.
+  uint64_t frame_pc = 0;
+  uint64_t frame_sp = 0;
+  bool first_frame = true;
+  std::vector<uint8_t>* code = nullptr;
   RemoteMemory* memory = nullptr;
   ModuleTables* modules = nullptr;
 };
@@ -180,6 +187,19 @@ int findProcInfo(unw_addr_space_t space, unw_word_t pc, unw_proc_info_t* info, i
   return _UPT_find_proc_info(space, pc, info, need_unwind_info, upt);
 }
 
+// A sleeping thread's rbp as the frame being stepped from has it, when that frame is the first one built with
+// frame pointers and its function moves rsp nowhere but in its prologue and epilogues (unwind/frame_pointer.h); 0
+// when that cannot be shown.
+uint64_t frameBase(unw_addr_space_t space, void* upt, UnwindTarget& target) {
+  unw_proc_info_t info{};
+  const uint64_t lookup = target.first_frame ? target.frame_pc : target.frame_pc - 1;
+  if (findProcInfo(space, lookup, &info, 0, upt) != 0) return 0;
+  _UPT_put_unwind_info(space, &info, upt);
+  auto read = [&target](uint64_t at, uint64_t* word) { return target.memory->readWord(at, *word); };
+  return unwind::frameBase(info.start_ip, info.end_ip - info.start_ip, target.frame_pc, target.frame_sp, read,
+                           target.code->data());
+}
+
 int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void*) {
   if (write != 0 || t_current == nullptr) return -UNW_EINVAL;
   uint64_t word = 0;
@@ -192,9 +212,17 @@ int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write
   return 0;
 }
 
-int accessReg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* value, int write, void*) {
+int accessReg(unw_addr_space_t space, unw_regnum_t reg, unw_word_t* value, int write, void* upt) {
   if (write != 0 || t_current == nullptr || t_current->regs == nullptr) return -UNW_EINVAL;
   if (t_current->sp_and_pc_only && reg != UNW_REG_SP && reg != UNW_REG_IP) {
+    // Asked for rbp's value, not for where a frame saved it: no frame so far saved it, and the frame being
+    // stepped from needs it.
+    if (reg == UNW_X86_64_RBP) {
+      if (const uint64_t base = frameBase(space, upt, *t_current)) {
+        *value = base;
+        return 0;
+      }
+    }
     t_current->needed_unknown_register = true;
     return -UNW_EBADREG;
   }
@@ -228,6 +256,7 @@ struct RemoteUnwinder::Impl {
   unw_addr_space_t space = nullptr;
   void* upt = nullptr;  // for what is not in a module's file, and what libunwind asks without a pc
   ThreadSnapshot snapshot;
+  std::vector<uint8_t> code = std::vector<uint8_t>(unwind::kMaxFunctionBytes);  // for frameBase()
 
   enum class Unwound {
     kNotStarted,  // libunwind could not even read where the thread is
@@ -238,6 +267,7 @@ struct RemoteUnwinder::Impl {
   // Walks `target`'s stack into `pcs`: pcs[0] is the pc where the thread is, the rest are return addresses.
   Unwound unwind(UnwindTarget& target, size_t max_frames, std::vector<uint64_t>& pcs) {
     target.memory = &memory;
+    target.code = &code;
     target.modules = &modules;
     memory.forgetWritable();
     t_current = &target;
@@ -253,6 +283,13 @@ struct RemoteUnwinder::Impl {
       if (pc == 0) return Unwound::kWhole;
       pcs.push_back(pc);
       if (pcs.size() >= max_frames) return Unwound::kWhole;
+      if (target.sp_and_pc_only) {
+        unw_word_t sp = 0;
+        if (unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0) return Unwound::kCutShort;
+        target.frame_pc = pc;
+        target.frame_sp = sp;
+        target.first_frame = pcs.size() == 1;
+      }
       const int stepped = unw_step(&cursor);
       if (stepped <= 0) return stepped == 0 ? Unwound::kWhole : Unwound::kCutShort;
     }

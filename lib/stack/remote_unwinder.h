@@ -35,8 +35,9 @@ class RemoteUnwinder {
 
   // Unwinds a thread that sleeps in the kernel where it sleeps, at `pc` with stack pointer `sp` (its syscall
   // file), reading its stack live: the thread is never stopped. Empty when the walk needs a register other than
-  // those two (the kernel reports no other: a frame whose return address is found through rbp, in code built
-  // with frame pointers) or fails on the way. The caller must make sure the thread did not run meanwhile.
+  // those two (the kernel reports no other) that cannot be found: rbp, at a frame-pointer function that moves
+  // rsp after its prologue (unwind/frame_pointer.h), or when the walk fails on the way. The caller must make sure
+  // the thread did not run meanwhile.
   std::vector<uint64_t> unwindAsleep(uint64_t pc, uint64_t sp, size_t max_frames);
 
  private:

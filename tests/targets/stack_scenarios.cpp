@@ -2,6 +2,7 @@
 // the exact frame. Prints "tid ROLE TID" for every thread, then "ready" once all but the spinner sleep in the kernel.
 //
 //   stack_scenarios [--extra N]   also start N more threads in mixed states (for the 1,000-thread benchmark)
+#include <alloca.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -214,6 +215,14 @@ __attribute__((noinline)) void sleepWithSignalsBlocked() {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+#ifdef CPPOPS_SCENARIOS_LINKED
+  // Built with frame pointers, a sleeping thread is read where it sleeps when its frames keep rsp where their
+  // prologues put it; this one moves rsp after its prologue (alloca of a size known only at run time), so only
+  // the signal could ask it, and it blocks the signal.
+  volatile size_t size = 64;
+  auto* scratch = static_cast<volatile char*>(alloca(size));
+  scratch[0] = 0;
+#endif
   announce("no-signals");
   for (;;) std::this_thread::sleep_for(1h);
 }

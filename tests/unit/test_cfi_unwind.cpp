@@ -342,11 +342,9 @@ struct Sleeper {
   std::atomic<pid_t> tid{0};
 };
 
-// The walk needs rbp from the first frame whose base is rbp on (every frame above, in the sanitizer builds, which
-// keep frame pointers): this frame keeps none and saves the caller's rbp, as a function that uses rbp as a
-// register of its own does, and sleeps through syscall(2), which no sanitizer intercepts with a frame of its own.
-__attribute__((noinline, optimize("omit-frame-pointer"))) void sleepAfterBacktrace(Sleeper& s) {
-  asm volatile("" ::: "rbp");
+// Records backtrace() from the function it is inlined into, then sleeps there in read(2) through syscall(2), which
+// no sanitizer intercepts with a frame of its own and which never saves rbp.
+__attribute__((always_inline)) inline void backtraceThenSleep(Sleeper& s) {
   void* frames[kMax];
   const int m = backtrace(frames, static_cast<int>(kMax));
   for (int i = 0; i < m; ++i) s.libgcc.push_back(reinterpret_cast<uintptr_t>(frames[i]));
@@ -355,13 +353,43 @@ __attribute__((noinline, optimize("omit-frame-pointer"))) void sleepAfterBacktra
   g_sink += static_cast<int>(syscall(SYS_read, s.fds[0], &c, 1));
 }
 
+// The walk needs rbp from the first frame whose base is rbp on (every frame above, in the sanitizer builds, which
+// keep frame pointers): this frame keeps none and saves the caller's rbp, as a function that uses rbp as a
+// register of its own does.
+__attribute__((noinline, optimize("omit-frame-pointer"))) void sleepAfterBacktrace(Sleeper& s) {
+  asm volatile("" ::: "rbp");
+  backtraceThenSleep(s);
+}
+
+// Frame-pointer code with a fixed frame: its CFA is rbp + 16, syscall(2) sleeps right below it, and rsp has not
+// moved since the prologue, so the prologue says where rbp is.
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) void sleepInFramePointerFrame(Sleeper& s) {
+  backtraceThenSleep(s);
+}
+
 // Frame-pointer code: alloca puts the CFA on rbp, and syscall(2), which never saves rbp, sleeps right below it.
+// rsp moved after the prologue, so the prologue cannot say where rbp is.
 __attribute__((noinline)) void sleepBelowAllocaFrame(Sleeper& s) {
-  auto* p = static_cast<volatile char*>(alloca(64));
+  volatile size_t size = 64;  // not a constant, which the compiler would make part of the fixed frame
+  auto* p = static_cast<volatile char*>(alloca(size));
   p[0] = 1;
   s.tid = static_cast<pid_t>(syscall(SYS_gettid));
   char c = 0;
   g_sink += static_cast<int>(syscall(SYS_read, s.fds[0], &c, 1)) + p[0];
+}
+
+__attribute__((noinline)) void touch(volatile char* p) { p[0] = 2; }
+
+// The same, with the alloca after a first call: rsp moves in the middle of the function, not in its prologue.
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) void sleepBelowAllocaAfterCall(Sleeper& s) {
+  char first = 0;
+  touch(&first);
+  volatile size_t size = 64;
+  auto* p = static_cast<volatile char*>(alloca(size));
+  touch(p);
+  s.tid = static_cast<pid_t>(syscall(SYS_gettid));
+  char c = 0;
+  g_sink += static_cast<int>(syscall(SYS_read, s.fds[0], &c, 1)) + p[0] + first;
 }
 
 __attribute__((noinline)) void sleepDeeper(Sleeper& s, int depth, void (*sleep)(Sleeper&)) {
@@ -436,9 +464,10 @@ std::vector<uintptr_t> walkWhileAsleep(void (*sleep)(Sleeper&), const StackReade
   return walked;
 }
 
-TEST_CASE("cfiUnwindAsleep: a thread asleep in read(2) is walked from its kernel pc and sp, as its backtrace()") {
+// A walk of the thread that `sleep` put to sleep in read(2) is its backtrace() from the sleeping function on.
+void checkAsleepWalkIsBacktrace(void (*sleep)(Sleeper&)) {
   Sleeper s;
-  const std::vector<uintptr_t> walked = walkWhileAsleep(sleepAfterBacktrace, StackReader{readOwnMemory, nullptr}, s);
+  const std::vector<uintptr_t> walked = walkWhileAsleep(sleep, StackReader{readOwnMemory, nullptr}, s);
   // The walk starts in syscall(2); backtrace() starts inside itself (under a sanitizer, inside its interceptor
   // too). From the return into sleepDeeper on, both are the same stack.
   REQUIRE(walked.size() >= 4);
@@ -459,9 +488,23 @@ TEST_CASE("cfiUnwindAsleep: a thread asleep in read(2) is walked from its kernel
   }
 }
 
-TEST_CASE("cfiUnwindAsleep: a frame that needs rbp, which the kernel does not report, gives up (0)") {
-  Sleeper s;
-  CHECK(walkWhileAsleep(sleepBelowAllocaFrame, StackReader{readOwnMemory, nullptr}, s).empty());
+TEST_CASE("cfiUnwindAsleep: a thread asleep in read(2) is walked from its kernel pc and sp, as its backtrace()") {
+  checkAsleepWalkIsBacktrace(sleepAfterBacktrace);
+}
+
+TEST_CASE("cfiUnwindAsleep: a frame-pointer frame that needs rbp is walked through, rbp found from its prologue") {
+  checkAsleepWalkIsBacktrace(sleepInFramePointerFrame);
+}
+
+TEST_CASE("cfiUnwindAsleep: a frame that needs rbp and moved rsp since its prologue (alloca) gives up (0)") {
+  SECTION("before its first call") {
+    Sleeper s;
+    CHECK(walkWhileAsleep(sleepBelowAllocaFrame, StackReader{readOwnMemory, nullptr}, s).empty());
+  }
+  SECTION("after a call") {
+    Sleeper s;
+    CHECK(walkWhileAsleep(sleepBelowAllocaAfterCall, StackReader{readOwnMemory, nullptr}, s).empty());
+  }
 }
 
 TEST_CASE("cfiUnwindAsleep: a read that fails gives up (0) rather than return part of the stack") {

@@ -1,0 +1,213 @@
+// Telling a frame-pointer function's fixed depth from its code, and a call before a return address, on the
+// instruction bytes GCC and clang emit (the real compiled forms are walked in test_cfi_unwind.cpp and the stack
+// tests).
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+#include "unwind/frame_pointer.h"
+
+using namespace cppops::unwind;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes join(std::initializer_list<Bytes> parts) {
+  Bytes all;
+  for (const Bytes& part : parts) all.insert(all.end(), part.begin(), part.end());
+  return all;
+}
+
+const Bytes kFrame = {0x55, 0x48, 0x89, 0xe5};          // push %rbp; mov %rsp,%rbp
+const Bytes kCall = {0xe8, 0x00, 0x00, 0x00, 0x00};     // call rel32
+const Bytes kSite = {0xe8, 0x01, 0x02, 0x03, 0x04};     // the call the thread sleeps below
+const Bytes kBody = {0x48, 0x89, 0xfb};                 // mov %rdi,%rbx
+const Bytes kLeaveRet = {0xc9, 0xc3};                   // leave; ret
+
+// The depth at the call kSite marks (where it ends), of the function made of `parts`.
+int64_t depthOf(std::initializer_list<Bytes> parts) {
+  Bytes all;
+  size_t site = 0;
+  for (const Bytes& part : parts) {
+    all.insert(all.end(), part.begin(), part.end());
+    if (part == kSite) site = all.size();
+  }
+  return fixedFrameDepth(all.data(), all.size(), site);
+}
+
+// kCallBytes ending at a return address, the call's bytes last.
+Bytes before(const Bytes& call) {
+  Bytes bytes(kCallBytes - call.size(), 0x90);
+  bytes.insert(bytes.end(), call.begin(), call.end());
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("fixedFrameDepth: the frame-pointer prologues compilers emit") {
+  CHECK(depthOf({kFrame, kSite, kLeaveRet}) == 0);
+  // the other encoding of the mov
+  CHECK(depthOf({{0x55, 0x48, 0x8b, 0xec}, kSite, kLeaveRet}) == 0);
+  // GCC: endbr64; push %rbp; mov %rsp,%rbp; push %r15..%r12; push %rbx; sub $0x28,%rsp ... and its epilogue:
+  // lea -0x28(%rbp),%rsp; pop %rbx; pop %r12..%r15; pop %rbp; ret
+  CHECK(depthOf({{0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x41, 0x54,
+                       0x53, 0x48, 0x83, 0xec, 0x28},
+                      kBody, kSite,
+                      {0x48, 0x8d, 0x65, 0xd8, 0x5b, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3}}) ==
+        5 * 8 + 0x28);
+  // clang: push %r14; push %rbx; push %rax (alignment, in place of a sub) ... add $8,%rsp; pop %rbx; pop %r14;
+  // pop %rbp; ret
+  CHECK(depthOf({kFrame, {0x41, 0x56, 0x53, 0x50}, kSite,
+                      {0x48, 0x83, 0xc4, 0x08, 0x5b, 0x41, 0x5e, 0x5d, 0xc3}}) == 3 * 8);
+  // a large frame: sub $0x1010,%rsp
+  CHECK(depthOf({kFrame, {0x48, 0x81, 0xec, 0x10, 0x10, 0x00, 0x00}, kSite, kLeaveRet}) == 0x1010);
+  // GCC -O2 schedules other instructions in between (sleepInFramePointerFrame in test_cfi_unwind.cpp):
+  // push %rbp; mov $0x80,%esi; mov %rsp,%rbp; push %r15; push %r14; mov %rdi,%r14; push %r13; push %r12;
+  // push %rbx; lea -0x430(%rbp),%rbx; mov %rbx,%rdi; sub $0x418,%rsp
+  CHECK(depthOf({{0x55, 0xbe, 0x80, 0x00, 0x00, 0x00, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x49, 0x89, 0xfe,
+                       0x41, 0x55, 0x41, 0x54, 0x53, 0x48, 0x8d, 0x9d, 0xd0, 0xfb, 0xff, 0xff, 0x48, 0x89, 0xdf, 0x48,
+                       0x81, 0xec, 0x18, 0x04, 0x00, 0x00},
+                      kSite, kLeaveRet}) == 5 * 8 + 0x418);
+  // no sub at all: the pushes are the frame
+  CHECK(depthOf({kFrame, {0x53}, kSite, {0x5b, 0x5d, 0xc3}}) == 8);
+  // an early return, then more body with calls, then the last epilogue
+  CHECK(depthOf({kFrame, {0x53, 0x48, 0x83, 0xec, 0x18}, {0x48, 0x85, 0xff, 0x74, 0x06},
+                      {0x48, 0x83, 0xc4, 0x18, 0x5b, 0x5d, 0xc3}, kSite, kCall, kLeaveRet}) == 0x20);
+  // arguments pushed for a call and taken off right after it (GCC, past the sixth): push $0; push $0; call;
+  // pop %rax; pop %rdx; and once more with add $16,%rsp, and with an instruction in between that leaves rsp alone
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x00, 0x48, 0x89, 0xc7, 0x6a, 0x00}, kCall,
+                      {0x58, 0x5a}, kCall, {0x41, 0x54, 0x53}, kCall, kBody, {0x48, 0x83, 0xc4, 0x10}, kCall, kLeaveRet}) ==
+        0x10);
+  // GCC's error path: sub $8,%rsp (alignment); push $0; call; pop %rax; movzwl (%rbx),%eax; pop %rdx; and an
+  // epilogue that sets rsp from rbp while arguments are still on the stack: lea ... ; push $0; call; lea -0x8(%rbp),%rsp
+  CHECK(depthOf({kFrame, {0x53, 0x48, 0x83, 0xec, 0x18}, kSite, {0x48, 0x83, 0xec, 0x08, 0x6a, 0x00}, kCall,
+                      {0x58, 0x0f, 0xb7, 0x03, 0x5a}, kCall, {0x6a, 0x00}, kCall,
+                      {0x48, 0x8d, 0x65, 0xf8, 0x5b, 0x5d, 0xc3}}) == 0x20);
+  // a tail call ends an epilogue as a return does
+  CHECK(depthOf({kFrame, kSite, {0x5d, 0xe9, 0x00, 0x00, 0x00, 0x00}}) == 0);
+}
+
+TEST_CASE("fixedFrameDepth: instructions of every length in the body keep the decoder in step") {
+  const Bytes body = {
+      0x48, 0x8b, 0x05, 0x10, 0x20, 0x30, 0x00,                    // mov 0x302010(%rip),%rax
+      0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8,                           // movabs $0x0807060504030201,%rax
+      0xf7, 0x45, 0xf0, 0x01, 0x00, 0x00, 0x00,                     // testl $1,-0x10(%rbp)
+      0xf6, 0xc1, 0x01,                                             // test $1,%cl
+      0xf7, 0xd8,                                                   // neg %eax
+      0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00,                           // nopw 0x0(%rax,%rax,1)
+      0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,   // cs nopw 0x0(%rax,%rax,1)
+      0x80, 0x3f, 0x00,                                             // cmpb $0,(%rdi)
+      0xc7, 0x44, 0x24, 0x08, 0x01, 0x00, 0x00, 0x00,               // movl $1,0x8(%rsp)
+      0x8b, 0x04, 0x25, 0x00, 0x10, 0x00, 0x00,                     // mov 0x1000,%eax (SIB, no base)
+      0xf3, 0x0f, 0x10, 0x45, 0xf0,                                 // movss -0x10(%rbp),%xmm0
+      0x66, 0x0f, 0x70, 0xc0, 0x00,                                 // pshufd $0,%xmm0,%xmm0
+      0x66, 0x0f, 0x3a, 0x0b, 0xc1, 0x04,                           // roundsd $4,%xmm1,%xmm0
+      0x66, 0x0f, 0x38, 0x00, 0xc1,                                 // pshufb %xmm1,%xmm0
+      0xc5, 0xf9, 0xef, 0xe4,                                       // vpxor %xmm4,%xmm0,%xmm4 (xmm4, not rsp)
+      0xc4, 0xe3, 0x79, 0x0f, 0xc1, 0x08,                           // vpalignr $8,%xmm1,%xmm0,%xmm0
+      0x62, 0xf1, 0x7d, 0x48, 0xef, 0xc0,                           // vpxord %zmm0,%zmm0,%zmm0
+      0x0f, 0xb6, 0x07,                                             // movzbl (%rdi),%eax
+      0x0f, 0x94, 0xc0,                                             // sete %al
+      0x48, 0x89, 0xe7,                                             // mov %rsp,%rdi (rsp read, not written)
+      0x48, 0x8d, 0x74, 0x24, 0x10,                                 // lea 0x10(%rsp),%rsi
+      0x0f, 0x85, 0x00, 0x01, 0x00, 0x00,                           // jne rel32
+      0xff, 0x15, 0x00, 0x10, 0x00, 0x00,                           // call *0x1000(%rip)
+      0xff, 0xd0,                                                   // call *%rax
+  };
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x30}, body, kSite, kLeaveRet}) == 0x30);
+}
+
+TEST_CASE("fixedFrameDepth: a function that moves rsp or rbp elsewhere, or that it cannot read, is refused (-1)") {
+  // no frame pointer: push %rbx; sub $0x10,%rsp
+  CHECK(depthOf({{0x53, 0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x83, 0xc4, 0x10, 0x5b, 0xc3}}) == -1);
+  // shrink-wrapped: a test and a branch before the frame
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x74, 0x08}, kFrame, kSite, kLeaveRet}) == -1);
+  // rbp used as a register after push %rbp: mov %rdi,%rbp
+  CHECK(depthOf({{0x55, 0x48, 0x89, 0xfd}, kSite, {0x5d, 0xc3}}) == -1);
+  // rbp written in the body: mov (%rdi),%rbp
+  CHECK(depthOf({kFrame, kSite, {0x48, 0x8b, 0x2f}, kCall, kLeaveRet}) == -1);
+  // a realigned stack: and $-32,%rsp
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xe4, 0xe0}, kSite, kLeaveRet}) == -1);
+  // stack-clash protection: sub $0x1000,%rsp; orq $0,(%rsp); sub $0x20,%rsp
+  CHECK(depthOf({kFrame, {0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00, 0x48, 0x83,
+                               0xec, 0x20},
+                      kSite, kLeaveRet}) == -1);
+  // alloca after a first call: sub %rax,%rsp
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x29, 0xc4}, kCall, kLeaveRet}) == -1);
+  // an argument pushed for a call and not taken off before the next call, which sees rsp elsewhere
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07}, kCall, kBody, kCall,
+                      {0x48, 0x83, 0xc4, 0x08}, kLeaveRet}) == -1);
+  // room made with a sub and no push after it: more frame, not arguments
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x83, 0xec, 0x10}, kCall,
+                      {0x48, 0x83, 0xc4, 0x10}, kLeaveRet}) == -1);
+  // pushed arguments taken off beyond what was pushed
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07}, kCall, {0x48, 0x83, 0xc4, 0x10}, kCall,
+                      kLeaveRet}) == -1);
+  // an argument pushed, then a branch before the call
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07, 0x74, 0x02}, kCall, {0x58}, kCall,
+                      kLeaveRet}) == -1);
+  // a pop followed by a call: not an epilogue
+  CHECK(depthOf({kFrame, {0x50}, kSite, {0x59}, kCall, kLeaveRet}) == -1);
+  // rsp written by a BMI instruction through vvvv: blsr %rax,%rsp
+  CHECK(depthOf({kFrame, kSite, {0xc4, 0xe2, 0xd8, 0xf3, 0xc8}, kCall, kLeaveRet}) == -1);
+  // an imm8 of 0x80 or more is sign-extended: that sub is an add
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x80}, kSite, kLeaveRet}) == -1);
+  // an instruction this decoder does not know (push %es, invalid in 64-bit mode)
+  CHECK(depthOf({kFrame, kSite, {0x06}, kLeaveRet}) == -1);
+  // cut short: the bytes end inside an instruction
+  CHECK(depthOf({kFrame, kSite, {0x48, 0x89}}) == -1);
+  // an epilogue the function's bytes end in, with no return
+  CHECK(depthOf({kFrame, kSite, {0x5d}}) == -1);
+  // larger than the decoder reads
+  Bytes large = join({kFrame, kCall});
+  large.resize(kMaxFunctionBytes, 0x90);
+  large.insert(large.end(), kLeaveRet.begin(), kLeaveRet.end());
+  CHECK(fixedFrameDepth(large.data(), large.size(), kFrame.size() + kCall.size()) == -1);
+}
+
+TEST_CASE("fixedFrameDepth: the thread must sleep below a call of the function that rsp was not moved for") {
+  // the same function, asked about its calls in turn: the site is where the call instruction ends
+  CHECK(depthOf({kFrame, {0x53, 0x50}, kSite, kCall, {0x58, 0x5b, 0x5d, 0xc3}}) == 16);
+  CHECK(depthOf({kFrame, {0x53, 0x50}, kCall, kSite, {0x58, 0x5b, 0x5d, 0xc3}}) == 16);
+  // a system call made in the function itself (glibc built with frame pointers): syscall
+  CHECK(depthOf({kFrame, {0x53, 0x50}, kCall, {0x0f, 0x05}, kLeaveRet}) == -1);  // not marked: no site
+  CHECK(depthOf({kFrame, {0x53, 0x50}, kCall, {0x0f, 0x05}, kSite, kLeaveRet}) == 16);
+  // a call made with arguments on the stack: rsp is not where the prologue put it
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x6a, 0x07}, kSite, {0x58}, kLeaveRet}) == -1);
+  // no call ends where the return address points: just after the call, and inside or after the next instruction
+  Bytes function = join({kFrame, kCall, kBody, kLeaveRet});
+  CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size()) == 0);
+  CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size() + 1) == -1);
+  CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size() + kBody.size()) == -1);
+}
+
+TEST_CASE("frameBaseCandidate: rsp plus the depth, only where the psABI keeps rbp (16-byte aligned)") {
+  const Bytes function = join({kFrame, {0x53, 0x48, 0x83, 0xec, 0x18}, kCall, kLeaveRet});
+  const size_t site = function.size() - kLeaveRet.size();
+  CHECK(frameBaseCandidate(function.data(), function.size(), site, 0x7ffc0000) == 0x7ffc0000 + 0x20);
+  CHECK(frameBaseCandidate(function.data(), function.size(), site, 0x7ffc0008) == 0);
+  const Bytes no_frame = join({{0x53}, kCall, {0x5b, 0xc3}});
+  CHECK(frameBaseCandidate(no_frame.data(), no_frame.size(), 1 + kCall.size(), 0x7ffc0000) == 0);
+}
+
+TEST_CASE("followsCall: a direct or an indirect call") {
+  CHECK(followsCall(before({0xe8, 0xfb, 0x00, 0x00, 0x00}).data()));  // call rel32 (to the function, or its PLT stub)
+  CHECK(followsCall(before({0xff, 0xd0}).data()));                                // call *%rax
+  CHECK(followsCall(before({0x41, 0xff, 0xd4}).data()));                          // call *%r12
+  CHECK(followsCall(before({0xff, 0x10}).data()));                                // call *(%rax)
+  CHECK(followsCall(before({0xff, 0x50, 0x18}).data()));                          // call *0x18(%rax)
+  CHECK(followsCall(before({0xff, 0x54, 0x24, 0x08}).data()));                    // call *0x8(%rsp)
+  CHECK(followsCall(before({0xff, 0x90, 0x00, 0x01, 0x00, 0x00}).data()));        // call *0x100(%rax)
+  CHECK(followsCall(before({0xff, 0x15, 0x10, 0x20, 0x00, 0x00}).data()));        // call *0x2010(%rip)
+  CHECK(followsCall(before({0xff, 0x94, 0xc8, 0x00, 0x01, 0x00, 0x00}).data()));  // call *0x100(%rax,%rcx,8)
+}
+
+TEST_CASE("followsCall: bytes that end with no call are not taken for one") {
+  CHECK_FALSE(followsCall(before({}).data()));                              // nops
+  CHECK_FALSE(followsCall(before({0x48, 0x89, 0xc7}).data()));              // mov %rax,%rdi
+  CHECK_FALSE(followsCall(before({0xff, 0xe0}).data()));                    // jmp *%rax (ff /4)
+  CHECK_FALSE(followsCall(before({0xff, 0xc0}).data()));                    // inc %eax (ff /0)
+  CHECK_FALSE(followsCall(before({0x00, 0x00, 0x00, 0x00, 0x00}).data()));  // a local's zeros
+}
