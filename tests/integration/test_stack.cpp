@@ -130,8 +130,16 @@ TEST_CASE("stack: threads asleep in calls that a signal cuts short are read wher
   checkUninterruptedDumps(ScenarioAgent::kPreload, "agent");
 }
 
+TEST_CASE("stack: the same in a program built with frame pointers, whose rbp is found from its code") {
+  checkUninterruptedDumps(ScenarioAgent::kPreload, "agent", "uninterrupted_fp");
+}
+
 TEST_CASE("stack: threads that wake while they are read are asked with the signal instead, and every stack holds") {
   checkFlickeringStacksHold(ScenarioAgent::kPreload);
+}
+
+TEST_CASE("stack: the same in a program built with frame pointers: every stack holds") {
+  checkFlickeringStacksHold(ScenarioAgent::kPreload, "uninterrupted_fp");
 }
 
 TEST_CASE("stack: the human view leads with deadlocks, then groups, and --threads lists every thread") {

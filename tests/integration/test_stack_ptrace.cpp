@@ -131,8 +131,16 @@ TEST_CASE("stack without an agent: threads asleep in calls that a ptrace stop cu
   checkUninterruptedDumps(ScenarioAgent::kNone, "ptrace");
 }
 
+TEST_CASE("stack without an agent: the same in a program built with frame pointers, whose rbp is found from its code") {
+  checkUninterruptedDumps(ScenarioAgent::kNone, "ptrace", "uninterrupted_fp");
+}
+
 TEST_CASE("stack without an agent: threads that wake while they are read are stopped instead, every stack holds") {
   checkFlickeringStacksHold(ScenarioAgent::kNone);
+}
+
+TEST_CASE("stack without an agent: the same in a program built with frame pointers: every stack holds") {
+  checkFlickeringStacksHold(ScenarioAgent::kNone, "uninterrupted_fp");
 }
 
 TEST_CASE("stack without an agent: the text view says ptrace and what it cost") {

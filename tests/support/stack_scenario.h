@@ -71,7 +71,9 @@ void checkNoSignalDump(const nlohmann::json& dump, const Scenario& s);
 // "ready" and its agent listens: threads asleep in calls that a signal handler or a ptrace stop cuts short, each
 // of which says so on stdout if it ever returns early.
 struct Uninterrupted {
-  explicit Uninterrupted(ScenarioAgent agent, std::vector<std::string> args = {});
+  // `program`: "uninterrupted", built without frame pointers, or "uninterrupted_fp", with them.
+  explicit Uninterrupted(ScenarioAgent agent, std::vector<std::string> args = {},
+                         const std::string& program = "uninterrupted");
   TempDir dir;
   TargetProcess target;
 };
@@ -81,10 +83,11 @@ void checkNoWaitReturnedEarly(const Uninterrupted& u);
 
 // Three dumps of it (`source`: "agent" or "ptrace"), the last with --no-signal, then the human view: each thread
 // is read where it sleeps, with its exact function, file and line, and none wakes.
-void checkUninterruptedDumps(ScenarioAgent agent, const std::string& source);
+void checkUninterruptedDumps(ScenarioAgent agent, const std::string& source,
+                             const std::string& program = "uninterrupted");
 
 // Its "flicker" mode, 60 dumps: threads that wake while they are read are asked (signal or ptrace stop) instead,
 // and every stack holds together.
-void checkFlickeringStacksHold(ScenarioAgent agent);
+void checkFlickeringStacksHold(ScenarioAgent agent, const std::string& program = "uninterrupted");
 
 }  // namespace cppops::test
