@@ -3,25 +3,31 @@
 # machine's load falls on both alike: the median wall time and CPU time of `cppops stack PID` for each, and the
 # change. On a noisy machine this shows a few milliseconds that bench_stack.sh's run-to-run spread hides.
 # --ptrace times the dumps through ptrace (`cppops stack --ptrace`) instead of through the agent.
-# Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace]
+# --frame-pointers dumps the target built with frame pointers (stack_scenarios_fp) instead.
+# Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]
 #   e.g. git stash; scripts/build.sh build; cp build/cmd/cppops /tmp/before; git stash pop; scripts/build.sh build
 #        scripts/compare_stack.sh /tmp/before build/cmd/cppops
 set -euo pipefail
 export LC_ALL=C  # $EPOCHREALTIME with a decimal point
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-usage() { echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace]" >&2; exit 2; }
+usage() {
+  echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]" >&2
+  exit 2
+}
 [ $# -ge 2 ] || usage
 before=$1 after=$2
 shift 2
 runs=20
 threads=1000
 path=()
+program=stack_scenarios
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --ptrace) path=(--ptrace); shift ;;
+    --frame-pointers) program=stack_scenarios_fp; shift ;;
     *) usage ;;
   esac
 done
@@ -34,7 +40,7 @@ work=$(mktemp -d)
 export CPPOPS_SOCKET_DIR=$work/sockets
 mkdir -m 700 "$CPPOPS_SOCKET_DIR"
 CPPOPS_PROBE_FILE=$work/probe LD_PRELOAD=$PWD/build/agent/libcppops_agent.so \
-  build/tests/targets/stack_scenarios --extra "$threads" >/dev/null 2>&1 &
+  "build/tests/targets/$program" --extra "$threads" >/dev/null 2>&1 &
 target=$!
 trap 'kill -9 $target 2>/dev/null; wait $target 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
@@ -75,7 +81,8 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 figure() {
   awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
 }
-echo "cppops stack ${path[*]:-(through the agent)} on $threads threads, $runs alternating runs each, $(nproc) CPUs"
+echo "cppops stack ${path[*]:-(through the agent)} on $program with $threads threads, $runs alternating runs each," \
+  "$(nproc) CPUs"
 printf '%-8s %14s %14s\n' "" "wall ms" "cpu ms"
 for which in before after; do printf '%-8s %14.1f %14.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)"; done
 awk -v wb="$(figure before 2)" -v wa="$(figure after 2)" -v cb="$(figure before 3)" -v ca="$(figure after 3)" \

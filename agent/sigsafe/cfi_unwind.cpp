@@ -533,9 +533,10 @@ bool ruleFor(const uint8_t* header, uintptr_t target, uint64_t* rule) {
   return true;
 }
 
-// Rules already found, by target pc and module: direct-mapped, each entry guarded by a sequence word that is odd
-// while a writer fills it. A module unloaded and another mapped at the same place has a different .eh_frame_hdr
-// address or is the same file, so entries are checked against the module _dl_find_object finds now.
+// Words already found by pc and module (a frame's rule; the depth of a frame-pointer frame at a call): direct-
+// mapped, each entry guarded by a sequence word that is odd while a writer fills it. A module unloaded and another
+// mapped at the same place has a different .eh_frame_hdr address or is the same file, so entries are checked
+// against the module _dl_find_object finds now.
 struct CacheEntry {
   std::atomic<uint32_t> sequence{0};
   std::atomic<uintptr_t> target{0};
@@ -543,15 +544,21 @@ struct CacheEntry {
   std::atomic<uint64_t> rule{0};
 };
 
-constexpr unsigned kCacheBits = 12;
-CacheEntry g_cache[size_t{1} << kCacheBits];
+template <unsigned kBits>
+struct Cache {
+  CacheEntry entries[size_t{1} << kBits];
+  CacheEntry& entryFor(uintptr_t target) {
+    return entries[(static_cast<uint64_t>(target) * 0x9e3779b97f4a7c15ull) >> (64 - kBits)];
+  }
+};
 
-CacheEntry& entryFor(uintptr_t target) {
-  return g_cache[(static_cast<uint64_t>(target) * 0x9e3779b97f4a7c15ull) >> (64 - kCacheBits)];
-}
+Cache<12> g_rules;
+// Asleep walks only (recoverFrameBase): the depth below rbp, or ~0 for a frame that is refused.
+Cache<8> g_depths;
 
-bool cachedRule(uintptr_t target, uintptr_t header, uint64_t* rule) {
-  CacheEntry& e = entryFor(target);
+template <unsigned kBits>
+bool cachedWord(Cache<kBits>& cache, uintptr_t target, uintptr_t header, uint64_t* rule) {
+  CacheEntry& e = cache.entryFor(target);
   const uint32_t before = e.sequence.load(std::memory_order_acquire);
   if ((before & 1) != 0) return false;
   // Acquire loads keep the second read of the sequence after them (a fence would too, but ThreadSanitizer
@@ -565,8 +572,9 @@ bool cachedRule(uintptr_t target, uintptr_t header, uint64_t* rule) {
 }
 
 // Best effort: an entry being written by another thread (or by the code this handler interrupted) is left alone.
-void cacheRule(uintptr_t target, uintptr_t header, uint64_t rule) {
-  CacheEntry& e = entryFor(target);
+template <unsigned kBits>
+void cacheWord(Cache<kBits>& cache, uintptr_t target, uintptr_t header, uint64_t rule) {
+  CacheEntry& e = cache.entryFor(target);
   uint32_t sequence = e.sequence.load(std::memory_order_relaxed);
   if ((sequence & 1) != 0 ||
       !e.sequence.compare_exchange_strong(sequence, sequence + 1, std::memory_order_acquire))
@@ -619,24 +627,31 @@ struct OtherStack {
 // For a walk that started without rbp: the rbp of a frame-pointer function that no callee saved on the stack, the
 // frame's CFA being rbp + 16 and rbp saved just below it (unwind/frame_pointer.h says when this can be shown). `pc`
 // and `sp` are the frame's at its call (pc a return address, or just past the system call in the first frame),
-// `target` the address its rule was found for; false when it cannot be shown. Never inlined: its
-// copy of the function's code (16 KiB) stays off the stack of walks that do not need it, signal handlers' above all.
+// `target` the address its rule was found for; false when it cannot be shown. The depth, which takes decoding the
+// function, is kept by call site. Never inlined: its copy of the function's code (16 KiB) stays off the stack of
+// walks that do not need it, signal handlers' above all.
 template <typename Stack>
 __attribute__((noinline)) bool recoverFrameBase(const uint8_t* header, uintptr_t target, uintptr_t pc, uintptr_t sp,
                                                 const FrameRule& rule, const Stack& stack, uintptr_t* bp) {
   if (!rule.cfa_on_rbp || rule.cfa_deref || rule.cfa_offset != 16 || rule.rbp_base != kFromCfa ||
       rule.rbp_slot != -2 || rule.return_address_base != kFromCfa || rule.return_address_slot != -1)
     return false;
-  Fde fde;
-  if (!openFde(header, target, &fde)) return false;
-  uint8_t code[unwind::kMaxFunctionBytes];
   auto read = [&stack](uint64_t at, uint64_t* word) {
     uintptr_t value = 0;
     if (!stack.read(at, &value)) return false;
     *word = value;
     return true;
   };
-  const uint64_t base = unwind::frameBase(fde.begin, fde.range, pc, sp, read, code);
+  const auto module = reinterpret_cast<uintptr_t>(header);
+  uint64_t depth = 0;
+  if (!cachedWord(g_depths, target, module, &depth)) {
+    Fde fde;
+    if (!openFde(header, target, &fde)) return false;
+    uint8_t code[unwind::kMaxFunctionBytes];
+    depth = static_cast<uint64_t>(unwind::depthAt(fde.begin, fde.range, pc, read, code));
+    cacheWord(g_depths, target, module, depth);
+  }
+  const uint64_t base = unwind::frameBaseAt(static_cast<int64_t>(depth), sp, read);
   if (base == 0) return false;
   *bp = base;
   return true;
@@ -660,9 +675,9 @@ size_t walk(const FrameRegisters& start, bool bp_known, const Stack& stack, void
       return 0;
     const auto header = reinterpret_cast<uintptr_t>(module.dlfo_eh_frame);
     uint64_t word = 0;
-    if (!cachedRule(target, header, &word)) {
+    if (!cachedWord(g_rules, target, header, &word)) {
       if (!ruleFor(static_cast<const uint8_t*>(module.dlfo_eh_frame), target, &word)) return 0;
-      cacheRule(target, header, word);
+      cacheWord(g_rules, target, header, word);
     }
     const FrameRule rule = unpack(word);
     if (rule.outermost) return n;

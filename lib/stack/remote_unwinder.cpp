@@ -147,6 +147,7 @@ struct UnwindTarget {
   uint64_t frame_sp = 0;
   bool first_frame = true;
   std::vector<uint8_t>* code = nullptr;
+  std::map<uint64_t, int64_t>* depths = nullptr;  // unwind::depthAt() by call site, -1 for one refused
   RemoteMemory* memory = nullptr;
   ModuleTables* modules = nullptr;
 };
@@ -189,15 +190,19 @@ int findProcInfo(unw_addr_space_t space, unw_word_t pc, unw_proc_info_t* info, i
 
 // A sleeping thread's rbp as the frame being stepped from has it, when that frame is the first one built with
 // frame pointers and its function moves rsp nowhere but in its prologue and epilogues (unwind/frame_pointer.h); 0
-// when that cannot be shown.
+// when that cannot be shown. The depth, which takes decoding the function, is kept by call site for the dump.
 uint64_t frameBase(unw_addr_space_t space, void* upt, UnwindTarget& target) {
-  unw_proc_info_t info{};
-  const uint64_t lookup = target.first_frame ? target.frame_pc : target.frame_pc - 1;
-  if (findProcInfo(space, lookup, &info, 0, upt) != 0) return 0;
-  _UPT_put_unwind_info(space, &info, upt);
   auto read = [&target](uint64_t at, uint64_t* word) { return target.memory->readWord(at, *word); };
-  return unwind::frameBase(info.start_ip, info.end_ip - info.start_ip, target.frame_pc, target.frame_sp, read,
-                           target.code->data());
+  auto [known, added] = target.depths->try_emplace(target.frame_pc, -1);
+  if (added) {
+    unw_proc_info_t info{};
+    const uint64_t lookup = target.first_frame ? target.frame_pc : target.frame_pc - 1;
+    if (findProcInfo(space, lookup, &info, 0, upt) != 0) return 0;
+    _UPT_put_unwind_info(space, &info, upt);
+    known->second = unwind::depthAt(info.start_ip, info.end_ip - info.start_ip, target.frame_pc, read,
+                                    target.code->data());
+  }
+  return unwind::frameBaseAt(known->second, target.frame_sp, read);
 }
 
 int accessMem(unw_addr_space_t, unw_word_t address, unw_word_t* value, int write, void*) {
@@ -257,6 +262,7 @@ struct RemoteUnwinder::Impl {
   void* upt = nullptr;  // for what is not in a module's file, and what libunwind asks without a pc
   ThreadSnapshot snapshot;
   std::vector<uint8_t> code = std::vector<uint8_t>(unwind::kMaxFunctionBytes);  // for frameBase()
+  std::map<uint64_t, int64_t> depths;                                             // for frameBase()
 
   enum class Unwound {
     kNotStarted,  // libunwind could not even read where the thread is
@@ -268,6 +274,7 @@ struct RemoteUnwinder::Impl {
   Unwound unwind(UnwindTarget& target, size_t max_frames, std::vector<uint64_t>& pcs) {
     target.memory = &memory;
     target.code = &code;
+    target.depths = &depths;
     target.modules = &modules;
     memory.forgetWritable();
     t_current = &target;

@@ -452,15 +452,6 @@ inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call
   return frame_set && site && !epilogue && arguments == 0 ? depth : -1;
 }
 
-// rbp at the call ending at `call_end` that the function made with rsp `sp`, from fixedFrameDepth(); 0 when that
-// is -1 or the result is not 16-byte aligned, as the psABI keeps rbp at calls.
-inline uint64_t frameBaseCandidate(const uint8_t* function, size_t size, size_t call_end, uint64_t sp) {
-  const int64_t depth = fixedFrameDepth(function, size, call_end);
-  if (depth < 0) return 0;
-  const uint64_t base = sp + static_cast<uint64_t>(depth);
-  return base % 16 == 0 ? base : 0;
-}
-
 // Whether the kCallBytes bytes in `before`, which end at a return address, end with a call instruction: direct,
 // or through a register, memory or the GOT. Its target is not checked: the function may have been reached
 // through a PLT stub, or a tail call from the one called.
@@ -481,25 +472,32 @@ inline bool followsCall(const uint8_t* before) {
   return false;
 }
 
-// rbp of a sleeping thread's frame in the frame-pointer function at `function` (`size` bytes long), whose call
-// (or system call) ends at `pc` and was made with rsp `sp`: frameBaseCandidate() on the function's code, kept
-// only when the word above it is a return address that follows a call. `read(address, &word)` reads a word of
-// the process (its code and the thread's stack) and fails rather than faults; `code` has room for
-// kMaxFunctionBytes. 0 when it cannot be shown.
+// fixedFrameDepth() for the call ending at `pc` of the function at `function` (`size` bytes long), its code read
+// with `read(address, &word)`, which fails rather than faults, into `code`, which has room for kMaxFunctionBytes.
+// -1 when the function is refused or cannot be read. It depends on the call site alone: callers keep it by pc.
 template <typename ReadWord>
-uint64_t frameBase(uint64_t function, uint64_t size, uint64_t pc, uint64_t sp, const ReadWord& read, uint8_t* code) {
-  if (size < sizeof(uint64_t) || size > kMaxFunctionBytes || pc < function) return 0;
+int64_t depthAt(uint64_t function, uint64_t size, uint64_t pc, const ReadWord& read, uint8_t* code) {
+  if (size < sizeof(uint64_t) || size > kMaxFunctionBytes || pc < function) return -1;
   for (uint64_t at = 0; at < size; at += sizeof(uint64_t)) {
     // The last word ends where the function does, overlapping the one before it.
     const uint64_t from = at + sizeof(uint64_t) <= size ? at : size - sizeof(uint64_t);
     uint64_t word = 0;
-    if (!read(function + from, &word)) return 0;
+    if (!read(function + from, &word)) return -1;
     memcpy(code + from, &word, sizeof word);
   }
-  const uint64_t base = frameBaseCandidate(code, size, pc - function, sp);
+  return fixedFrameDepth(code, size, pc - function);
+}
+
+// rbp of a sleeping thread's frame whose call was made with rsp `sp`, `depth` below rbp (depthAt): sp + depth,
+// kept when it is 16-byte aligned, as the psABI keeps rbp at calls, and the word above it is a return address
+// that follows a call (read with `read`, as for depthAt). 0 otherwise.
+template <typename ReadWord>
+uint64_t frameBaseAt(int64_t depth, uint64_t sp, const ReadWord& read) {
+  if (depth < 0) return 0;
+  const uint64_t base = sp + static_cast<uint64_t>(depth);
   uint64_t return_address = 0;
   uint64_t before = 0;  // the word that ends at the return address
-  if (base == 0 || !read(base + 8, &return_address) || !read(return_address - sizeof before, &before)) return 0;
+  if (base % 16 != 0 || !read(base + 8, &return_address) || !read(return_address - sizeof before, &before)) return 0;
   uint8_t bytes[sizeof before];
   memcpy(bytes, &before, sizeof before);
   static_assert(sizeof bytes >= kCallBytes);

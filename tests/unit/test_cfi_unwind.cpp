@@ -174,6 +174,7 @@ struct HandlerWalks {
 HandlerWalks g_handler;
 std::atomic<bool> g_handled{false};
 std::atomic<bool> g_stop_spinning{false};
+std::atomic<bool> g_spinning{false};  // the spinner reached its loop: a signal now interrupts it there
 
 void onSignal(int, siginfo_t*, void* context) {
   const auto* uc = static_cast<const ucontext_t*>(context);
@@ -219,6 +220,7 @@ __attribute__((noinline)) void spinUntilStopped(int depth) {
     g_sink += 1;
     return;
   }
+  g_spinning = true;
   while (!g_stop_spinning.load(std::memory_order_relaxed)) g_sink.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -226,11 +228,12 @@ TEST_CASE("cfiUnwind: from the interrupted registers, and from the handler throu
   g_handler = {};
   g_handled = false;
   g_stop_spinning = false;
+  g_spinning = false;
   {
     ScopedHandler handler(SIGUSR2, onSignal);
     std::thread spinner([] { spinUntilStopped(6); });
-    // Let it reach the loop, then interrupt it there.
-    usleep(20000);
+    // Let it reach the loop (on a loaded machine that may take a while), then interrupt it there.
+    while (!g_spinning) usleep(1000);
     REQUIRE(pthread_kill(spinner.native_handle(), SIGUSR2) == 0);
     while (!g_handled) usleep(1000);
     g_stop_spinning = true;
@@ -259,6 +262,7 @@ TEST_CASE("cfiUnwind: from a handler on an alternate stack above the thread's, t
   g_handler = {};
   g_handled = false;
   g_stop_spinning = false;
+  g_spinning = false;
   {
     ScopedHandler handler(SIGUSR2, onSignal, SA_ONSTACK);
     pthread_attr_t attr;
@@ -271,7 +275,8 @@ TEST_CASE("cfiUnwind: from a handler on an alternate stack above the thread's, t
                   stack_t ss{};
                   ss.ss_sp = stack;
                   ss.ss_size = kSize;
-                  if (sigaltstack(&ss, nullptr) != 0) return nullptr;
+                  // A failure shows in the checks below: the handler then runs on the thread's own stack.
+                  sigaltstack(&ss, nullptr);
                   spinUntilStopped(6);
                   ss.ss_flags = SS_DISABLE;
                   sigaltstack(&ss, nullptr);
@@ -279,7 +284,7 @@ TEST_CASE("cfiUnwind: from a handler on an alternate stack above the thread's, t
                 },
                 alternate) == 0);
     pthread_attr_destroy(&attr);
-    usleep(20000);
+    while (!g_spinning) usleep(1000);
     REQUIRE(pthread_kill(spinner, SIGUSR2) == 0);
     while (!g_handled) usleep(1000);
     g_stop_spinning = true;

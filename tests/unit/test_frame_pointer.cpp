@@ -3,7 +3,9 @@
 // tests).
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
+#include <map>
 #include <vector>
 
 #include "unwind/frame_pointer.h"
@@ -183,13 +185,41 @@ TEST_CASE("fixedFrameDepth: the thread must sleep below a call of the function t
   CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size() + kBody.size()) == -1);
 }
 
-TEST_CASE("frameBaseCandidate: rsp plus the depth, only where the psABI keeps rbp (16-byte aligned)") {
+TEST_CASE("depthAt and frameBaseAt: the depth from the function's code, rbp where a return address lies above") {
+  // A function at 0x1000 and a stack at 0x7000, as a thread's memory: the function's prologue is 0x20 deep.
   const Bytes function = join({kFrame, {0x53, 0x48, 0x83, 0xec, 0x18}, kCall, kLeaveRet});
-  const size_t site = function.size() - kLeaveRet.size();
-  CHECK(frameBaseCandidate(function.data(), function.size(), site, 0x7ffc0000) == 0x7ffc0000 + 0x20);
-  CHECK(frameBaseCandidate(function.data(), function.size(), site, 0x7ffc0008) == 0);
-  const Bytes no_frame = join({{0x53}, kCall, {0x5b, 0xc3}});
-  CHECK(frameBaseCandidate(no_frame.data(), no_frame.size(), 1 + kCall.size(), 0x7ffc0000) == 0);
+  const uint64_t site = 0x1000 + function.size() - kLeaveRet.size();
+  std::map<uint64_t, uint8_t> memory;
+  auto put = [&memory](uint64_t at, const Bytes& bytes) {
+    for (size_t i = 0; i < bytes.size(); ++i) memory[at + i] = bytes[i];
+  };
+  put(0x1000, function);
+  put(0x1ffd, {0x90, 0x90, 0x90, 0xe8, 0x00, 0x00, 0x00, 0x00});  // the caller's call; its return address: 0x2005
+  put(0x7028, {0x05, 0x20, 0, 0, 0, 0, 0, 0});    // at rbp + 8 = 0x7020 + 8: 0x2005
+  auto read = [&memory](uint64_t at, uint64_t* word) {
+    Bytes bytes(sizeof *word);
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      auto byte = memory.find(at + i);
+      if (byte == memory.end()) return false;
+      bytes[i] = byte->second;
+    }
+    memcpy(word, bytes.data(), sizeof *word);
+    return true;
+  };
+  std::vector<uint8_t> code(kMaxFunctionBytes);
+  const int64_t depth = depthAt(0x1000, function.size(), site, read, code.data());
+  CHECK(depth == 0x20);
+  CHECK(frameBaseAt(depth, 0x7000, read) == 0x7020);
+  // Not 16-byte aligned: no rbp the psABI would have
+  CHECK(frameBaseAt(depth, 0x7008, read) == 0);
+  // No return address above it (nothing readable, or no call before it)
+  CHECK(frameBaseAt(depth, 0x7010, read) == 0);
+  put(0x7028, {0x03, 0x20, 0, 0, 0, 0, 0, 0});
+  CHECK(frameBaseAt(depth, 0x7000, read) == 0);
+  // A refused function, a site that is no call, code that cannot be read
+  CHECK(frameBaseAt(-1, 0x7000, read) == 0);
+  CHECK(depthAt(0x1000, function.size(), site + 1, read, code.data()) == -1);
+  CHECK(depthAt(0x1000, function.size() + 0x100, site, read, code.data()) == -1);
 }
 
 TEST_CASE("followsCall: a direct or an indirect call") {
