@@ -348,8 +348,8 @@ void checkWallEveryThread(const Burner& b, const std::string& source) {
 
 // tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll and sleep, each of which a signal or a ptrace
 // stop would make return early, which the thread would print. Each wait gets the rate's samples, from one stack.
-void checkWallWaitsUntouched(ScenarioAgent agent) {
-  Uninterrupted u(agent);
+void checkWallWaitsUntouched(ScenarioAgent agent, const std::string& program = "uninterrupted") {
+  Uninterrupted u(agent, {}, program);
   CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
                        u.dir.path());
   INFO(r.err << r.out);
@@ -384,6 +384,11 @@ TEST_CASE("profile --mode wall: threads asleep where they can be read are sample
 
 TEST_CASE("profile --mode wall without an agent: sleeping threads are read where they sleep, never stopped") {
   checkWallWaitsUntouched(ScenarioAgent::kNone);
+}
+
+TEST_CASE("profile --mode wall: the same in a program built with frame pointers, through the agent and ptrace") {
+  SECTION("agent") { checkWallWaitsUntouched(ScenarioAgent::kPreload, "uninterrupted_fp"); }
+  SECTION("ptrace") { checkWallWaitsUntouched(ScenarioAgent::kNone, "uninterrupted_fp"); }
 }
 
 TEST_CASE("profile without an agent: cpu samples through ptrace show the 3:1 split, and go tool pprof reads them") {
