@@ -350,11 +350,14 @@ inline int64_t argumentsTakenOff(const Instruction& in) {
 // them) keeps rsp at the call (or system call) whose instruction ends at offset `call_end`: the depth of its
 // frame-pointer prologue ([endbr64] push %rbp; mov %rsp,%rbp; pushes; [sub $n,%rsp], with other instructions
 // scheduled in between), when nothing else in it moves rsp or writes rbp but its epilogues and the arguments
-// pushed for other calls. -1 otherwise: no such call there, arguments pushed for that one, an instruction the
-// decoder does not know.
+// pushed for other calls. The prologue may come after a head that returns early without a frame (GCC's
+// shrink-wrapping: a test, a branch, a return or a tail call), which makes no call and moves neither rsp nor rbp.
+// -1 otherwise: no such call there, arguments pushed for that one, an instruction the decoder does not know.
 inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call_end) {
   if (size > kMaxFunctionBytes) return -1;
-  bool site = false;  // the call (or system call) that ends at call_end was found, with no arguments pushed
+  // The depth at the call (or system call) that ends at call_end, made with no arguments pushed and after rbp
+  // was set; -1 until it is found. A call made before the prologue ends must see it as complete.
+  int64_t site_depth = -1;
   bool pushed_rbp = false;
   bool frame_set = false;  // mov %rsp,%rbp done
   bool grown = false;      // sub $n,%rsp done: the frame is complete
@@ -369,7 +372,8 @@ inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call
     if (in.length == 0) return -1;
     i += in.length;
     const detail::Flow flow = detail::flowOf(in);
-    if (i == call_end) site = (flow == detail::Flow::kCall || detail::isSyscall(in)) && arguments == 0;
+    if (i == call_end && (flow == detail::Flow::kCall || detail::isSyscall(in)) && arguments == 0 && frame_set)
+      site_depth = depth;
     if (prologue) {
       if (!pushed_rbp && detail::oneByte(in, 0x55) && in.rex == 0) {
         pushed_rbp = true;
@@ -393,6 +397,11 @@ inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call
         continue;
       }
       if (detail::leavesFrameAlone(in)) continue;  // scheduled in between
+      // Shrink-wrapped: the frameless head's branches, returns and tail calls leave rsp where the next path
+      // through the head, and so the prologue, finds it.
+      if (!pushed_rbp && (flow == detail::Flow::kBranch || flow == detail::Flow::kEnd) && !detail::movesRsp(in) &&
+          !detail::writesRbp(in))
+        continue;
       if (!frame_set) return -1;
       prologue = false;
     }
@@ -449,7 +458,7 @@ inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call
     }
     if (detail::movesRsp(in) || detail::writesRbp(in)) return -1;
   }
-  return frame_set && site && !epilogue && arguments == 0 ? depth : -1;
+  return frame_set && site_depth == depth && !epilogue && arguments == 0 ? depth : -1;
 }
 
 // Whether the kCallBytes bytes in `before`, which end at a return address, end with a call instruction: direct,

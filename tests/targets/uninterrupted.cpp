@@ -1,6 +1,6 @@
 // Threads asleep in the calls that a signal handler always cuts short (signal(7): never restarted, whatever
 // SA_RESTART says). Each says so on stdout if it ever returns early, which a stack dump that signalled it would
-// make it do. Built without frame pointers, as distributions build code (see tests/CMakeLists.txt).
+// make it do. Built without frame pointers, as distributions build code, and with them (tests/CMakeLists.txt).
 //
 // With the argument "flicker", three more threads sleep for 20 us at a time, between sleeps calling down to a
 // different depth each time, so that a stack read while its thread runs would not hold together.
@@ -64,6 +64,24 @@ __attribute__((noinline)) void flickerDown(int depth) {
   for (unsigned i = 0;; ++i) flickerDown(static_cast<int>(i % 6));
 }
 
+std::atomic<bool> g_stopping{false};  // never set: what the early return below tests
+
+// Shrink-wrapped by GCC (-O1 and up): the early return runs before the frame is set up, so in the frame-pointer
+// build the prologue is not the function's first instruction.
+__attribute__((noinline)) int pollUnlessStopping(int fd) {
+  if (g_stopping.load(std::memory_order_relaxed)) return 0;
+  pollfd readable{fd, POLLIN, 0};
+  const int ready = poll(&readable, 1, -1);
+  return ready < 0 ? ready : readable.revents;
+}
+
+__attribute__((noinline)) void waitInPollUnlessStopping() {
+  int fds[2];
+  if (pipe(fds) != 0) return;
+  for (;;)
+    if (pollUnlessStopping(fds[0]) < 0) reportEarlyReturn("poll (shrink-wrapped)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,7 +93,8 @@ int main(int argc, char** argv) {
   const Role roles[] = {{"pause", waitInPause, SYS_pause},
                         {"epoll", waitInEpoll, SYS_epoll_wait},
                         {"poll", waitInPoll, SYS_poll},
-                        {"sleep", waitInSleep, SYS_clock_nanosleep}};
+                        {"sleep", waitInSleep, SYS_clock_nanosleep},
+                        {"shrink-wrapped", waitInPollUnlessStopping, SYS_poll}};
   std::vector<std::atomic<pid_t>> tids(std::size(roles));
   std::vector<std::thread> threads;
   for (size_t i = 0; i < std::size(roles); ++i)

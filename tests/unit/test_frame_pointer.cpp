@@ -91,6 +91,24 @@ TEST_CASE("fixedFrameDepth: the frame-pointer prologues compilers emit") {
   CHECK(depthOf({kFrame, kSite, {0x5d, 0xe9, 0x00, 0x00, 0x00, 0x00}}) == 0);
 }
 
+TEST_CASE("fixedFrameDepth: a shrink-wrapped prologue, after a head that returns early without a frame") {
+  // GCC -O2 (-O1 alike) on `if (ready) return 1; pollfd p{...}; int r = poll(&p, 1, timeout); return r + p.revents;`:
+  // mov ready(%rip),%edx; test %edx,%edx; je 1f; mov $1,%eax; ret; 1: push %rbp; mov %esi,%edx; mov $1,%esi;
+  // mov %rsp,%rbp; sub $0x10,%rsp; mov %edi,-8(%rbp); lea -8(%rbp),%rdi; movl $1,-4(%rbp); call poll;
+  // mov %eax,%edx; movswl -2(%rbp),%eax; leave; add %edx,%eax; ret
+  CHECK(depthOf({{0x8b, 0x15, 0x00, 0x00, 0x00, 0x00, 0x85, 0xd2, 0x74, 0x06, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3,
+                  0x55, 0x89, 0xf2, 0xbe, 0x01, 0x00, 0x00, 0x00, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10, 0x89,
+                  0x7d, 0xf8, 0x48, 0x8d, 0x7d, 0xf8, 0xc7, 0x45, 0xfc, 0x01, 0x00, 0x00, 0x00},
+                 kSite, {0x89, 0xc2, 0x0f, 0xbf, 0x45, 0xfe, 0xc9, 0x01, 0xd0, 0xc3}}) == 0x10);
+  // the head ends in a tail call (jmp rel32), or branches on to the frame with jne rel32
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x74, 0x05, 0xe9, 0x00, 0x00, 0x00, 0x00}, kFrame, {0x53, 0x50}, kSite,
+                 {0x58, 0x5b, 0x5d, 0xc3}}) == 16);
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x0f, 0x85, 0x01, 0x00, 0x00, 0x00, 0xc3}, kFrame, kSite, kLeaveRet}) == 0);
+  // the early return placed after the body: mov $1,%eax; ret with no epilogue before it
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x75, 0x10}, kFrame, kSite, kLeaveRet, {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3}}) ==
+        0);
+}
+
 TEST_CASE("fixedFrameDepth: instructions of every length in the body keep the decoder in step") {
   const Bytes body = {
       0x48, 0x8b, 0x05, 0x10, 0x20, 0x30, 0x00,                    // mov 0x302010(%rip),%rax
@@ -124,8 +142,18 @@ TEST_CASE("fixedFrameDepth: instructions of every length in the body keep the de
 TEST_CASE("fixedFrameDepth: a function that moves rsp or rbp elsewhere, or that it cannot read, is refused (-1)") {
   // no frame pointer: push %rbx; sub $0x10,%rsp
   CHECK(depthOf({{0x53, 0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x83, 0xc4, 0x10, 0x5b, 0xc3}}) == -1);
-  // shrink-wrapped: a test and a branch before the frame
-  CHECK(depthOf({{0x48, 0x85, 0xff, 0x74, 0x08}, kFrame, kSite, kLeaveRet}) == -1);
+  // a head before the frame that moves rsp (push %rbx), or calls, or writes rbp (xor %ebp,%ebp)
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x74, 0x08, 0x53}, kFrame, kSite, kLeaveRet}) == -1);
+  CHECK(depthOf({{0x48, 0x85, 0xff, 0x74, 0x08}, kCall, kFrame, kSite, kLeaveRet}) == -1);
+  CHECK(depthOf({{0x31, 0xed, 0x74, 0x08, 0xc3}, kFrame, kSite, kLeaveRet}) == -1);
+  // the thread sleeps in a system call made before rbp was set (the head's, or the prologue's before its mov),
+  // or before the prologue's last push: rsp there is not where the rest of the function keeps it
+  const Bytes head_syscall = join({{0x0f, 0x05}, kFrame, kCall, kLeaveRet});
+  CHECK(fixedFrameDepth(head_syscall.data(), head_syscall.size(), 2) == -1);
+  const Bytes unset_syscall = join({{0x55, 0x0f, 0x05, 0x48, 0x89, 0xe5}, kCall, kLeaveRet});
+  CHECK(fixedFrameDepth(unset_syscall.data(), unset_syscall.size(), 3) == -1);
+  const Bytes early_syscall = join({kFrame, {0x0f, 0x05, 0x53}, kCall, {0x5b, 0x5d, 0xc3}});
+  CHECK(fixedFrameDepth(early_syscall.data(), early_syscall.size(), kFrame.size() + 2) == -1);
   // rbp used as a register after push %rbp: mov %rdi,%rbp
   CHECK(depthOf({{0x55, 0x48, 0x89, 0xfd}, kSite, {0x5d, 0xc3}}) == -1);
   // rbp written in the body: mov (%rdi),%rbp
@@ -176,6 +204,9 @@ TEST_CASE("fixedFrameDepth: the thread must sleep below a call of the function t
   // a system call made in the function itself (glibc built with frame pointers): syscall
   CHECK(depthOf({kFrame, {0x53, 0x50}, kCall, {0x0f, 0x05}, kLeaveRet}) == -1);  // not marked: no site
   CHECK(depthOf({kFrame, {0x53, 0x50}, kCall, {0x0f, 0x05}, kSite, kLeaveRet}) == 16);
+  // one made in the prologue, once its pushes are done: push %rbx; syscall
+  const Bytes prologue_syscall = join({kFrame, {0x53, 0x0f, 0x05}, kCall, {0x5b, 0x5d, 0xc3}});
+  CHECK(fixedFrameDepth(prologue_syscall.data(), prologue_syscall.size(), kFrame.size() + 3) == 8);
   // a call made with arguments on the stack: rsp is not where the prologue put it
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x6a, 0x07}, kSite, {0x58}, kLeaveRet}) == -1);
   // no call ends where the return address points: just after the call, and inside or after the next instruction
