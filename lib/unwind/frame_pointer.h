@@ -346,18 +346,12 @@ inline int64_t argumentsTakenOff(const Instruction& in) {
 
 }  // namespace detail
 
-// How far below rbp the function whose code is `function` (all `size` bytes of it, as its FDE's range gives
-// them) keeps rsp at the call (or system call) whose instruction ends at offset `call_end`: the depth of its
-// frame-pointer prologue ([endbr64] push %rbp; mov %rsp,%rbp; pushes; [sub $n,%rsp], with other instructions
-// scheduled in between), when nothing else in it moves rsp or writes rbp but its epilogues and the arguments
-// pushed for other calls. The prologue may come after a head that returns early without a frame (GCC's
-// shrink-wrapping: a test, a branch, a return or a tail call), which makes no call and moves neither rsp nor rbp.
-// -1 otherwise: no such call there, arguments pushed for that one, an instruction the decoder does not know.
-inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call_end) {
-  if (size > kMaxFunctionBytes) return -1;
-  // The depth at the call (or system call) that ends at call_end, made with no arguments pushed and after rbp
-  // was set; -1 until it is found. A call made before the prologue ends must see it as complete.
-  int64_t site_depth = -1;
+namespace detail {
+
+// fixedFrameDepth() under one reading of the prologue's last `sub $n,%rsp`: as part of the frame, or
+// (`sub_pads_arguments`) as room that GCC makes below it to keep the stack aligned for the arguments that the
+// first call made with pushed arguments takes, and that is taken off with them.
+inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t call_end, bool sub_pads_arguments) {
   bool pushed_rbp = false;
   bool frame_set = false;  // mov %rsp,%rbp done
   bool grown = false;      // sub $n,%rsp done: the frame is complete
@@ -367,98 +361,123 @@ inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call
   int64_t arguments = 0;   // bytes of arguments pushed for a call not yet taken off
   bool called = false;     // the call they were pushed for was made
   bool pushed = false;     // and at least one of them was pushed (not only room made with a sub)
+  bool argument_call_made = false;  // a call with pushed arguments came before
+  // The call (or system call) that ends at call_end, made after rbp was set: the depth then (a call made before
+  // the prologue ends must see it complete) and the bytes of arguments below it. -1 until it is found.
+  int64_t site_depth = -1;
+  int64_t site_arguments = 0;
   for (size_t i = 0; i < size;) {
-    const detail::Instruction in = detail::decode(function + i, size - i);
+    const Instruction in = decode(function + i, size - i);
     if (in.length == 0) return -1;
     i += in.length;
-    const detail::Flow flow = detail::flowOf(in);
-    if (i == call_end && (flow == detail::Flow::kCall || detail::isSyscall(in)) && arguments == 0 && frame_set)
+    const Flow flow = flowOf(in);
+    if (i == call_end && (flow == Flow::kCall || isSyscall(in)) && frame_set && (arguments == 0 || pushed)) {
+      // The prologue's sub read as padding is the first argument call's: at any other call the two readings of
+      // the function disagree.
+      if (sub_pads_arguments && (arguments == 0 || argument_call_made)) return -1;
       site_depth = depth;
+      site_arguments = arguments;
+    }
     if (prologue) {
-      if (!pushed_rbp && detail::oneByte(in, 0x55) && in.rex == 0) {
+      if (!pushed_rbp && oneByte(in, 0x55) && in.rex == 0) {
         pushed_rbp = true;
         continue;
       }
       if (pushed_rbp && !frame_set && in.rex == 0x48 &&
-          ((detail::oneByte(in, 0x89) && in.modrm == 0xe5) || (detail::oneByte(in, 0x8b) && in.modrm == 0xec))) {
+          ((oneByte(in, 0x89) && in.modrm == 0xe5) || (oneByte(in, 0x8b) && in.modrm == 0xec))) {
         frame_set = true;
         continue;
       }
       // Pushes of callee-saved registers, and of %rax, with which clang keeps the stack aligned.
-      const bool push = !in.vector && in.map == detail::kOneByte && in.opcode >= 0x50 && in.opcode <= 0x57 &&
-                        in.inOpcode() != detail::kRsp && in.inOpcode() != detail::kRbp;
+      const bool push = !in.vector && in.map == kOneByte && in.opcode >= 0x50 && in.opcode <= 0x57 &&
+                        in.inOpcode() != kRsp && in.inOpcode() != kRbp;
       if (frame_set && !grown && push) {
         depth += 8;
         continue;
       }
-      if (frame_set && !grown && detail::subtractsFromRsp(in) && in.immediate >= 0) {
-        depth += in.immediate;
+      if (frame_set && !grown && subtractsFromRsp(in) && in.immediate >= 0) {
+        (sub_pads_arguments ? arguments : depth) += in.immediate;
         grown = true;
         continue;
       }
-      if (detail::leavesFrameAlone(in)) continue;  // scheduled in between
+      if (leavesFrameAlone(in)) continue;  // scheduled in between
       // Shrink-wrapped: the frameless head's branches, returns and tail calls leave rsp where the next path
       // through the head, and so the prologue, finds it.
-      if (!pushed_rbp && (flow == detail::Flow::kBranch || flow == detail::Flow::kEnd) && !detail::movesRsp(in) &&
-          !detail::writesRbp(in))
+      if (!pushed_rbp && (flow == Flow::kBranch || flow == Flow::kEnd) && !movesRsp(in) && !writesRbp(in))
         continue;
       if (!frame_set) return -1;
       prologue = false;
     }
     if (epilogue) {
-      if (flow == detail::Flow::kEnd) {
+      if (flow == Flow::kEnd) {
         epilogue = false;
         continue;
       }
       // A call or branch from the middle of an epilogue would run with rsp elsewhere.
-      if (flow != detail::Flow::kOn ||
-          (!detail::isEpilogueStep(in) && (detail::movesRsp(in) || detail::writesRbp(in))))
-        return -1;
+      if (flow != Flow::kOn || (!isEpilogueStep(in) && (movesRsp(in) || writesRbp(in)))) return -1;
       continue;
     }
     // Arguments past the sixth, pushed (after a sub that keeps the stack aligned, maybe) for a call and taken off
     // right after it, by pops or add $n,%rsp, or by an epilogue that sets rsp from rbp: in between, nothing but
     // instructions that leave rsp alone, so every other call sees rsp where the prologue put it.
     if (arguments > 0 && called) {
-      if (const int64_t taken = detail::argumentsTakenOff(in)) {
+      if (const int64_t taken = argumentsTakenOff(in)) {
         if (taken > arguments) return -1;
         arguments -= taken;
         called = arguments > 0;
-      } else if (detail::restoresRspFromRbp(in)) {
+      } else if (restoresRspFromRbp(in)) {
         arguments = 0;
         called = false;
         epilogue = true;
-      } else if (!detail::leavesFrameAlone(in)) {
+      } else if (!leavesFrameAlone(in)) {
         return -1;
       }
       continue;
     }
-    if (detail::pushesArgument(in)) {
+    if (pushesArgument(in)) {
       arguments += 8;
       pushed = true;
       continue;
     }
-    if (detail::subtractsFromRsp(in) && in.immediate > 0) {
+    if (subtractsFromRsp(in) && in.immediate > 0) {
       arguments += in.immediate;
       continue;
     }
     if (arguments > 0) {
       // A sub with no push after it is no argument area but more frame (stack-clash probes, say).
-      if (flow == detail::Flow::kCall && pushed) {
+      if (flow == Flow::kCall && pushed) {
         called = true;
         pushed = false;
-      } else if (!detail::leavesFrameAlone(in)) {
+        argument_call_made = true;
+      } else if (!leavesFrameAlone(in)) {
         return -1;
       }
       continue;
     }
-    if (detail::isEpilogueStep(in)) {
+    if (isEpilogueStep(in)) {
       epilogue = true;
       continue;
     }
-    if (detail::movesRsp(in) || detail::writesRbp(in)) return -1;
+    if (movesRsp(in) || writesRbp(in)) return -1;
   }
-  return frame_set && site_depth == depth && !epilogue && arguments == 0 ? depth : -1;
+  return frame_set && site_depth == depth && !epilogue && arguments == 0 ? depth + site_arguments : -1;
+}
+
+}  // namespace detail
+
+// How far below rbp the function whose code is `function` (all `size` bytes of it, as its FDE's range gives
+// them) keeps rsp at the call (or system call) whose instruction ends at offset `call_end`: the depth of its
+// frame-pointer prologue ([endbr64] push %rbp; mov %rsp,%rbp; pushes; [sub $n,%rsp], with other instructions
+// scheduled in between), when nothing else in it moves rsp or writes rbp but its epilogues and the arguments
+// pushed for calls and taken off right after them, plus those pushed for this call. The prologue may come after a
+// head that returns early without a frame (GCC's shrink-wrapping: a test, a branch, a return or a tail call),
+// which makes no call and moves neither rsp nor rbp. The prologue's last sub may be the padding of the first
+// call's pushed arguments (GCC, for a seventh argument), when the rest of the function says so. -1 otherwise: no
+// such call there, an instruction the decoder does not know.
+inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call_end) {
+  if (size > kMaxFunctionBytes) return -1;
+  const int64_t depth = detail::frameDepthReading(function, size, call_end, false);
+  return depth >= 0 ? depth : detail::frameDepthReading(function, size, call_end, true);
 }
 
 // Whether the kCallBytes bytes in `before`, which end at a return address, end with a call instruction: direct,

@@ -346,8 +346,9 @@ void checkWallEveryThread(const Burner& b, const std::string& source) {
   CHECK(sleeping.out.find(kHot) == std::string::npos);
 }
 
-// tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll (twice) and sleep, each of which a signal or a ptrace
-// stop would make return early, which the thread would print. Each wait gets the rate's samples, from one stack.
+// tests/targets/uninterrupted.cpp: threads in pause, epoll_wait, poll (twice), sleep and futex, each of which a
+// signal or a ptrace stop would make return early (futex: restart), which the thread would print. Each wait gets
+// the rate's samples, from one stack.
 void checkWallWaitsUntouched(ScenarioAgent agent, const std::string& program = "uninterrupted") {
   Uninterrupted u(agent, {}, program);
   CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "1s", "--mode", "wall", "--format", "folded"},
@@ -355,7 +356,8 @@ void checkWallWaitsUntouched(ScenarioAgent agent, const std::string& program = "
   INFO(r.err << r.out);
   REQUIRE(r.exit_code == 0);
   for (const char* function :
-       {"waitInPause()", "waitInEpoll()", "waitInPoll()", "waitInSleep()", "pollUnlessStopping(int)"}) {
+       {"waitInPause()", "waitInEpoll()", "waitInPoll()", "waitInSleep()", "pollUnlessStopping(int)",
+        "futexWait(int*)"}) {
     INFO(function);
     const size_t at = r.out.find(std::string("(anonymous namespace)::") + function);
     REQUIRE(at != std::string::npos);

@@ -6,7 +6,9 @@
 // different depth each time, so that a stack read while its thread runs would not hold together.
 #include <time.h>
 #include <poll.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -75,6 +77,20 @@ __attribute__((noinline)) int pollUnlessStopping(int fd) {
   return ready < 0 ? ready : readable.revents;
 }
 
+// abseil's and folly's futex wait: syscall(2) with all six arguments, the last on the stack, below which GCC pads
+// the stack with the prologue's sub and takes both off after the call (-errno needs the function to go on).
+__attribute__((noinline)) int futexWait(int* word) {
+  const long woken = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, nullptr, nullptr,
+                             FUTEX_BITSET_MATCH_ANY);
+  return woken < 0 ? -errno : 0;
+}
+
+__attribute__((noinline)) void waitInFutex() {
+  static int never_woken = 0;
+  for (;;)
+    if (futexWait(&never_woken) == -EINTR) reportEarlyReturn("futex");
+}
+
 __attribute__((noinline)) void waitInPollUnlessStopping() {
   int fds[2];
   if (pipe(fds) != 0) return;
@@ -94,7 +110,8 @@ int main(int argc, char** argv) {
                         {"epoll", waitInEpoll, SYS_epoll_wait},
                         {"poll", waitInPoll, SYS_poll},
                         {"sleep", waitInSleep, SYS_clock_nanosleep},
-                        {"shrink-wrapped", waitInPollUnlessStopping, SYS_poll}};
+                        {"shrink-wrapped", waitInPollUnlessStopping, SYS_poll},
+                        {"futex", waitInFutex, SYS_futex}};
   std::vector<std::atomic<pid_t>> tids(std::size(roles));
   std::vector<std::thread> threads;
   for (size_t i = 0; i < std::size(roles); ++i)

@@ -91,6 +91,34 @@ TEST_CASE("fixedFrameDepth: the frame-pointer prologues compilers emit") {
   CHECK(depthOf({kFrame, kSite, {0x5d, 0xe9, 0x00, 0x00, 0x00, 0x00}}) == 0);
 }
 
+TEST_CASE("fixedFrameDepth: a seventh argument, whose padding GCC makes with the prologue's sub") {
+  // GCC -O2 on `syscall(SYS_futex, v, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, t, nullptr, -1)` (abseil's and
+  // folly's futex waits): push %rbp; mov %esi,%ecx; mov %rdx,%r8; mov %rdi,%rsi; mov $0x89,%edx; xor %r9d,%r9d;
+  // mov $0xca,%edi; xor %eax,%eax; mov %rsp,%rbp; sub $8,%rsp; push $-1; call syscall; mov %rax,%rdx; pop %rax;
+  // xor %eax,%eax; pop %rcx; test %rdx,%rdx; js 1f; leave; ret; nopl; 1: call __errno_location; mov (%rax),%eax;
+  // leave; neg %eax; ret
+  const Bytes prologue = {0x55, 0x89, 0xf1, 0x49, 0x89, 0xd0, 0x48, 0x89, 0xfe, 0xba, 0x89, 0x00, 0x00, 0x00,
+                          0x45, 0x31, 0xc9, 0xbf, 0xca, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x48, 0x89, 0xe5, 0x48,
+                          0x83, 0xec, 0x08, 0x6a, 0xff};
+  const Bytes after = {0x48, 0x89, 0xc2, 0x58, 0x31, 0xc0, 0x59, 0x48, 0x85, 0xd2, 0x78, 0x06, 0xc9, 0xc3, 0x0f, 0x1f,
+                       0x40, 0x00};
+  const Bytes errno_call = {0xe8, 0x00, 0x00, 0x00, 0x00};
+  const Bytes tail = {0x8b, 0x00, 0xc9, 0xf7, 0xd8, 0xc3};
+  CHECK(depthOf({prologue, kSite, after, errno_call, tail}) == 16);
+  // its other call, after the arguments are off: the sub was padding or frame, and the function cannot say which
+  // (a linear reading makes the pop after the first an epilogue, and the branch from there refuses it)
+  const Bytes function = join({prologue, kCall, after, errno_call, tail});
+  CHECK(fixedFrameDepth(function.data(), function.size(), function.size() - tail.size()) == -1);
+  // GCC -O1: push %rbp; mov %rsp,%rbp; mov %esi,%ecx; mov %rdx,%r8; sub $8,%rsp; push $-1; ... call syscall;
+  // mov %rax,%rdx; add $16,%rsp; ... leave; ret
+  CHECK(depthOf({{0x55, 0x48, 0x89, 0xe5, 0x89, 0xf1, 0x49, 0x89, 0xd0, 0x48, 0x83, 0xec, 0x08, 0x6a, 0xff, 0x41,
+                  0xb9, 0x00, 0x00, 0x00, 0x00},
+                 kSite, {0x48, 0x89, 0xc2, 0x48, 0x83, 0xc4, 0x10, 0xb8, 0x00, 0x00, 0x00, 0x00}, kLeaveRet}) == 16);
+  // read as padding, the sub answers for the first call with pushed arguments alone: a later one is refused
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x08, 0x6a, 0xff}, kCall, {0x48, 0x83, 0xc4, 0x10, 0x6a, 0xff}, kSite,
+                 {0x48, 0x83, 0xc4, 0x08}, kLeaveRet}) == -1);
+}
+
 TEST_CASE("fixedFrameDepth: a shrink-wrapped prologue, after a head that returns early without a frame") {
   // GCC -O2 (-O1 alike) on `if (ready) return 1; pollfd p{...}; int r = poll(&p, 1, timeout); return r + p.revents;`:
   // mov ready(%rip),%edx; test %edx,%edx; je 1f; mov $1,%eax; ret; 1: push %rbp; mov %esi,%edx; mov $1,%esi;
@@ -207,8 +235,10 @@ TEST_CASE("fixedFrameDepth: the thread must sleep below a call of the function t
   // one made in the prologue, once its pushes are done: push %rbx; syscall
   const Bytes prologue_syscall = join({kFrame, {0x53, 0x0f, 0x05}, kCall, {0x5b, 0x5d, 0xc3}});
   CHECK(fixedFrameDepth(prologue_syscall.data(), prologue_syscall.size(), kFrame.size() + 3) == 8);
-  // a call made with arguments on the stack: rsp is not where the prologue put it
-  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x6a, 0x07}, kSite, {0x58}, kLeaveRet}) == -1);
+  // a call made with an argument on the stack: rsp is that much further down
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x6a, 0x07}, kSite, {0x58}, kLeaveRet}) == 0x18);
+  // one made with room and no push (a sub that is more frame, not arguments) is refused, as the function is
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x48, 0x83, 0xec, 0x10}, kSite, kLeaveRet}) == -1);
   // no call ends where the return address points: just after the call, and inside or after the next instruction
   Bytes function = join({kFrame, kCall, kBody, kLeaveRet});
   CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size()) == 0);
