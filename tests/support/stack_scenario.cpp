@@ -167,12 +167,12 @@ void checkUninterruptedDumps(ScenarioAgent agent, const std::string& source, con
   REQUIRE(tids.size() == 6);
   // The function and line of each call in tests/targets/uninterrupted.cpp.
   const std::map<std::string, std::pair<std::string, int>> sleeps_in = {
-      {"pause", {"waitInPause()", 32}},
-      {"epoll", {"waitInEpoll()", 41}},
-      {"poll", {"waitInPoll()", 46}},
-      {"sleep", {"waitInSleep()", 51}},
-      {"shrink-wrapped", {"pollUnlessStopping(int)", 76}},
-      {"futex", {"futexWait(int*)", 83}}};
+      {"pause", {"waitInPause()", 33}},
+      {"epoll", {"waitInEpoll()", 42}},
+      {"poll", {"waitInPoll()", 47}},
+      {"sleep", {"waitInSleep()", 52}},
+      {"shrink-wrapped", {"pollUnlessStopping(int)", 77}},
+      {"futex", {"futexWait(int*)", 85}}};
   const std::string pid = std::to_string(u.target.pid());
   for (const bool touch : {true, true, false}) {
     std::vector<std::string> args{"stack", pid, "--json"};
@@ -228,7 +228,7 @@ void checkFlickeringStacksHold(ScenarioAgent agent, const std::string& program) 
         CHECK(frames.at(i).at("module").get<std::string>().find("/libc.so.6") != std::string::npos);
       size_t levels = 0;
       while (down + levels < frames.size() && function(down + levels) == "(anonymous namespace)::flickerDown(int)") {
-        if (levels > 0 || down > 0) CHECK(frames.at(down + levels).at("line") == (levels == 0 ? 62 : 57));
+        if (levels > 0 || down > 0) CHECK(frames.at(down + levels).at("line") == (levels == 0 ? 63 : 58));
         ++levels;
       }
       CHECK(levels >= 1);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -78,7 +79,8 @@ __attribute__((noinline)) int pollUnlessStopping(int fd) {
 }
 
 // abseil's and folly's futex wait: syscall(2) with all six arguments, the last on the stack, below which GCC pads
-// the stack with the prologue's sub and takes both off after the call (-errno needs the function to go on).
+// the stack with the prologue's sub and takes both off after the call (-errno needs the function to go on). Unlike
+// the others, a handler with SA_RESTART restarts it; it says so if it returns early all the same.
 __attribute__((noinline)) int futexWait(int* word) {
   const long woken = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, nullptr, nullptr,
                              FUTEX_BITSET_MATCH_ANY);
@@ -93,7 +95,7 @@ __attribute__((noinline)) void waitInFutex() {
 
 __attribute__((noinline)) void waitInPollUnlessStopping() {
   int fds[2];
-  if (pipe(fds) != 0) return;
+  if (pipe(fds) != 0) std::abort();
   for (;;)
     if (pollUnlessStopping(fds[0]) < 0) reportEarlyReturn("poll (shrink-wrapped)");
 }
