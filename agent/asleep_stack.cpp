@@ -27,9 +27,16 @@ bool asleepAt(const std::string& syscall_line, uintptr_t* pc, uintptr_t* sp) {
   return *pc != 0 && *sp != 0;
 }
 
-// How often the thread was switched out, voluntarily or not; -1 when unreadable.
-long long contextSwitches(const TaskDirectory& tasks, pid_t tid) {
+// How often the thread was given a CPU (schedstat's third field); where the kernel keeps no such count (it reads
+// 0), how often it was switched out (status, which costs the kernel twice as much to write). -1 when unreadable.
+long long runCount(const TaskDirectory& tasks, pid_t tid) {
   char buf[2048];
+  if (tasks.read(tid, "schedstat", buf, sizeof buf) != 0) {
+    char* field = buf;
+    for (int skip = 0; skip < 2 && field != nullptr; ++skip) field = std::strchr(field + 1, ' ');
+    const long long runs = field != nullptr ? std::strtoll(field + 1, nullptr, 10) : 0;
+    if (runs > 0) return runs;
+  }
   if (tasks.read(tid, "status", buf, sizeof buf) == 0) return -1;
   const char* voluntary = std::strstr(buf, "\nvoluntary_ctxt_switches:");
   const char* involuntary = std::strstr(buf, "\nnonvoluntary_ctxt_switches:");
@@ -52,16 +59,16 @@ size_t AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, const std::stri
   uintptr_t pc = 0;
   uintptr_t sp = 0;
   if (max == 0 || !asleepAt(syscall_line, &pc, &sp)) return 0;
-  const long long switches = contextSwitches(tasks, tid);
-  if (switches < 0) return 0;
+  const long long runs = runCount(tasks, tid);
+  if (runs < 0) return 0;
   void* walked[sigsafe::kMaxFrames];
   filled_ = 0;
   const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, sigsafe::StackReader{&AsleepStacks::readWord, this}, walked,
                                             std::min(max, sigsafe::kMaxFrames));
   // The kernel reads the syscall file with the thread off the CPU. Had the thread run at any moment between the
-  // first count of its switches and that read, it would have been switched out again by then: the same line and
-  // the same count mean it ran no instruction, and its stack stood still, all along the walk.
-  if (n == 0 || tasks.line(tid, "syscall") != syscall_line || contextSwitches(tasks, tid) != switches) return 0;
+  // first count and that read, it was given a CPU, and switched out again by then: the same line and the same count
+  // (of either kind) mean it ran no instruction, and its stack stood still, all along the walk.
+  if (n == 0 || tasks.line(tid, "syscall") != syscall_line || runCount(tasks, tid) != runs) return 0;
   for (size_t i = 0; i < n; ++i) pcs[i] = reinterpret_cast<uint64_t>(walked[i]);
   return n;
 }

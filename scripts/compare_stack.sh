@@ -4,7 +4,11 @@
 # change. On a noisy machine this shows a few milliseconds that bench_stack.sh's run-to-run spread hides.
 # --ptrace times the dumps through ptrace (`cppops stack --ptrace`) instead of through the agent.
 # --frame-pointers dumps the target built with frame pointers (stack_scenarios_fp) instead.
+# --agents BEFORE_SO AFTER_SO compares two builds of the agent too: each cppops dumps a target of its own, with its
+# agent preloaded (a copy named libcppops_agent*.so: the preloaded agent starts only under that name), and the
+# agent's own CPU time per dump (its control thread's, from /proc) is shown beside the CLI's.
 # Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]
+#          [--agents BEFORE_SO AFTER_SO]
 #   e.g. git stash; scripts/build.sh build; cp build/cmd/cppops /tmp/before; git stash pop; scripts/build.sh build
 #        scripts/compare_stack.sh /tmp/before build/cmd/cppops
 set -euo pipefail
@@ -12,7 +16,8 @@ export LC_ALL=C  # $EPOCHREALTIME with a decimal point
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 usage() {
-  echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]" >&2
+  echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]" \
+    "[--agents BEFORE_SO AFTER_SO]" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
@@ -22,12 +27,14 @@ runs=20
 threads=1000
 path=()
 program=stack_scenarios
+agents=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --ptrace) path=(--ptrace); shift ;;
     --frame-pointers) program=stack_scenarios_fp; shift ;;
+    --agents) [ $# -ge 3 ] || usage; agents=("$(realpath -m "$2")" "$(realpath -m "$3")"); shift 3 ;;
     *) usage ;;
   esac
 done
@@ -39,15 +46,32 @@ scripts/build.sh build >/dev/null
 work=$(mktemp -d)
 export CPPOPS_SOCKET_DIR=$work/sockets
 mkdir -m 700 "$CPPOPS_SOCKET_DIR"
-CPPOPS_PROBE_FILE=$work/probe LD_PRELOAD=$PWD/build/agent/libcppops_agent.so \
-  "build/tests/targets/$program" --extra "$threads" >/dev/null 2>&1 &
-target=$!
-trap 'kill -9 $target 2>/dev/null; wait $target 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  [ -e "$work/probe" ] && break
-  sleep 0.1
+[ ${#agents[@]} -eq 0 ] && agents=("$PWD/build/agent/libcppops_agent.so")
+for agent in "${agents[@]}"; do
+  [[ $(basename "$agent") == libcppops_agent*.so* ]] || { echo "$agent: the agent must be named libcppops_agent*.so" >&2; exit 2; }
+done
+targets=()
+trap '{ kill -9 "${targets[@]}"; wait "${targets[@]}"; } 2>/dev/null; rm -rf "$work"' EXIT
+for i in "${!agents[@]}"; do
+  CPPOPS_PROBE_FILE=$work/probe$i LD_PRELOAD=${agents[$i]} \
+    "build/tests/targets/$program" --extra "$threads" >/dev/null 2>&1 &
+  targets+=($!)
+  for _ in $(seq 100); do
+    [ -e "$work/probe$i" ] && break
+    sleep 0.1
+  done
 done
 sleep 1
+# The target each build dumps, and its agent's control thread (named cppops-agent), whose CPU time is the agent's.
+target_before=${targets[0]} target_after=${targets[-1]}
+agent_thread() {
+  grep -l '^cppops-agent$' /proc/"$1"/task/*/comm | head -1 | xargs dirname
+}
+agent_before=$(agent_thread "$target_before") agent_after=$(agent_thread "$target_after")
+# The agent's CPU time in milliseconds so far (utime + stime, fields 14 and 15 of its stat line, in clock ticks).
+agent_ms() {
+  sed 's/.*) //' "$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($12 + $13) * 1000 / hz}'
+}
 
 # Children's CPU time in milliseconds, from the second line of bash's `times` (the children's user and system
 # time) as saved in file $1. `times` itself must run in this shell (a $(...) subshell has no children), and
@@ -61,29 +85,39 @@ cpu_ms() {
 }
 
 # A first dump of each fills the debug-info caches, as on any machine after the first dump.
-"$before" stack "$target" "${path[@]}" >/dev/null || true
-"$after" stack "$target" "${path[@]}" >/dev/null || true
+"$before" stack "$target_before" "${path[@]}" >/dev/null || true
+"$after" stack "$target_after" "${path[@]}" >/dev/null || true
 for ((r = 1; r <= runs; r++)); do
   for which in before after; do
-    tool=$before
-    [ $which = after ] && tool=$after
+    tool=$before target=$target_before agent=$agent_before
+    [ $which = after ] && tool=$after target=$target_after agent=$agent_after
+    a0=$(agent_ms "$agent")
     times >"$work/times0"
     t0=$EPOCHREALTIME
     "$tool" stack "$target" "${path[@]}" >/dev/null || true  # exit 7: the scenario target's deadlocks, found
     t1=$EPOCHREALTIME
     times >"$work/times1"
-    echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1")" >>"$work/results"
+    echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1") $a0 $(agent_ms "$agent")" >>"$work/results"
   done
 done
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-# figure BEFORE|AFTER 2: the median wall time in ms; 3: the median CPU time in ms.
+# figure BEFORE|AFTER 2: the median wall time in ms; 3: the median CPU time in ms; 4: the agent's mean CPU time
+# in ms (its clock ticks are too coarse for a median of single dumps).
 figure() {
-  awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
+  if [ "$2" = 4 ]; then
+    awk -v w="$1" '$1 == w {sum += $7 - $6; n++} END {print sum / n}' "$work/results"
+  else
+    awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
+  fi
 }
 echo "cppops stack ${path[*]:-(through the agent)} on $program with $threads threads, $runs alternating runs each," \
   "$(nproc) CPUs"
-printf '%-8s %14s %14s\n' "" "wall ms" "cpu ms"
-for which in before after; do printf '%-8s %14.1f %14.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)"; done
+printf '%-8s %14s %14s %16s\n' "" "wall ms" "cpu ms" "agent cpu ms"
+for which in before after; do
+  printf '%-8s %14.1f %14.1f %16.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)" "$(figure $which 4)"
+done
 awk -v wb="$(figure before 2)" -v wa="$(figure after 2)" -v cb="$(figure before 3)" -v ca="$(figure after 3)" \
-  'BEGIN {printf "%-8s %+13.1f%% %+13.1f%%\n", "change", (wa / wb - 1) * 100, (ca / cb - 1) * 100}'
+  -v ab="$(figure before 4)" -v aa="$(figure after 4)" \
+  'BEGIN {printf "%-8s %+13.1f%% %+13.1f%% %+15.1f%%\n", "change", (wa / wb - 1) * 100, (ca / cb - 1) * 100,
+          (ab > 0) ? (aa / ab - 1) * 100 : 0}'

@@ -242,18 +242,38 @@ Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid) {
   return masks;
 }
 
-Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid) {
+namespace {
+
+// /proc/PID/task/TID/schedstat: nanoseconds run on a CPU, nanoseconds waited for one, and how often it got one.
+struct Schedstat {
+  uint64_t run_ns = 0;
+  uint64_t wait_ns = 0;
+  uint64_t runs = 0;
+};
+
+Result<Schedstat> readSchedstat(pid_t pid, pid_t tid) {
   ProcPath path = taskPath(pid, tid, "schedstat");
   char buffer[128];
   ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
   if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
   std::string_view text(buffer, static_cast<size_t>(n));
-  uint64_t ran = 0;
-  if (!parseNumber(nextToken(text), ran)) return formatError(path.text);
-  return ran;
+  Schedstat stat;
+  if (!parseNumber(nextToken(text), stat.run_ns) || !parseNumber(nextToken(text), stat.wait_ns) ||
+      !parseNumber(nextToken(text), stat.runs))
+    return formatError(path.text);
+  return stat;
 }
 
-Result<uint64_t> readContextSwitches(pid_t pid, pid_t tid) {
+}  // namespace
+
+Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid) {
+  Result<Schedstat> stat = readSchedstat(pid, tid);
+  if (!stat) return stat.error();
+  return stat->run_ns;
+}
+
+Result<uint64_t> readRunCount(pid_t pid, pid_t tid) {
+  if (Result<Schedstat> stat = readSchedstat(pid, tid); stat && stat->runs > 0) return stat->runs;
   uint64_t voluntary = 0;
   uint64_t involuntary = 0;
   const StatusField fields[] = {{"voluntary_ctxt_switches:", &voluntary},

@@ -102,12 +102,12 @@ std::vector<uint64_t> ThreadReader::readAsleep(pid_t tid, const std::string& sys
   const proc::SyscallInfo where = proc::parseSyscall(syscall_line);
   if (where.kind != proc::SyscallInfo::Kind::kInSyscall && where.kind != proc::SyscallInfo::Kind::kBlockedNotInSyscall)
     return {};
-  Result<uint64_t> switches = proc::readContextSwitches(pid_, tid);
-  if (!switches) return {};
+  Result<uint64_t> runs = proc::readRunCount(pid_, tid);
+  if (!runs) return {};
   std::vector<uint64_t> pcs = unwinder_->unwindAsleep(where.pc, where.sp, kMaxFrames);
   if (pcs.empty() || readSyscallLine(pid_, tid) != syscall_line) return {};
-  Result<uint64_t> switches_after = proc::readContextSwitches(pid_, tid);
-  if (!switches_after || *switches_after != *switches) return {};
+  Result<uint64_t> runs_after = proc::readRunCount(pid_, tid);
+  if (!runs_after || *runs_after != *runs) return {};
   return pcs;
 }
 

@@ -55,10 +55,11 @@ class ThreadReader {
 
   // The stack of `tid` where it sleeps, as `syscall_line` (read just before) says, innermost first; empty when it
   // is not asleep, its walk needs a register the kernel does not report and that cannot be found (rbp, below a
-  // frame-pointer function that moves rsp after its prologue), or it ran while it was read. The kernel writes the syscall file only with the thread off the CPU; had the
-  // thread run at any moment after the first count of its switches, it would have been switched out again before
-  // the second syscall read, and the count would have moved. The same line and the same count mean it ran no
-  // instruction, and its stack stood still, all along the walk.
+  // frame-pointer function that moves rsp after its prologue), or it ran while it was read. The kernel writes the
+  // syscall file only with the thread off the CPU; had the thread run at any moment after the first count of its
+  // runs (proc::readRunCount), it would have been given a CPU and switched out again before the second syscall
+  // read, and the count would have moved. The same line and the same count mean it ran no instruction, and its
+  // stack stood still, all along the walk.
   std::vector<uint64_t> readAsleep(pid_t tid, const std::string& syscall_line);
 
   struct Stopped {

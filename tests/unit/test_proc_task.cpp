@@ -248,6 +248,36 @@ TEST_CASE("a thread blocking every signal shows them in SigBlk, and a signal sen
   CHECK((mine->blocked & signalBit(SIGUSR1)) == 0);
 }
 
+TEST_CASE("readRunCount stands still while a thread sleeps and moves once it has run", "[proc]") {
+  // The thread reads two bytes, one at a time: between them it runs, and sleeps again in the same read.
+  Pipe pipe;
+  TestThread reader(
+      [&] {
+        pipe.waitForByte();
+        pipe.waitForByte();
+      },
+      [&] { pipe.wake(); });
+  REQUIRE(waitForSyscall(reader.tid(), SyscallClass::kRead));
+  Result<uint64_t> asleep = readRunCount(getpid(), reader.tid());
+  REQUIRE(asleep.ok());
+  CHECK(*asleep > 0);
+  std::this_thread::sleep_for(20ms);
+  CHECK(readRunCount(getpid(), reader.tid()).value() == *asleep);
+
+  pipe.wake();
+  // Back in its read: the same syscall line, only the count tells that it ran.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  Result<uint64_t> after = readRunCount(getpid(), reader.tid());
+  while (after.ok() && *after == *asleep && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+    after = readRunCount(getpid(), reader.tid());
+  }
+  REQUIRE(after.ok());
+  CHECK(*after > *asleep);
+  REQUIRE(waitForSyscall(reader.tid(), SyscallClass::kRead));
+  CHECK_FALSE(readRunCount(999'999'999, 1).ok());
+}
+
 TEST_CASE("listTasks lists every thread of the process in order", "[proc]") {
   Pipe pipe;
   TestThread other([&] { pipe.waitForByte(); }, [&] { pipe.wake(); });
