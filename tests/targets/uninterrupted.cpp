@@ -2,8 +2,8 @@
 // SA_RESTART says). Each says so on stdout if it ever returns early, which a stack dump that signalled it would
 // make it do. Built without frame pointers, as distributions build code, and with them (tests/CMakeLists.txt).
 //
-// With the argument "flicker", three more threads sleep for 20 us at a time, between sleeps calling down to a
-// different depth each time, so that a stack read while its thread runs would not hold together.
+// With the argument "flicker", five more threads sleep for 20 us at a time, between sleeps calling down to a
+// different depth each time, or along another chain, so that a stack read while its thread runs would not hold.
 #include <time.h>
 #include <poll.h>
 #include <linux/futex.h>
@@ -93,6 +93,47 @@ __attribute__((noinline)) void waitInFutex() {
     if (futexWait(&never_woken) == -EINTR) reportEarlyReturn("futex");
 }
 
+// Two call chains of the same shape (flicker mode): the nap sleeps at the same pc and sp, with the same arguments,
+// in both, so its syscall line reads the same; only the return addresses above it tell them apart, and a walk
+// made while the thread went from one chain to the other would mix them. Each inner function's frame is more than
+// a page, so that a walk reads the return address into it and the one out of it from two pages, at two moments.
+// Each function counts its calls, so that no two are the same code (which the compiler could fold into one).
+const timespec kNap{0, 20'000};
+std::atomic<unsigned> g_alternations[4];
+
+__attribute__((noinline)) void nap() { nanosleep(&kNap, nullptr); }
+
+__attribute__((noinline)) void alternateInner1() {
+  volatile char page[4096];
+  page[0] = 1;
+  nap();
+  g_alternations[0].fetch_add(page[0], std::memory_order_relaxed);
+}
+
+__attribute__((noinline)) void alternateInner2() {
+  volatile char page[4096];
+  page[0] = 1;
+  nap();
+  g_alternations[1].fetch_add(page[0], std::memory_order_relaxed);
+}
+
+__attribute__((noinline)) void alternateOuter1() {
+  alternateInner1();
+  g_alternations[2].fetch_add(1, std::memory_order_relaxed);
+}
+
+__attribute__((noinline)) void alternateOuter2() {
+  alternateInner2();
+  g_alternations[3].fetch_add(1, std::memory_order_relaxed);
+}
+
+[[noreturn]] __attribute__((noinline)) void alternate() {
+  for (;;) {
+    alternateOuter1();
+    alternateOuter2();
+  }
+}
+
 __attribute__((noinline)) void waitInPollUnlessStopping() {
   int fds[2];
   if (pipe(fds) != 0) std::abort();
@@ -125,8 +166,10 @@ int main(int argc, char** argv) {
     cppops_targets::waitUntilInSyscall(tids[i], {roles[i].syscall_number});
     std::printf("tid %s %d\n", roles[i].name, static_cast<int>(tids[i].load()));
   }
-  if (argc > 1 && std::strcmp(argv[1], "flicker") == 0)
+  if (argc > 1 && std::strcmp(argv[1], "flicker") == 0) {
     for (int i = 0; i < 3; ++i) threads.emplace_back(flicker);
+    for (int i = 0; i < 2; ++i) threads.emplace_back(alternate);
+  }
   std::printf("ready\n");
   std::fflush(stdout);
   for (auto& t : threads) t.join();
