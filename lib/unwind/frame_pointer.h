@@ -303,9 +303,11 @@ inline Flow flowOf(const Instruction& in) {
 
 inline bool isRexW(const Instruction& in) { return (in.rex & 0x0f) == 0x08; }  // REX.W, no register extension
 
-// rsp <- rsp - n, with n in the immediate: sub $n,%rsp.
-inline bool subtractsFromRsp(const Instruction& in) {
-  return (oneByte(in, 0x83) || oneByte(in, 0x81)) && isRexW(in) && in.modrm == 0xec;
+// What add $n,%rsp or sub $n,%rsp adds to rsp (GCC writes sub $128 as add $-128, whose immediate fits a byte);
+// 0 for any other instruction.
+inline int64_t addedToRsp(const Instruction& in) {
+  if (!(oneByte(in, 0x83) || oneByte(in, 0x81)) || !isRexW(in)) return 0;
+  return in.modrm == 0xc4 ? in.immediate : in.modrm == 0xec ? -in.immediate : 0;
 }
 
 // rsp set from rbp, as epilogues do: lea n(%rbp),%rsp; mov %rbp,%rsp; leave.
@@ -318,7 +320,7 @@ inline bool restoresRspFromRbp(const Instruction& in) {
 
 // The steps of an epilogue: add $n,%rsp, rsp set from rbp, pops.
 inline bool isEpilogueStep(const Instruction& in) {
-  if ((oneByte(in, 0x83) || oneByte(in, 0x81)) && isRexW(in) && in.modrm == 0xc4) return true;
+  if (addedToRsp(in) > 0) return true;
   return restoresRspFromRbp(in) || (!in.vector && in.map == kOneByte && in.opcode >= 0x58 && in.opcode <= 0x5f);
 }
 
@@ -339,8 +341,7 @@ inline bool pushesArgument(const Instruction& in) {
 // Bytes of pushed arguments an instruction takes off the stack (a pop, add $n,%rsp); 0 for any other.
 inline int64_t argumentsTakenOff(const Instruction& in) {
   if (!in.vector && in.map == kOneByte && in.opcode >= 0x58 && in.opcode <= 0x5f) return 8;
-  if ((oneByte(in, 0x83) || oneByte(in, 0x81)) && isRexW(in) && in.modrm == 0xc4 && in.immediate > 0)
-    return in.immediate;
+  if (addedToRsp(in) > 0) return addedToRsp(in);
   return 0;
 }
 
@@ -349,8 +350,8 @@ inline int64_t argumentsTakenOff(const Instruction& in) {
 namespace detail {
 
 // fixedFrameDepth() under one reading of the prologue's last `sub $n,%rsp`: as part of the frame, or
-// (`sub_pads_arguments`) as room that GCC makes below it to keep the stack aligned for the arguments that the
-// first call made with pushed arguments takes, and that is taken off with them.
+// (`sub_pads_arguments`) as the start of the first argument area (below): room that GCC makes to keep the stack
+// aligned for the arguments it pushes next, taken off with them.
 inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t call_end, bool sub_pads_arguments) {
   bool pushed_rbp = false;
   bool frame_set = false;  // mov %rsp,%rbp done
@@ -358,10 +359,8 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
   bool prologue = true;    // until the first instruction that is neither the prologue's nor scheduled into it
   bool epilogue = false;   // from an epilogue's first step to its return or tail call
   int64_t depth = 0;
-  int64_t arguments = 0;   // bytes of arguments pushed for a call not yet taken off
-  bool called = false;     // the call they were pushed for was made
-  bool pushed = false;     // and at least one of them was pushed (not only room made with a sub)
-  bool argument_call_made = false;  // a call with pushed arguments came before
+  int64_t arguments = 0;   // bytes of the argument area below the frame, not yet taken off
+  bool area_closed = false;  // an argument area was opened and taken off again
   // The call (or system call) that ends at call_end, made after rbp was set: the depth then (a call made before
   // the prologue ends must see it complete) and the bytes of arguments below it. -1 until it is found.
   int64_t site_depth = -1;
@@ -371,10 +370,10 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
     if (in.length == 0) return -1;
     i += in.length;
     const Flow flow = flowOf(in);
-    if (i == call_end && (flow == Flow::kCall || isSyscall(in)) && frame_set && (arguments == 0 || pushed)) {
-      // The prologue's sub read as padding is the first argument call's: at any other call the two readings of
-      // the function disagree.
-      if (sub_pads_arguments && (arguments == 0 || argument_call_made)) return -1;
+    if (i == call_end && (flow == Flow::kCall || isSyscall(in)) && frame_set) {
+      // Inside the first argument area, rsp is as far down under either reading of the prologue's sub; anywhere
+      // else the two disagree.
+      if (sub_pads_arguments && (arguments == 0 || area_closed)) return -1;
       site_depth = depth;
       site_arguments = arguments;
     }
@@ -395,8 +394,8 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
         depth += 8;
         continue;
       }
-      if (frame_set && !grown && subtractsFromRsp(in) && in.immediate >= 0) {
-        (sub_pads_arguments ? arguments : depth) += in.immediate;
+      if (frame_set && !grown && addedToRsp(in) < 0) {
+        (sub_pads_arguments ? arguments : depth) -= addedToRsp(in);
         grown = true;
         continue;
       }
@@ -417,41 +416,37 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
       if (flow != Flow::kOn || (!isEpilogueStep(in) && (movesRsp(in) || writesRbp(in)))) return -1;
       continue;
     }
-    // Arguments past the sixth, pushed (after a sub that keeps the stack aligned, maybe) for a call and taken off
-    // right after it, by pops or add $n,%rsp, or by an epilogue that sets rsp from rbp: in between, nothing but
-    // instructions that leave rsp alone, so every other call sees rsp where the prologue put it.
-    if (arguments > 0 && called) {
+    // Argument areas: stack arguments for calls, pushed (after a sub that keeps the stack aligned, maybe: arguments
+    // past the sixth) or stored into room a sub made (a structure passed by value), and taken off after the calls by
+    // pops or add $n,%rsp, or by an epilogue that sets rsp from rbp. From the first push or sub to the last take-off
+    // the code runs straight, with no branch in or out, so rsp is known at every call in it; GCC keeps an area for
+    // several calls, storing the next one's arguments where the last one's were. Every call outside the areas sees
+    // rsp where the prologue put it. (Stack-clash probes of a large frame, sub and or to (%rsp), read as an area
+    // that the epilogue takes off: exact, for the calls up to it.)
+    if (arguments > 0) {
       if (const int64_t taken = argumentsTakenOff(in)) {
         if (taken > arguments) return -1;
         arguments -= taken;
-        called = arguments > 0;
+        area_closed = area_closed || arguments == 0;
+      } else if (pushesArgument(in)) {
+        arguments += 8;
+      } else if (addedToRsp(in) < 0) {
+        arguments -= addedToRsp(in);
       } else if (restoresRspFromRbp(in)) {
         arguments = 0;
-        called = false;
+        area_closed = true;
         epilogue = true;
-      } else if (!leavesFrameAlone(in)) {
+      } else if (flow != Flow::kCall && !leavesFrameAlone(in)) {
         return -1;
       }
       continue;
     }
     if (pushesArgument(in)) {
       arguments += 8;
-      pushed = true;
       continue;
     }
-    if (subtractsFromRsp(in) && in.immediate > 0) {
-      arguments += in.immediate;
-      continue;
-    }
-    if (arguments > 0) {
-      // A sub with no push after it is no argument area but more frame (stack-clash probes, say).
-      if (flow == Flow::kCall && pushed) {
-        called = true;
-        pushed = false;
-        argument_call_made = true;
-      } else if (!leavesFrameAlone(in)) {
-        return -1;
-      }
+    if (addedToRsp(in) < 0) {
+      arguments -= addedToRsp(in);
       continue;
     }
     if (isEpilogueStep(in)) {
@@ -468,12 +463,12 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
 // How far below rbp the function whose code is `function` (all `size` bytes of it, as its FDE's range gives
 // them) keeps rsp at the call (or system call) whose instruction ends at offset `call_end`: the depth of its
 // frame-pointer prologue ([endbr64] push %rbp; mov %rsp,%rbp; pushes; [sub $n,%rsp], with other instructions
-// scheduled in between), when nothing else in it moves rsp or writes rbp but its epilogues and the arguments
-// pushed for calls and taken off right after them, plus those pushed for this call. The prologue may come after a
-// head that returns early without a frame (GCC's shrink-wrapping: a test, a branch, a return or a tail call),
-// which makes no call and moves neither rsp nor rbp. The prologue's last sub may be the padding of the first
-// call's pushed arguments (GCC, for a seventh argument), when the rest of the function says so. -1 otherwise: no
-// such call there, an instruction the decoder does not know.
+// scheduled in between), when nothing else in it moves rsp or writes rbp but its epilogues and the areas of stack
+// arguments made for calls and taken off after them, plus the area this call is made in. The prologue may come
+// after a head that returns early without a frame (GCC's shrink-wrapping: a test, a branch, a return or a tail
+// call), which makes no call and moves neither rsp nor rbp. The prologue's last sub may be the padding of the first
+// argument area (GCC, for a seventh argument), when the rest of the function says so. -1 otherwise: no such call
+// there, an instruction the decoder does not know.
 inline int64_t fixedFrameDepth(const uint8_t* function, size_t size, size_t call_end) {
   if (size > kMaxFunctionBytes) return -1;
   const int64_t depth = detail::frameDepthReading(function, size, call_end, false);

@@ -72,6 +72,10 @@ TEST_CASE("fixedFrameDepth: the frame-pointer prologues compilers emit") {
                        0x41, 0x55, 0x41, 0x54, 0x53, 0x48, 0x8d, 0x9d, 0xd0, 0xfb, 0xff, 0xff, 0x48, 0x89, 0xdf, 0x48,
                        0x81, 0xec, 0x18, 0x04, 0x00, 0x00},
                       kSite, kLeaveRet}) == 5 * 8 + 0x418);
+  // GCC's 128-byte frame: add $-128,%rsp (its immediate fits a byte, where sub $128 would need four), and the
+  // epilogue's sub $-128,%rsp
+  CHECK(depthOf({kFrame, {0x41, 0x56, 0x53, 0x48, 0x83, 0xc4, 0x80}, kSite,
+                 {0x48, 0x83, 0xec, 0x80, 0x5b, 0x41, 0x5e, 0x5d, 0xc3}}) == 16 + 128);
   // no sub at all: the pushes are the frame
   CHECK(depthOf({kFrame, {0x53}, kSite, {0x5b, 0x5d, 0xc3}}) == 8);
   // an early return, then more body with calls, then the last epilogue
@@ -89,6 +93,39 @@ TEST_CASE("fixedFrameDepth: the frame-pointer prologues compilers emit") {
                       {0x48, 0x8d, 0x65, 0xf8, 0x5b, 0x5d, 0xc3}}) == 0x20);
   // a tail call ends an epilogue as a return does
   CHECK(depthOf({kFrame, kSite, {0x5d, 0xe9, 0x00, 0x00, 0x00, 0x00}}) == 0);
+}
+
+TEST_CASE("fixedFrameDepth: argument areas that several calls share, and stack-clash probes, are followed") {
+  // an argument pushed for a call and stored again for the next one before it is taken off (GCC, recursing with
+  // a seventh argument): sub $8,%rsp; push %r14; call; mov %r14,(%rsp); call; add $16,%rsp
+  const Bytes area = {0x48, 0x83, 0xec, 0x08, 0x41, 0x56};
+  const Bytes restore = {0x4c, 0x89, 0x34, 0x24};
+  const Bytes off = {0x48, 0x83, 0xc4, 0x10};
+  CHECK(depthOf({kFrame, {0x53, 0x50}, area, kSite, restore, kCall, off, kCall, {0x58, 0x5b, 0x5d, 0xc3}}) == 0x20);
+  CHECK(depthOf({kFrame, {0x53, 0x50}, area, kCall, restore, kSite, off, kCall, {0x58, 0x5b, 0x5d, 0xc3}}) == 0x20);
+  // after it, the prologue's sub may have been frame or the area's padding, and a call there is refused
+  CHECK(depthOf({kFrame, {0x53, 0x50}, area, kCall, restore, kCall, off, kSite, {0x58, 0x5b, 0x5d, 0xc3}}) == -1);
+  // pushes for the next call while the last one's arguments are still on: each call sees its own depth
+  CHECK(depthOf({kFrame, {0x6a, 0x07}, kCall, {0x6a, 0x08}, kSite, {0x48, 0x83, 0xc4, 0x10}, kLeaveRet}) == 0x10);
+  // stack-clash probes of a large frame (sub $0x1000,%rsp; orq $0,(%rsp); sub $0x20,%rsp), which the epilogue
+  // takes off: exact for every call up to it
+  const Bytes probed = {0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00, 0x48, 0x83, 0xec, 0x20};
+  CHECK(depthOf({kFrame, probed, kCall, kSite, kLeaveRet}) == 0x1020);
+}
+
+TEST_CASE("fixedFrameDepth: a structure passed by value, stored into room made below the frame for the call") {
+  // GCC -O2, fmt's parse_precision: push %rbp; lea 1(%rdi),%rax; mov %rsp,%rbp; push %r13; push %r12; push %rbx;
+  // sub $0x38,%rsp ... sub $0x20,%rsp; mov (%r12),%rbx; mov %edx,-0x30(%rbp); movaps %xmm1,(%rsp);
+  // movdqa -0x30(%rbp),%xmm2; movaps %xmm2,0x10(%rsp); call get_dynamic_spec; add $0x20,%rsp ... and its epilogue
+  const Bytes prologue = {0x55, 0x48, 0x8d, 0x47, 0x01, 0x48, 0x89, 0xe5, 0x41, 0x55, 0x41, 0x54, 0x53, 0x48, 0x83,
+                          0xec, 0x38};
+  const Bytes room = {0x48, 0x83, 0xec, 0x20, 0x49, 0x8b, 0x1c, 0x24, 0x89, 0x55, 0xd0, 0x0f, 0x29, 0x0c, 0x24,
+                      0x66, 0x0f, 0x6f, 0x55, 0xd0, 0x0f, 0x29, 0x54, 0x24, 0x10};
+  const Bytes taken_off = {0x48, 0x83, 0xc4, 0x20};
+  const Bytes epilogue = {0x48, 0x8d, 0x65, 0xe8, 0x5b, 0x41, 0x5c, 0x41, 0x5d, 0x5d, 0xc3};
+  CHECK(depthOf({prologue, room, kSite, taken_off, kCall, epilogue}) == 0x50 + 0x20);
+  // and the function's other calls, once the room is taken off
+  CHECK(depthOf({prologue, room, kCall, taken_off, kSite, epilogue}) == 0x50);
 }
 
 TEST_CASE("fixedFrameDepth: a seventh argument, whose padding GCC makes with the prologue's sub") {
@@ -188,21 +225,15 @@ TEST_CASE("fixedFrameDepth: a function that moves rsp or rbp elsewhere, or that 
   CHECK(depthOf({kFrame, kSite, {0x48, 0x8b, 0x2f}, kCall, kLeaveRet}) == -1);
   // a realigned stack: and $-32,%rsp
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xe4, 0xe0}, kSite, kLeaveRet}) == -1);
-  // stack-clash protection: sub $0x1000,%rsp; orq $0,(%rsp); sub $0x20,%rsp
-  CHECK(depthOf({kFrame, {0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00, 0x48, 0x83,
-                               0xec, 0x20},
-                      kSite, kLeaveRet}) == -1);
   // alloca after a first call: sub %rax,%rsp
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x29, 0xc4}, kCall, kLeaveRet}) == -1);
-  // an argument pushed for a call and not taken off before the next call, which sees rsp elsewhere
-  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07}, kCall, kBody, kCall,
-                      {0x48, 0x83, 0xc4, 0x08}, kLeaveRet}) == -1);
-  // room made with a sub and no push after it: more frame, not arguments
-  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x83, 0xec, 0x10}, kCall,
+  // a branch between the room made and the call it is for
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x48, 0x83, 0xec, 0x10, 0x74, 0x02}, kCall,
                       {0x48, 0x83, 0xc4, 0x10}, kLeaveRet}) == -1);
   // pushed arguments taken off beyond what was pushed
-  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07}, kCall, {0x48, 0x83, 0xc4, 0x10}, kCall,
-                      kLeaveRet}) == -1);
+  CHECK(depthOf({kFrame, kSite, {0x6a, 0x07}, kCall, {0x48, 0x83, 0xc4, 0x10}, kCall, kLeaveRet}) == -1);
+  // an argument area still open where the function returns
+  CHECK(depthOf({kFrame, kSite, {0x6a, 0x07}, kCall, {0xc3}}) == -1);
   // an argument pushed, then a branch before the call
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kSite, {0x6a, 0x07, 0x74, 0x02}, kCall, {0x58}, kCall,
                       kLeaveRet}) == -1);
@@ -237,8 +268,12 @@ TEST_CASE("fixedFrameDepth: the thread must sleep below a call of the function t
   CHECK(fixedFrameDepth(prologue_syscall.data(), prologue_syscall.size(), kFrame.size() + 3) == 8);
   // a call made with an argument on the stack: rsp is that much further down
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x6a, 0x07}, kSite, {0x58}, kLeaveRet}) == 0x18);
-  // one made with room and no push (a sub that is more frame, not arguments) is refused, as the function is
-  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x48, 0x83, 0xec, 0x10}, kSite, kLeaveRet}) == -1);
+  // one made with room that a sub made and no push (a structure passed by value), taken off by the epilogue
+  CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x10}, kCall, {0x48, 0x83, 0xec, 0x10}, kSite, kLeaveRet}) == 0x20);
+  // stack-clash probes of a large frame in front of the call: sub $0x1000,%rsp; orq $0,(%rsp); sub $0x20,%rsp
+  CHECK(depthOf({kFrame, {0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x83, 0x0c, 0x24, 0x00, 0x48, 0x83,
+                          0xec, 0x20},
+                 kSite, kLeaveRet}) == 0x1020);
   // no call ends where the return address points: just after the call, and inside or after the next instruction
   Bytes function = join({kFrame, kCall, kBody, kLeaveRet});
   CHECK(fixedFrameDepth(function.data(), function.size(), kFrame.size() + kCall.size()) == 0);
