@@ -325,9 +325,14 @@ void checkWallEveryThread(const Burner& b, const std::string& source) {
   json summary = profileJson(b, {"-d", "2s", "--mode", "wall", "-o", file});
   CHECK(summary.at("mode") == "wall");
   CHECK(summary.at("source") == source);
-  // The agent's own threads are left out.
+  // The agent's own threads are left out. A sample of a thread that did not stop in time (through ptrace, on a
+  // machine busier than its CPUs) is dropped, and counted as such.
   const double expected = 4 * 2.0 * 100;
-  CHECK(summary.at("samples").get<double>() == Approx(expected).epsilon(0.15));
+  const double samples = summary.at("samples").get<double>();
+  const double dropped = summary.at("dropped").get<double>();
+  INFO(samples << " samples, " << dropped << " dropped");
+  CHECK(samples + dropped == Approx(expected).epsilon(0.15));
+  CHECK(samples >= expected / 2);
   std::map<std::string, uint64_t> per_thread;
   for (const auto& t : summary.at("threads")) per_thread[t.at("name")] = t.at("samples");
   CHECK(per_thread.count("sleeper") == 1);
