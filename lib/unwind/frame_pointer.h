@@ -303,6 +303,11 @@ inline Flow flowOf(const Instruction& in) {
 
 inline bool isRexW(const Instruction& in) { return (in.rex & 0x0f) == 0x08; }  // REX.W, no register extension
 
+// mov %rsp,%rbp, in either encoding: the prologue's step that makes rbp the frame's base.
+inline bool setsFrame(const Instruction& in) {
+  return in.rex == 0x48 && ((oneByte(in, 0x89) && in.modrm == 0xe5) || (oneByte(in, 0x8b) && in.modrm == 0xec));
+}
+
 // What add $n,%rsp or sub $n,%rsp adds to rsp (GCC writes sub $128 as add $-128, whose immediate fits a byte);
 // 0 for any other instruction.
 inline int64_t addedToRsp(const Instruction& in) {
@@ -382,8 +387,7 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
         pushed_rbp = true;
         continue;
       }
-      if (pushed_rbp && !frame_set && in.rex == 0x48 &&
-          ((oneByte(in, 0x89) && in.modrm == 0xe5) || (oneByte(in, 0x8b) && in.modrm == 0xec))) {
+      if (pushed_rbp && !frame_set && setsFrame(in)) {
         frame_set = true;
         continue;
       }

@@ -33,12 +33,6 @@ struct Function {
   size_t size = 0;
 };
 
-// mov %rsp,%rbp, in either encoding.
-bool setsFrame(const fp::detail::Instruction& in) {
-  return in.rex == 0x48 && ((fp::detail::oneByte(in, 0x89) && in.modrm == 0xe5) ||
-                            (fp::detail::oneByte(in, 0x8b) && in.modrm == 0xec));
-}
-
 std::string demangled(const std::string& name) {
   int status = 0;
   std::unique_ptr<char, decltype(&std::free)> text(abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status),
@@ -104,7 +98,7 @@ int main(int argc, char** argv) {
         break;
       }
       i += in.length;
-      frame = frame || setsFrame(in);
+      frame = frame || fp::detail::setsFrame(in);
       if (fp::detail::flowOf(in) == fp::detail::Flow::kCall || fp::detail::isSyscall(in)) call_ends.push_back(i);
     }
     if (!frame || call_ends.empty()) continue;
