@@ -356,7 +356,11 @@ namespace detail {
 
 // fixedFrameDepth() under one reading of the prologue's last `sub $n,%rsp`: as part of the frame, or
 // (`sub_pads_arguments`) as the start of the first argument area (below): room that GCC makes to keep the stack
-// aligned for the arguments it pushes next, taken off with them.
+// aligned for the arguments it pushes next, taken off with them. The second reading is asked only when the first
+// fails. Up to the end of that area the second reads the same code more strictly (straight, with no branch), and
+// after it the two read alike; so it succeeds where the first failed only when the area was taken off by pops or
+// an add that took off more than was pushed, or when the call precedes the sub. Either way the code from the sub
+// to there ran straight and set rsp back to where the prologue's pushes left it, which is where the body keeps it.
 inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t call_end, bool sub_pads_arguments) {
   bool pushed_rbp = false;
   bool frame_set = false;  // mov %rsp,%rbp done
@@ -365,7 +369,6 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
   bool epilogue = false;   // from an epilogue's first step to its return or tail call
   int64_t depth = 0;
   int64_t arguments = 0;   // bytes of the argument area below the frame, not yet taken off
-  bool area_closed = false;  // an argument area was opened and taken off again
   // The call (or system call) that ends at call_end, made after rbp was set: the depth then (a call made before
   // the prologue ends must see it complete) and the bytes of arguments below it. -1 until it is found.
   int64_t site_depth = -1;
@@ -376,9 +379,6 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
     i += in.length;
     const Flow flow = flowOf(in);
     if (i == call_end && (flow == Flow::kCall || isSyscall(in)) && frame_set) {
-      // Inside the first argument area, rsp is as far down under either reading of the prologue's sub; anywhere
-      // else the two disagree.
-      if (sub_pads_arguments && (arguments == 0 || area_closed)) return -1;
       site_depth = depth;
       site_arguments = arguments;
     }
@@ -431,14 +431,12 @@ inline int64_t frameDepthReading(const uint8_t* function, size_t size, size_t ca
       if (const int64_t taken = argumentsTakenOff(in)) {
         if (taken > arguments) return -1;
         arguments -= taken;
-        area_closed = area_closed || arguments == 0;
       } else if (pushesArgument(in)) {
         arguments += 8;
       } else if (addedToRsp(in) < 0) {
         arguments -= addedToRsp(in);
       } else if (restoresRspFromRbp(in)) {
         arguments = 0;
-        area_closed = true;
         epilogue = true;
       } else if (flow != Flow::kCall && !leavesFrameAlone(in)) {
         return -1;

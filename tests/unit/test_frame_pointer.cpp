@@ -103,8 +103,8 @@ TEST_CASE("fixedFrameDepth: argument areas that several calls share, and stack-c
   const Bytes off = {0x48, 0x83, 0xc4, 0x10};
   CHECK(depthOf({kFrame, {0x53, 0x50}, area, kSite, restore, kCall, off, kCall, {0x58, 0x5b, 0x5d, 0xc3}}) == 0x20);
   CHECK(depthOf({kFrame, {0x53, 0x50}, area, kCall, restore, kSite, off, kCall, {0x58, 0x5b, 0x5d, 0xc3}}) == 0x20);
-  // after it, the prologue's sub may have been frame or the area's padding, and a call there is refused
-  CHECK(depthOf({kFrame, {0x53, 0x50}, area, kCall, restore, kCall, off, kSite, {0x58, 0x5b, 0x5d, 0xc3}}) == -1);
+  // after it, whose take-off showed the prologue's sub to be its padding
+  CHECK(depthOf({kFrame, {0x53, 0x50}, area, kCall, restore, kCall, off, kSite, {0x58, 0x5b, 0x5d, 0xc3}}) == 0x10);
   // pushes for the next call while the last one's arguments are still on: each call sees its own depth
   CHECK(depthOf({kFrame, {0x6a, 0x07}, kCall, {0x6a, 0x08}, kSite, {0x48, 0x83, 0xc4, 0x10}, kLeaveRet}) == 0x10);
   // stack-clash probes of a large frame (sub $0x1000,%rsp; orq $0,(%rsp); sub $0x20,%rsp), which the epilogue
@@ -142,18 +142,21 @@ TEST_CASE("fixedFrameDepth: a seventh argument, whose padding GCC makes with the
   const Bytes errno_call = {0xe8, 0x00, 0x00, 0x00, 0x00};
   const Bytes tail = {0x8b, 0x00, 0xc9, 0xf7, 0xd8, 0xc3};
   CHECK(depthOf({prologue, kSite, after, errno_call, tail}) == 16);
-  // its other call, after the arguments are off: the sub was padding or frame, and the function cannot say which
-  // (a linear reading makes the pop after the first an epilogue, and the branch from there refuses it)
+  // its other call, after the arguments are off: the two pops took off the push and the prologue's sub, so rsp
+  // is back where the prologue's push of rbp left it
   const Bytes function = join({prologue, kCall, after, errno_call, tail});
-  CHECK(fixedFrameDepth(function.data(), function.size(), function.size() - tail.size()) == -1);
+  CHECK(fixedFrameDepth(function.data(), function.size(), function.size() - tail.size()) == 0);
   // GCC -O1: push %rbp; mov %rsp,%rbp; mov %esi,%ecx; mov %rdx,%r8; sub $8,%rsp; push $-1; ... call syscall;
   // mov %rax,%rdx; add $16,%rsp; ... leave; ret
   CHECK(depthOf({{0x55, 0x48, 0x89, 0xe5, 0x89, 0xf1, 0x49, 0x89, 0xd0, 0x48, 0x83, 0xec, 0x08, 0x6a, 0xff, 0x41,
                   0xb9, 0x00, 0x00, 0x00, 0x00},
                  kSite, {0x48, 0x89, 0xc2, 0x48, 0x83, 0xc4, 0x10, 0xb8, 0x00, 0x00, 0x00, 0x00}, kLeaveRet}) == 16);
-  // read as padding, the sub answers for the first call with pushed arguments alone: a later one is refused
+  // a later call with pushed arguments, once the padding is off
   CHECK(depthOf({kFrame, {0x48, 0x83, 0xec, 0x08, 0x6a, 0xff}, kCall, {0x48, 0x83, 0xc4, 0x10, 0x6a, 0xff}, kSite,
-                 {0x48, 0x83, 0xc4, 0x08}, kLeaveRet}) == -1);
+                 {0x48, 0x83, 0xc4, 0x08}, kLeaveRet}) == 8);
+  // the call before the prologue's sub, which only the second reading sees as complete: push %rbx; syscall; sub
+  const Bytes early = join({kFrame, {0x53, 0x0f, 0x05, 0x48, 0x83, 0xec, 0x08}, kCall, kLeaveRet});
+  CHECK(fixedFrameDepth(early.data(), early.size(), kFrame.size() + 3) == 8);
 }
 
 TEST_CASE("fixedFrameDepth: a shrink-wrapped prologue, after a head that returns early without a frame") {
