@@ -5,7 +5,11 @@
 //   - accuracy: at --heap-rate 64KiB a site keeping 16 MiB yields ~256 samples (standard deviation ~6%), so each
 //     site's in-use figure within 20% of the truth and the 64:16 ratio within 20% of 4 fail about once in 10^4 runs;
 //   - gc: the target holds 128 MiB free in 4 KiB chunks; trimming must give back at least 100 MiB of RSS.
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <signal.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sys/wait.h>
@@ -54,6 +58,56 @@ struct Target {
 };
 
 uint64_t figure(const json& j, const char* name) { return j.at(name).get<uint64_t>(); }
+
+// The value of symbol `name` in the ELF file at `path` (its symbol table, else its dynamic one); 0 if absent.
+uint64_t symbolValue(const std::string& path, const std::string& name) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  elf_version(EV_CURRENT);
+  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
+  uint64_t value = 0;
+  for (Elf_Scn* scn = elf != nullptr ? elf_nextscn(elf, nullptr) : nullptr; scn != nullptr && value == 0;
+       scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM)) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    for (size_t i = 0; data != nullptr && shdr.sh_entsize != 0 && i < shdr.sh_size / shdr.sh_entsize; ++i) {
+      GElf_Sym sym;
+      const char* sym_name = gelf_getsym(data, static_cast<int>(i), &sym) != nullptr
+                                 ? elf_strptr(elf, shdr.sh_link, sym.st_name)
+                                 : nullptr;
+      if (sym_name != nullptr && name == sym_name && sym.st_value != 0) {
+        value = sym.st_value;
+        break;
+      }
+    }
+  }
+  if (elf != nullptr) elf_end(elf);
+  ::close(fd);
+  return value;
+}
+
+// Where process `pid` mapped the start of the file whose path ends in `suffix` (offset 0), and that file's path.
+std::pair<uint64_t, std::string> mappedAt(pid_t pid, const std::string& suffix) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, device, inode, path;
+    fields >> range >> perms >> offset >> device >> inode >> path;
+    if (offset == "00000000" && path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return {std::stoull(range.substr(0, range.find('-')), nullptr, 16), path};
+  }
+  return {0, ""};
+}
+
+template <typename T>
+T readRemote(pid_t pid, uint64_t at) {
+  T value{};
+  iovec local{&value, sizeof value};
+  iovec remote{reinterpret_cast<void*>(at), sizeof value};
+  REQUIRE(process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof value));
+  return value;
+}
 
 // flat of a function in `cppops profile --heap --json --top 0`.
 uint64_t flatOf(const json& profile, const std::string& function) {
@@ -544,6 +598,30 @@ TEST_CASE("heap profile: under valgrind's memcheck sampling is refused and the p
   CHECK(r.err.find("valgrind tool that replaces the allocator") != std::string::npos);
   CHECK(r.err.find("--tool=massif") != std::string::npos);
   CHECK(runCli({"heap", pid}, dir.path()).exit_code == 0);
+}
+
+TEST_CASE("interposition: sampling off, malloc and free go straight to glibc's, with no bootstrap block to mind") {
+  // What an idle agent costs every allocation: one indirect jump. A block handed out from the bootstrap arena while
+  // the agent looked the allocator up would make every free check for one for good (about 1 ns a free, seen when
+  // failed lookups of sized frees glibc does not have allocated dlsym's error message there). Read from the agent's
+  // own state in the target's memory, by its symbols.
+  Target t({"sites"});
+  const pid_t pid = t.target.pid();
+  const auto [agent_base, agent_path] = mappedAt(pid, "/libcppops_agent.so.0.1.0");
+  const auto [libc_base, libc_path] = mappedAt(pid, "/libc.so.6");
+  REQUIRE(agent_base != 0);
+  REQUIRE(libc_base != 0);
+  const uint64_t free_check = symbolValue(agent_path, "_ZN6cppops5agent4heap12g_free_checkE");
+  const uint64_t arena_top = symbolValue(agent_path, "_ZN6cppops5agent4heap12_GLOBAL__N_111g_arena_topE");
+  const uint64_t hot = symbolValue(agent_path, "_ZN6cppops5agent4heap12_GLOBAL__N_15g_hotE");
+  REQUIRE(free_check != 0);
+  REQUIRE(arena_top != 0);
+  REQUIRE(hot != 0);
+  CHECK(readRemote<uint8_t>(pid, agent_base + free_check) == 0);
+  CHECK(readRemote<uint64_t>(pid, agent_base + arena_top) == 0);
+  // g_hot starts with the routes: malloc, calloc, free.
+  CHECK(readRemote<uint64_t>(pid, agent_base + hot) == libc_base + symbolValue(libc_path, "malloc"));
+  CHECK(readRemote<uint64_t>(pid, agent_base + hot + 16) == libc_base + symbolValue(libc_path, "free"));
 }
 
 TEST_CASE("interposition: a double free still reaches glibc, which catches it") {
