@@ -13,6 +13,7 @@
 #include <libelf.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,8 +81,12 @@ int main(int argc, char** argv) {
   }
   const bool list = argc == 3;
   const int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    std::fprintf(stderr, "%s: cannot open it: %s\n", argv[1], std::strerror(errno));
+    return 1;
+  }
   elf_version(EV_CURRENT);
-  Elf* elf = fd >= 0 ? elf_begin(fd, ELF_C_READ, nullptr) : nullptr;
+  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
   if (elf == nullptr || elf_kind(elf) != ELF_K_ELF) {
     std::fprintf(stderr, "%s: not an ELF file this can read\n", argv[1]);
     return 1;
