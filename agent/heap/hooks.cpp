@@ -81,10 +81,13 @@ RouteChoices routeChoices();
 // For an allocator without such a sized free (glibc has no sdallocx, and before 2.39 or so no free_sized): free.
 template <typename... Size>
 void releaseWithoutSize(void* p, Size...) noexcept;
+constexpr SdallocxFn kSdallocxAbsent = releaseWithoutSize<size_t, int>;
+constexpr FreeSizedFn kFreeSizedAbsent = releaseWithoutSize<size_t>;
+constexpr FreeAlignedSizedFn kFreeAlignedSizedAbsent = releaseWithoutSize<size_t, size_t>;
 
 // The next definitions. Until resolved, the hot four point at their bootstrap versions (so the hot path needs no
-// "resolved?" check); the rest are resolved before any of them can be reached through resolve(), but for the
-// sized frees, which are looked up at their first call (sizedNext).
+// "resolved?" check); the rest are resolved before any of them can be reached through resolve(), the sized frees
+// last (releaseSized).
 struct Next {
   std::atomic<MallocFn> malloc{bootMalloc};
   std::atomic<FreeFn> free{bootFree};
@@ -197,6 +200,22 @@ void resolve() {
   g_hot.next.malloc.store(next_malloc, std::memory_order_release);
   registerHooks(reinterpret_cast<void*>(&cppops_heap_own_malloc), &g_hot.routes, routeChoices());
   t_resolving = false;
+  // The sized frees last, with the routes set: on an allocator without them (glibc has none of tcmalloc's, and no
+  // free_sized before 2.39) dlsym fails and allocates its error message, which now goes to the allocator. Under
+  // t_resolving it would come from the bootstrap arena, and a bootstrap block makes every free of the process check
+  // for one for good (kCheckArena): about 1 ns a free. Until they are stored, sized frees go through free.
+  g_hot.next.sdallocx.store(lookUpOr("sdallocx", kSdallocxAbsent), std::memory_order_release);
+  g_hot.next.free_sized.store(lookUpOr("free_sized", kFreeSizedAbsent), std::memory_order_release);
+  g_hot.next.free_aligned_sized.store(lookUpOr("free_aligned_sized", kFreeAlignedSizedAbsent),
+                                      std::memory_order_release);
+  g_hot.next.tc_free_sized.store(lookUpOr("tc_free_sized", kFreeSizedAbsent), std::memory_order_release);
+  g_hot.next.tc_delete_sized.store(lookUpOr("tc_delete_sized", kFreeSizedAbsent), std::memory_order_release);
+  g_hot.next.tc_deletearray_sized.store(lookUpOr("tc_deletearray_sized", kFreeSizedAbsent),
+                                        std::memory_order_release);
+  g_hot.next.tc_delete_sized_aligned.store(lookUpOr("tc_delete_sized_aligned", kFreeAlignedSizedAbsent),
+                                           std::memory_order_release);
+  g_hot.next.tc_deletearray_sized_aligned.store(lookUpOr("tc_deletearray_sized_aligned", kFreeAlignedSizedAbsent),
+                                                std::memory_order_release);
 }
 
 void* bootMalloc(size_t n) {
@@ -407,33 +426,17 @@ void releaseWithoutSize(void* p, Size...) noexcept {
   release(p);
 }
 
-// The allocator's sized free called `name`, or free when it has none. Looked up at its first call rather than in
-// resolve(): on an allocator without it (glibc has none of tcmalloc's, and no free_sized before 2.39) dlsym fails
-// and allocates its error message, which within resolve() comes from the bootstrap arena, and a bootstrap block
-// makes every free of the process check for one for good (kCheckArena): about 1 ns a free.
-template <typename... Size>
-auto sizedNext(std::atomic<void (*)(void*, Size...)>& slot, const char* name) {
-  using Fn = void (*)(void*, Size...);
-  Fn fn = slot.load(std::memory_order_acquire);
-  if (__builtin_expect(fn == nullptr, 0)) {
-    constexpr Fn kAbsent = releaseWithoutSize<Size...>;
-    fn = lookUpOr(name, kAbsent);
-    slot.store(fn, std::memory_order_release);
-  }
-  return fn;
-}
-
 // A sized free: p goes to the allocator's with the size the program passes, unless it must go through free, which
 // takes none. A sampled block is larger than that size (its tag), perhaps of the allocator's next size class; no
 // allocator owns the bootstrap arena.
 template <typename Fn, typename... Size>
-__attribute__((always_inline)) inline void releaseSized(std::atomic<Fn>& next, const char* name, void* p,
-                                                        Size... size) {
+__attribute__((always_inline)) inline void releaseSized(std::atomic<Fn>& next, void* p, Size... size) {
   const uint8_t check = g_free_check.load(std::memory_order_relaxed);
   if (__builtin_expect(check != 0, 0) && p != nullptr &&
       (((check & kCheckArena) != 0 && inArena(p)) || ((check & kCheckTag) != 0 && sampledTag(p) != nullptr)))
     return release(p);
-  sizedNext(next, name)(p, size...);
+  if (const Fn sized = next.load(std::memory_order_acquire)) return sized(p, size...);
+  release(p);  // before resolve() has looked it up
 }
 
 __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, size_t n) {
@@ -585,29 +588,29 @@ CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void* pvalloc(size_t n) {
 // The sized frees, for programs that call them themselves (folly calls jemalloc's sdallocx, for one; tcmalloc's
 // own are in its C API).
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void sdallocx(void* p, size_t size, int flags) {
-  releaseSized(g_hot.next.sdallocx, "sdallocx", p, size, flags);
+  releaseSized(g_hot.next.sdallocx, p, size, flags);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_sized(void* p, size_t size) {
-  releaseSized(g_hot.next.free_sized, "free_sized", p, size);
+  releaseSized(g_hot.next.free_sized, p, size);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void free_aligned_sized(void* p, size_t alignment, size_t size) {
-  releaseSized(g_hot.next.free_aligned_sized, "free_aligned_sized", p, alignment, size);
+  releaseSized(g_hot.next.free_aligned_sized, p, alignment, size);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_free_sized(void* p, size_t size) {
-  releaseSized(g_hot.next.tc_free_sized, "tc_free_sized", p, size);
+  releaseSized(g_hot.next.tc_free_sized, p, size);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_delete_sized(void* p, size_t size) {
-  releaseSized(g_hot.next.tc_delete_sized, "tc_delete_sized", p, size);
+  releaseSized(g_hot.next.tc_delete_sized, p, size);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_deletearray_sized(void* p, size_t size) {
-  releaseSized(g_hot.next.tc_deletearray_sized, "tc_deletearray_sized", p, size);
+  releaseSized(g_hot.next.tc_deletearray_sized, p, size);
 }
 // std::align_val_t is passed as the size_t it is.
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_delete_sized_aligned(void* p, size_t size, size_t alignment) {
-  releaseSized(g_hot.next.tc_delete_sized_aligned, "tc_delete_sized_aligned", p, size, alignment);
+  releaseSized(g_hot.next.tc_delete_sized_aligned, p, size, alignment);
 }
 CPPOPS_ALLOC_EXPORT CPPOPS_HOOK_PATH void tc_deletearray_sized_aligned(void* p, size_t size, size_t alignment) {
-  releaseSized(g_hot.next.tc_deletearray_sized_aligned, "tc_deletearray_sized_aligned", p, size, alignment);
+  releaseSized(g_hot.next.tc_deletearray_sized_aligned, p, size, alignment);
 }
 
 }  // extern "C"
