@@ -321,11 +321,15 @@ TEST_CASE("profile through ptrace, interrupted or killed, leaves every thread of
 }
 
 TEST_CASE("stack and profile through ptrace let go at once of a thread that does not stop in time") {
-  // The starved thread shares CPU 0 with a burner under SCHED_IDLE, so it runs a few milliseconds a second and a
+  // The starved thread shares CPU 0 with burners under SCHED_IDLE, so it runs a few milliseconds a second and a
   // stop asked of it is rarely reached within the limit (--capture-timeout in a dump, 100 ms in a profile). Such a
   // thread stays attached to the thread that asked, enters its stop when it next runs, and is let go only when
   // that thread ends: so the walk and the sampler end it at once, and carry on from a new one.
   TempDir dir;
+  // The target's own burner is stopped with the rest at every sample, leaving CPU 0 free for the starved thread to
+  // reach its stop in time; a burner in another process, which nobody stops, keeps it busy then too.
+  TargetProcess hog({"cpu_burner", {"--threads", "1", "--cpu0", "1"}, false, {}, {}}, dir.path());
+  REQUIRE(hog.waitForOutput("ready", 20s));
   TargetProcess target({"cpu_burner", {"--threads", "1", "--starved", "1"}, false, {}, {}}, dir.path());
   REQUIRE(target.waitForOutput("ready", 20s));
   const std::string pid = std::to_string(target.pid());

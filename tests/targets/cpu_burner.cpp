@@ -2,11 +2,12 @@
 // hotFunction() as in coldFunction() (the same loop, 3n iterations against n), so a correct CPU profile shows
 // them at 75% and 25%. A "sleeper" thread only sleeps: no CPU samples, but present in wall-clock profiles.
 //
-//   cpu_burner [--threads N] [--report-ms MS] [--starved 1]
+//   cpu_burner [--threads N] [--report-ms MS] [--cpu0 1] [--starved 1]
 //     --threads N     burner threads (default 2), named burner-0, burner-1, ...
-//     --starved 1     every burner runs on CPU 0 only, beside one more thread, "starved", that loops there under
-//                     SCHED_IDLE: it gets the CPU for a few milliseconds a second, so a ptrace stop asked of it
-//                     waits that long (no privilege needed, unlike a real-time thread that would starve it)
+//     --cpu0 1        every burner runs on CPU 0 only
+//     --starved 1     as --cpu0, beside one more thread, "starved", that loops on CPU 0 under SCHED_IDLE: it gets
+//                     the CPU for a few milliseconds a second, so a ptrace stop asked of it waits that long (no
+//                     privilege needed, unlike a real-time thread that would starve it)
 //     --report-ms MS  every MS milliseconds print "progress MONOTONIC_NS ROUNDS WORK PROCESS_CPU_NS": rounds of
 //                     hot+cold and loop iterations completed by all burners together, and the CPU time of the
 //                     whole process, read at the same moment (what the overhead benchmark measures)
@@ -42,6 +43,7 @@ std::atomic<uint64_t> g_units{0};
 std::atomic<uint64_t> g_work{0};
 std::atomic<int> g_announced{0};
 bool g_starved = false;  // set before any thread starts
+bool g_on_cpu0 = false;  // set before any thread starts
 std::mutex g_print_lock;
 
 // One step of a 64-bit LCG; the empty asm keeps the compiler from folding the loop away. The loop is written out
@@ -79,7 +81,7 @@ void runOnCpuZero() {
 
 [[noreturn]] void burner(int index) {
   announce("burner-" + std::to_string(index));
-  if (g_starved) runOnCpuZero();
+  if (g_on_cpu0) runOnCpuZero();
   uint64_t x = static_cast<uint64_t>(index) + 1;
   uint64_t random = 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(index) + 1);
   for (;;) {
@@ -132,8 +134,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--report-ms") == 0) report_ms = std::atol(argv[i + 1]);
+    if (std::strcmp(argv[i], "--cpu0") == 0) g_on_cpu0 = std::atoi(argv[i + 1]) != 0;
     if (std::strcmp(argv[i], "--starved") == 0) g_starved = std::atoi(argv[i + 1]) != 0;
   }
+  g_on_cpu0 = g_on_cpu0 || g_starved;
   std::vector<std::thread> pool;
   pool.emplace_back(sleeper);
   for (int i = 0; i < threads; ++i) pool.emplace_back(burner, i);
