@@ -27,16 +27,10 @@ bool asleepAt(const std::string& syscall_line, uintptr_t* pc, uintptr_t* sp) {
   return *pc != 0 && *sp != 0;
 }
 
-// How often the thread was given a CPU (schedstat's third field); where the kernel keeps no such count (it reads
-// 0), how often it was switched out (status, which costs the kernel twice as much to write). -1 when unreadable.
-long long runCount(const TaskDirectory& tasks, pid_t tid) {
+// How often the thread was switched out (status), where the kernel does not count how often it was given a CPU:
+// twice as costly to read. -1 when unreadable.
+long long switchCount(const TaskDirectory& tasks, pid_t tid) {
   char buf[2048];
-  if (tasks.read(tid, "schedstat", buf, sizeof buf) != 0) {
-    char* field = buf;
-    for (int skip = 0; skip < 2 && field != nullptr; ++skip) field = std::strchr(field + 1, ' ');
-    const long long runs = field != nullptr ? std::strtoll(field + 1, nullptr, 10) : 0;
-    if (runs > 0) return runs;
-  }
   if (tasks.read(tid, "status", buf, sizeof buf) == 0) return -1;
   const char* voluntary = std::strstr(buf, "\nvoluntary_ctxt_switches:");
   const char* involuntary = std::strstr(buf, "\nnonvoluntary_ctxt_switches:");
@@ -54,23 +48,42 @@ bool readOwnMemory(uintptr_t at, void* into, size_t size) {
 
 }  // namespace
 
-size_t AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line, uint64_t* pcs,
-                          size_t max) {
+long long arrivalCount(const TaskDirectory& tasks, pid_t tid) {
+  char buf[128];
+  if (tasks.read(tid, "schedstat", buf, sizeof buf) == 0) return -1;
+  char* field = buf;
+  for (int skip = 0; skip < 2 && field != nullptr; ++skip) field = std::strchr(field + 1, ' ');
+  const long long arrivals = field != nullptr ? std::strtoll(field + 1, nullptr, 10) : 0;
+  return arrivals > 0 ? arrivals : -1;
+}
+
+AsleepStacks::Read AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line,
+                                      uint64_t* pcs, size_t max, long long arrivals_before_line) {
+  Read result;
   uintptr_t pc = 0;
   uintptr_t sp = 0;
-  if (max == 0 || !asleepAt(syscall_line, &pc, &sp)) return 0;
-  const long long runs = runCount(tasks, tid);
-  if (runs < 0) return 0;
+  if (max == 0 || !asleepAt(syscall_line, &pc, &sp)) return result;
+  // The kernel writes the syscall file only with the thread off the CPU. With a count of how often it was given
+  // a CPU, read before that line: had the thread run at any moment from the line to the end of the walk, it would
+  // have been given a CPU again. Without one, counted now: had it run at any moment from this count on, it was
+  // given a CPU, and switched out again by the time the line is read a second time, after the walk. Either way, the
+  // same count (and line) mean it ran no instruction, and its stack stood still, all along the walk.
+  const bool counted_before = arrivals_before_line >= 0;
+  const long long arrivals = counted_before ? arrivals_before_line : arrivalCount(tasks, tid);
+  const long long switches = arrivals < 0 ? switchCount(tasks, tid) : -1;
+  if (arrivals < 0 && switches < 0) return result;
   void* walked[sigsafe::kMaxFrames];
   filled_ = 0;
   const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, sigsafe::StackReader{&AsleepStacks::readWord, this}, walked,
                                             std::min(max, sigsafe::kMaxFrames));
-  // The kernel reads the syscall file with the thread off the CPU. Had the thread run at any moment between the
-  // first count and that read, it was given a CPU, and switched out again by then: the same line and the same count
-  // (of either kind) mean it ran no instruction, and its stack stood still, all along the walk.
-  if (n == 0 || tasks.line(tid, "syscall") != syscall_line || runCount(tasks, tid) != runs) return 0;
+  // A walk that failed because the stack changed under it is no reason not to try again.
+  result.ran = (!counted_before && n > 0 && tasks.line(tid, "syscall") != syscall_line) ||
+               (arrivals >= 0 ? arrivalCount(tasks, tid) != arrivals : switchCount(tasks, tid) != switches);
+  if (n == 0 || result.ran) return result;
   for (size_t i = 0; i < n; ++i) pcs[i] = reinterpret_cast<uint64_t>(walked[i]);
-  return n;
+  result.frames = n;
+  result.arrivals = arrivals;
+  return result;
 }
 
 bool AsleepStacks::readWord(void* context, uintptr_t at, uintptr_t* word) {

@@ -13,14 +13,26 @@
 
 namespace cppops::agent {
 
+// How often thread `tid` was given a CPU (schedstat's third field), or -1 where the kernel keeps no such count (it
+// reads 0) or the thread is gone. A thread that did not move it ran no instruction: whatever the kernel said of it
+// when it was last off the CPU still holds.
+long long arrivalCount(const TaskDirectory& tasks, pid_t tid);
+
 // One per thread that reads stacks: it keeps the pages of the stack being read.
 class AsleepStacks {
  public:
+  struct Read {
+    size_t frames = 0;        // pcs written; 0 when there is no stack
+    bool ran = false;         // no stack because the thread ran while it was read: another try may have one
+    long long arrivals = -1;  // with a stack, the thread's arrivalCount once it was read (-1 if none): while that
+                              // count stands, so do the stack and the syscall line
+  };
   // The stack of thread `tid`, asleep where `syscall_line` (its syscall file, just read) says, innermost first
-  // and at most `max` pcs: their number, or 0 when the thread is not asleep, a frame needs the thread's rbp
-  // (which the kernel does not report) and it cannot be found (cfiUnwindAsleep), or the thread ran while it was
-  // read.
-  size_t read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line, uint64_t* pcs, size_t max);
+  // and at most `max` pcs: none when the thread is not asleep, a frame needs the thread's rbp (which the kernel
+  // does not report) and it cannot be found (cfiUnwindAsleep), or the thread ran while it was read.
+  // `arrivals_before_line`: its arrivalCount read before that line (which saves reading the line again), or -1.
+  Read read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line, uint64_t* pcs, size_t max,
+            long long arrivals_before_line = -1);
 
  private:
   static constexpr size_t kPages = 4;

@@ -142,6 +142,12 @@ class Session {
     bool have_stack = false;
     std::string last_line;              // kernel facts of the last answered request
     std::vector<uint64_t> last_pcs;     // and the stack it answered with
+    // When the stack was read where the thread sleeps: its arrivalCount then, which stands while it has not run
+    // since. -1 for a stack the count cannot vouch for (an answer to the signal: the thread ran to give it).
+    long long stack_arrivals = -1;
+    // The kernel facts at which the thread's stack could not be read where it sleeps, whether it ran or not: a
+    // frame there needs a register the kernel does not report.
+    std::string unreadable_line;
   };
   struct Pending {
     pid_t tid = 0;
@@ -359,18 +365,29 @@ void Session::answer(const SampleRecord& record, const uint64_t* pcs) {
     t->second.have_stack = true;
     t->second.last_line = std::move(p->second.line);
     t->second.last_pcs.assign(pcs, pcs + record.frame_count);
+    t->second.stack_arrivals = -1;
   }
   pending_.erase(p);
 }
 
-// Wall mode: one sample of every thread. A thread that is blocked with exactly the same kernel facts as when it
-// last answered (same system call, arguments, stack pointer and pc) is still in that call, so its last stack is
-// reused instead of interrupting it again: a blocked thread is signalled once per wait, not at the rate.
+// Wall mode: one sample of every thread. A thread whose stack was read where it sleeps, and that has not been
+// given a CPU since, is still there: that stack and its kernel facts stand, and nothing else is read. One that ran
+// is read again, though it may be back in the same wait with the same kernel facts (same system call, arguments,
+// stack pointer and pc): it may have come there along another chain of calls. Where its stack cannot be read so,
+// the last one stands while the kernel facts do: a blocked thread is signalled once per wait, not at the rate.
 // `weight`: the periods since the previous tick (more than 1 when this thread woke up late).
 void Session::tick(uint64_t weight) {
   rotate();  // the answers to the previous tick's requests
   for (auto& [tid, t] : threads_) {
     if (!t.alive) continue;
+    long long arrivals = -1;  // read before the syscall line
+    if (!t.outstanding && t.stack_arrivals >= 0) {
+      arrivals = arrivalCount(tasks_, tid);
+      if (arrivals == t.stack_arrivals) {
+        addSample(tid, weight, t.last_line, t.last_pcs.data(), t.last_pcs.size());
+        continue;
+      }
+    }
     std::string line = tasks_.line(tid, "syscall");
     if (line.empty()) continue;  // ended since the last scan
     const bool blocked = line != "running";
@@ -388,18 +405,26 @@ void Session::tick(uint64_t weight) {
         addSample(tid, weight, line, nullptr, 0);
       continue;
     }
-    if (same_wait) {
+    t.stack_arrivals = -1;
+    if (same_wait && line == t.unreadable_line) {
       addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
       continue;
     }
-    // A new wait: read where the thread sleeps if it can be, so that it is not interrupted at all.
+    // Read where the thread sleeps if it can be, so that it is not interrupted at all.
     if (blocked) {
       uint64_t pcs[sigsafe::kMaxFrames];
-      if (const size_t n = asleep_->read(tasks_, tid, line, pcs, sigsafe::kMaxFrames); n > 0) {
-        addSample(tid, weight, line, pcs, n);
+      const AsleepStacks::Read read = asleep_->read(tasks_, tid, line, pcs, sigsafe::kMaxFrames, arrivals);
+      if (read.frames > 0) {
+        addSample(tid, weight, line, pcs, read.frames);
         t.have_stack = true;
         t.last_line = std::move(line);
-        t.last_pcs.assign(pcs, pcs + n);
+        t.last_pcs.assign(pcs, pcs + read.frames);
+        t.stack_arrivals = read.arrivals;
+        continue;
+      }
+      if (!read.ran) t.unreadable_line = line;
+      if (same_wait) {
+        addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
         continue;
       }
     }

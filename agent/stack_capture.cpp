@@ -149,8 +149,12 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   reply.thread_names.resize(tids.size());
   for (size_t i = 0; i < tids.size(); ++i) reply.threads[i].tid = static_cast<uint32_t>(tids[i]);
 
+  // How often each thread was given a CPU, read before its syscall line: reading it where it sleeps then needs no
+  // second read of that line (AsleepStacks::read).
+  std::vector<long long> arrivals(tids.size(), -1);
   auto readKernelFacts = [&](size_t i) {
     auto& t = reply.threads[i];
+    arrivals[i] = arrivalCount(tasks, tids[i]);
     t.syscall_line = tasks.line(tids[i], "syscall");
     readLockWindow(t.syscall_line, t);
   };
@@ -158,7 +162,7 @@ protocol::StackReply StackCapture::capture(const protocol::StackRequest& request
   auto readWhereAsleep = [&](size_t i) {
     protocol::StackThread& t = reply.threads[i];
     uint64_t pcs[sigsafe::kMaxFrames];
-    const size_t n = asleep_.read(tasks, tids[i], t.syscall_line, pcs, sigsafe::kMaxFrames);
+    const size_t n = asleep_.read(tasks, tids[i], t.syscall_line, pcs, sigsafe::kMaxFrames, arrivals[i]).frames;
     if (n == 0) return false;
     t.status = 0;
     t.handler_ns = 0;

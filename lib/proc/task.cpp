@@ -272,14 +272,14 @@ Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid) {
   return stat->run_ns;
 }
 
-Result<uint64_t> readRunCount(pid_t pid, pid_t tid) {
-  if (Result<Schedstat> stat = readSchedstat(pid, tid); stat && stat->runs > 0) return stat->runs;
+Result<RunCount> readRunCount(pid_t pid, pid_t tid) {
+  if (Result<Schedstat> stat = readSchedstat(pid, tid); stat && stat->runs > 0) return RunCount{stat->runs, true};
   uint64_t voluntary = 0;
   uint64_t involuntary = 0;
   const StatusField fields[] = {{"voluntary_ctxt_switches:", &voluntary},
                                 {"nonvoluntary_ctxt_switches:", &involuntary}};
   if (Status read = readStatusFields(pid, tid, fields, 10); !read) return read.error();
-  return voluntary + involuntary;
+  return RunCount{voluntary + involuntary, false};
 }
 
 }  // namespace cppops::proc

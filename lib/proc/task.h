@@ -68,10 +68,16 @@ Result<SignalMasks> readSignalMasks(pid_t pid, pid_t tid);
 // does not account it.
 Result<uint64_t> readRunTimeNs(pid_t pid, pid_t tid);
 
-// How often the thread was given a CPU: schedstat's third field, which every switch to the thread adds to. Where
-// the kernel keeps no such count (the field reads 0), how often it was switched out instead (status:
-// voluntary_ctxt_switches + nonvoluntary_ctxt_switches, a file that costs the kernel twice as much to write). A
-// count that did not move says the thread did not run in between, unless (the second count) it still runs.
-Result<uint64_t> readRunCount(pid_t pid, pid_t tid);
+// How often the thread was given a CPU: schedstat's third field, which every switch to the thread adds to
+// (`arrivals`). Where the kernel keeps no such count (the field reads 0), how often it was switched out instead
+// (status: voluntary_ctxt_switches + nonvoluntary_ctxt_switches, a file that costs the kernel twice as much to
+// write). A count that did not move says the thread did not run in between, unless (the second kind) it still runs.
+struct RunCount {
+  uint64_t count = 0;
+  bool arrivals = false;
+  bool operator==(const RunCount& other) const { return count == other.count && arrivals == other.arrivals; }
+  bool operator!=(const RunCount& other) const { return !(*this == other); }
+};
+Result<RunCount> readRunCount(pid_t pid, pid_t tid);
 
 }  // namespace cppops::proc

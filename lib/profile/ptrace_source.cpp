@@ -39,7 +39,13 @@ struct CpuClock {
 struct Seen {
   std::string syscall_line;  // when `pcs` was read
   std::vector<uint64_t> pcs;
-  bool asleep = false;  // `pcs` stand for the wait that syscall_line names, for as long as it lasts
+  bool asleep = false;  // `pcs` stand for the wait that syscall_line names
+  // When `pcs` were read where the thread sleeps: how often it had been given a CPU then. While that stands, it has
+  // not run since, and `pcs` and `syscall_line` stand too.
+  std::optional<uint64_t> arrivals;
+  // The syscall line at which the thread's stack could not be read where it sleeps, whether it ran or not: a
+  // frame there needs a register the kernel does not report.
+  std::string unreadable_line;
 };
 
 // The sampling loop, run on threads of its own (ptrace ties a stopped thread to the thread that stopped it, and
@@ -122,7 +128,23 @@ class Sampler {
     kRelease,
   };
 
+  // Wall mode: a thread whose stack was read where it sleeps, and that has not been given a CPU since, is still
+  // there, and nothing else is read. One that ran is read again, though it may be back in the same wait with the
+  // same syscall line (same call, arguments, stack pointer and pc): it may have come there along another chain of
+  // calls. Where its stack cannot be read so, the last one stands while the syscall line does: a blocked thread is
+  // stopped once per wait, not at the rate.
   Next sample(stack::ThreadReader& reader, pid_t tid, uint64_t weight) {
+    std::optional<proc::RunCount> runs;  // read before the syscall line
+    if (auto known = seen_.find(tid); options_.mode == Mode::kWall && known != seen_.end() && known->second.arrivals) {
+      Seen& seen = known->second;
+      if (Result<proc::RunCount> now = proc::readRunCount(pid_, tid); now && now->arrivals) {
+        if (now->count == *seen.arrivals) {
+          record(tid, seen.pcs, seen.syscall_line, weight);
+          return Next::kGoOn;
+        }
+        runs = *now;
+      }
+    }
     std::string line = stack::readSyscallLine(pid_, tid);
     if (line.empty()) return Next::kGoOn;  // ended since the listing
     // "-1 sp pc": off the CPU outside a system call (a page fault, a stop): not running, but not in a wait either.
@@ -135,14 +157,26 @@ class Sampler {
     }
     Seen& seen = seen_[tid];
     nameThread(tid);
-    if (!running && seen.asleep && line == seen.syscall_line) {
+    const bool same_wait = !running && seen.asleep && line == seen.syscall_line;
+    seen.arrivals.reset();
+    if (same_wait && line == seen.unreadable_line) {
       record(tid, seen.pcs, line, weight);
       return Next::kGoOn;
     }
     std::vector<uint64_t> pcs;
     if (!running) {
-      pcs = reader.readAsleep(tid, line);
-      if (!pcs.empty()) ++read_asleep_;
+      stack::ThreadReader::Asleep asleep = reader.readAsleep(tid, line, runs);
+      if (!asleep.pcs.empty()) {
+        ++read_asleep_;
+        seen.arrivals = asleep.arrivals;
+      } else if (!asleep.ran) {
+        seen.unreadable_line = line;
+      }
+      pcs = std::move(asleep.pcs);
+    }
+    if (pcs.empty() && same_wait) {
+      record(tid, seen.pcs, line, weight);
+      return Next::kGoOn;
     }
     if (pcs.empty()) {
       // It would not stop until the kernel lets go of it.

@@ -98,12 +98,17 @@ class Walk {
     }
     for (; next_ < threads_.size() && !DeferredSignals::pending(); ++next_) {
       RawThread& thread = threads_[next_];
+      // Counted before the syscall line is read: reading the thread where it sleeps then needs no second read of
+      // that line (ThreadReader::readAsleep).
+      Result<proc::RunCount> runs = proc::readRunCount(pid_, thread.tid);
       thread.syscall_line = readSyscallLine(pid_, thread.tid);
       if (Clock::now() >= deadline_) {
         thread.status = CaptureStatus::kNoAnswer;
         thread.no_stack_reason =
             fmt::format("not reached within the {} ms deadline (--timeout)", options_.timeout.count());
-      } else if (Status captured = capture(thread, kernel_states_[next_], **reader); !captured) {
+      } else if (Status captured = capture(thread, kernel_states_[next_], **reader,
+                                           runs ? std::optional(*runs) : std::nullopt);
+                 !captured) {
         failure_ = captured.error();
         return;
       }
@@ -119,17 +124,20 @@ class Walk {
   }
 
  private:
-  // Without stops (--no-signal), only threads that can be read where they sleep get a stack.
-  Status capture(RawThread& thread, char kernel_state, ThreadReader& reader) {
+  // Without stops (--no-signal), only threads that can be read where they sleep get a stack. `runs_before_line`:
+  // the thread's run count, read before its syscall line.
+  Status capture(RawThread& thread, char kernel_state, ThreadReader& reader,
+                 std::optional<proc::RunCount> runs_before_line) {
     thread.status = CaptureStatus::kNoAnswer;
     if (kernel_state == 'Z' || kernel_state == 'X') {
       thread.no_stack_reason = "exited (a zombie until the process reaps it): nothing left to unwind";
       return {};
     }
     // Never stopped: a ptrace stop makes some waits return early (ptrace(2), BUGS: epoll_wait gives EINTR).
-    if (std::vector<uint64_t> pcs = reader.readAsleep(thread.tid, thread.syscall_line); !pcs.empty()) {
+    if (ThreadReader::Asleep asleep = reader.readAsleep(thread.tid, thread.syscall_line, runs_before_line);
+        !asleep.pcs.empty()) {
       thread.status = CaptureStatus::kCaptured;
-      thread.pcs = std::move(pcs);
+      thread.pcs = std::move(asleep.pcs);
       ++read_asleep_;
       return {};
     }

@@ -98,17 +98,24 @@ ThreadReader::ThreadReader(pid_t pid, std::unique_ptr<RemoteUnwinder> unwinder, 
 
 ThreadReader::~ThreadReader() = default;
 
-std::vector<uint64_t> ThreadReader::readAsleep(pid_t tid, const std::string& syscall_line) {
+ThreadReader::Asleep ThreadReader::readAsleep(pid_t tid, const std::string& syscall_line,
+                                              std::optional<proc::RunCount> runs_before_line) {
+  Asleep result;
   const proc::SyscallInfo where = proc::parseSyscall(syscall_line);
   if (where.kind != proc::SyscallInfo::Kind::kInSyscall && where.kind != proc::SyscallInfo::Kind::kBlockedNotInSyscall)
-    return {};
-  Result<uint64_t> runs = proc::readRunCount(pid_, tid);
-  if (!runs) return {};
+    return result;
+  const bool counted_before = runs_before_line && runs_before_line->arrivals;
+  Result<proc::RunCount> runs = counted_before ? *runs_before_line : proc::readRunCount(pid_, tid);
+  if (!runs) return result;
   std::vector<uint64_t> pcs = unwinder_->unwindAsleep(where.pc, where.sp, kMaxFrames);
-  if (pcs.empty() || readSyscallLine(pid_, tid) != syscall_line) return {};
-  Result<uint64_t> runs_after = proc::readRunCount(pid_, tid);
-  if (!runs_after || *runs_after != *runs) return {};
-  return pcs;
+  // A walk that failed because the stack changed under it is no reason not to try again.
+  Result<proc::RunCount> runs_after = proc::readRunCount(pid_, tid);
+  result.ran = (!counted_before && !pcs.empty() && readSyscallLine(pid_, tid) != syscall_line) ||
+               (runs_after && *runs_after != *runs);
+  if (pcs.empty() || result.ran || !runs_after) return result;
+  result.pcs = std::move(pcs);
+  if (runs->arrivals) result.arrivals = runs->count;
+  return result;
 }
 
 ThreadReader::Stopped ThreadReader::readStopped(pid_t tid, std::chrono::milliseconds limit) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "proc/task.h"
 #include "stack/remote_unwinder.h"
 #include "stack/thread_stop.h"
 
@@ -53,14 +54,22 @@ class ThreadReader {
 
   bool mayStop() const { return stopper_.has_value(); }
 
-  // The stack of `tid` where it sleeps, as `syscall_line` (read just before) says, innermost first; empty when it
+  struct Asleep {
+    std::vector<uint64_t> pcs;  // empty when there is no stack
+    bool ran = false;           // no stack because the thread ran while it was read: another try may have one
+    // With a stack, and where the kernel counts how often a thread is given a CPU: that count once the stack was
+    // read. While it stands, so do the stack and the syscall line.
+    std::optional<uint64_t> arrivals;
+  };
+  // The stack of `tid` where it sleeps, as `syscall_line` (read just before) says, innermost first; none when it
   // is not asleep, its walk needs a register the kernel does not report and that cannot be found (rbp, below a
   // frame-pointer function that moves rsp after its prologue), or it ran while it was read. The kernel writes the
-  // syscall file only with the thread off the CPU; had the thread run at any moment after the first count of its
-  // runs (proc::readRunCount), it would have been given a CPU and switched out again before the second syscall
-  // read, and the count would have moved. The same line and the same count mean it ran no instruction, and its
-  // stack stood still, all along the walk.
-  std::vector<uint64_t> readAsleep(pid_t tid, const std::string& syscall_line);
+  // syscall file only with the thread off the CPU. `runs_before_line`, its proc::readRunCount read before that
+  // line, if it counts arrivals: had the thread run at any moment from the line to the end of the walk, it would
+  // have been given a CPU again. Without one, counted after the line: had the thread run at any moment from that
+  // count on, it would have been given a CPU and switched out again before a second syscall read, after the walk.
+  // Either way, the same count (and line) mean it ran no instruction, and its stack stood still, all along the walk.
+  Asleep readAsleep(pid_t tid, const std::string& syscall_line, std::optional<proc::RunCount> runs_before_line = {});
 
   struct Stopped {
     ThreadStop::Outcome outcome = ThreadStop::Outcome::kDenied;

@@ -373,7 +373,53 @@ void checkWallWaitsUntouched(ScenarioAgent agent, const std::string& program = "
   checkNoWaitReturnedEarly(u);
 }
 
+// tests/targets/uninterrupted.cpp, alternate mode: two threads nap in turn along two chains of calls whose nap has
+// the same syscall line (same call, arguments, stack pointer and pc), for 10 to 30 ms drawn at random, so each
+// spends half its time in each chain, and is almost never seen running. So must its samples go: a stack kept for
+// as long as the syscall line reads the same would give one chain them all.
+void checkWallFollowsChains(ScenarioAgent agent, const std::string& program = "uninterrupted") {
+  Uninterrupted u(agent, {"alternate"}, program);
+  CliResult r = runCli({"profile", std::to_string(u.target.pid()), "-d", "3s", "--mode", "wall", "--threads",
+                        "--format", "folded"},
+                       u.dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string ns = "(anonymous namespace)::";
+  std::map<std::string, std::pair<uint64_t, uint64_t>> chains;  // by thread: samples in the first and second chain
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const bool first = line.find(ns + "alternateInner1()") != std::string::npos;
+    if (!first && line.find(ns + "alternateInner2()") == std::string::npos) continue;
+    INFO(line);
+    // Each inner function under its own outer one: a stack read while its thread went from one chain to the other
+    // would mix them.
+    const std::string chain = first ? ns + "alternateOuter1();" + ns + "alternateInner1()"
+                                    : ns + "alternateOuter2();" + ns + "alternateInner2()";
+    CHECK(line.find(chain) != std::string::npos);
+    const uint64_t samples = std::stoull(line.substr(line.rfind(' ') + 1));
+    auto& [in_first, in_second] = chains[line.substr(0, line.find(';'))];
+    (first ? in_first : in_second) += samples;
+  }
+  REQUIRE(chains.size() == 2);
+  for (const auto& [thread, counts] : chains) {
+    const auto [in_first, in_second] = counts;
+    INFO(thread << ": " << in_first << " samples in the first chain, " << in_second << " in the second");
+    CHECK(in_first + in_second >= 250);  // nearly all of 3 s at 100 Hz go to the naps
+    // Some 150 naps of random length in 3 s: each chain's share is 50% give or take 5 (one standard deviation).
+    CHECK(in_first >= (in_first + in_second) * 3 / 10);
+    CHECK(in_second >= (in_first + in_second) * 3 / 10);
+  }
+  checkNoWaitReturnedEarly(u);
+}
+
 }  // namespace
+
+TEST_CASE("profile --mode wall: a thread back in the same wait along another chain of calls gets that chain") {
+  SECTION("agent") { checkWallFollowsChains(ScenarioAgent::kPreload); }
+  SECTION("agent, frame pointers") { checkWallFollowsChains(ScenarioAgent::kPreload, "uninterrupted_fp"); }
+  SECTION("ptrace") { checkWallFollowsChains(ScenarioAgent::kNone); }
+  SECTION("ptrace, frame pointers") { checkWallFollowsChains(ScenarioAgent::kNone, "uninterrupted_fp"); }
+}
 
 TEST_CASE("profile --mode wall: every thread at the rate, with its state from the stack analysis") {
   Burner b;

@@ -2,8 +2,8 @@
 // SA_RESTART says). Each says so on stdout if it ever returns early, which a stack dump that signalled it would
 // make it do. Built without frame pointers, as distributions build code, and with them (tests/CMakeLists.txt).
 //
-// With the argument "flicker", five more threads sleep for 20 us at a time, between sleeps calling down to a
-// different depth each time, or along another chain, so that a stack read while its thread runs would not hold.
+// With "flicker", five more threads sleep 20 us at a time, calling down to another depth or chain in between, so
+// that a stack read while its thread runs would not hold; with "alternate", only the two chains' (10-30 ms naps).
 #include <time.h>
 #include <poll.h>
 #include <linux/futex.h>
@@ -98,10 +98,24 @@ __attribute__((noinline)) void waitInFutex() {
 // made while the thread went from one chain to the other would mix them. Each inner function's frame is more than
 // a page, so that a walk reads the return address into it and the one out of it from two pages, at two moments.
 // Each function counts its calls, so that no two are the same code (which the compiler could fold into one).
-const timespec kNap{0, 20'000};
+// Naps last 20 us in flicker mode. In alternate mode they last 10 to 30 ms, drawn at random, so that the thread is
+// almost never seen running, and which chain it is in at a given moment is a toss of a coin.
+long g_nap_ns = 20'000;  // set before the threads start; 0: drawn
+thread_local timespec t_nap;  // one address for both chains' naps: the same syscall line
+thread_local uint64_t t_draws = 0x9e3779b97f4a7c15ull;
 std::atomic<unsigned> g_alternations[4];
 
-__attribute__((noinline)) void nap() { nanosleep(&kNap, nullptr); }
+__attribute__((noinline)) void nap() {
+  long ns = g_nap_ns;
+  if (ns == 0) {
+    t_draws ^= t_draws << 13;
+    t_draws ^= t_draws >> 7;
+    t_draws ^= t_draws << 17;
+    ns = 10'000'000 + static_cast<long>(t_draws % 20'000'000);
+  }
+  t_nap = timespec{0, ns};
+  nanosleep(&t_nap, nullptr);
+}
 
 __attribute__((noinline)) void alternateInner1() {
   volatile char page[4096];
@@ -166,10 +180,13 @@ int main(int argc, char** argv) {
     cppops_targets::waitUntilInSyscall(tids[i], {roles[i].syscall_number});
     std::printf("tid %s %d\n", roles[i].name, static_cast<int>(tids[i].load()));
   }
-  if (argc > 1 && std::strcmp(argv[1], "flicker") == 0) {
+  const bool flickering = argc > 1 && std::strcmp(argv[1], "flicker") == 0;
+  const bool alternating = argc > 1 && std::strcmp(argv[1], "alternate") == 0;
+  if (alternating) g_nap_ns = 0;
+  if (flickering)
     for (int i = 0; i < 3; ++i) threads.emplace_back(flicker);
+  if (flickering || alternating)
     for (int i = 0; i < 2; ++i) threads.emplace_back(alternate);
-  }
   std::printf("ready\n");
   std::fflush(stdout);
   for (auto& t : threads) t.join();
