@@ -7,8 +7,12 @@
 # --agents BEFORE_SO AFTER_SO compares two builds of the agent too: each cppops dumps a target of its own, with its
 # agent preloaded (a copy named libcppops_agent*.so: the preloaded agent starts only under that name), and the
 # agent's own CPU time per dump (its control thread's, from /proc) is shown beside the CLI's.
+# --wall-profile times a 2 s wall-clock profile (`cppops profile PID --mode wall -d 2s`) instead of a dump; the
+# agent's CPU time is then that of all its threads (the target's, less that of its threads not named cppops-*).
+# --naps MS: the quarter of the target's extra threads that sleep wake every MS milliseconds, and sleep again in
+# the same call (by default they sleep for an hour).
 # Usage: scripts/compare_stack.sh BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]
-#          [--agents BEFORE_SO AFTER_SO]
+#          [--agents BEFORE_SO AFTER_SO] [--wall-profile] [--naps MS]
 #   e.g. git stash; scripts/build.sh build; cp build/cmd/cppops /tmp/before; git stash pop; scripts/build.sh build
 #        scripts/compare_stack.sh /tmp/before build/cmd/cppops
 set -euo pipefail
@@ -17,7 +21,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 usage() {
   echo "usage: $0 BEFORE_CPPOPS AFTER_CPPOPS [--runs N] [--threads N] [--ptrace] [--frame-pointers]" \
-    "[--agents BEFORE_SO AFTER_SO]" >&2
+    "[--agents BEFORE_SO AFTER_SO] [--wall-profile] [--naps MS]" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
@@ -28,6 +32,8 @@ threads=1000
 path=()
 program=stack_scenarios
 agents=()
+command=(stack)
+naps=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -35,6 +41,8 @@ while [ $# -gt 0 ]; do
     --ptrace) path=(--ptrace); shift ;;
     --frame-pointers) program=stack_scenarios_fp; shift ;;
     --agents) [ $# -ge 3 ] || usage; agents=("$(realpath -m "$2")" "$(realpath -m "$3")"); shift 3 ;;
+    --wall-profile) command=(profile --mode wall -d 2s --format folded); shift ;;
+    --naps) [ $# -ge 2 ] || usage; naps=(--extra-nap-ms "$2"); shift 2 ;;
     *) usage ;;
   esac
 done
@@ -54,7 +62,7 @@ targets=()
 trap '{ kill -9 "${targets[@]}"; wait "${targets[@]}"; } 2>/dev/null; rm -rf "$work"' EXIT
 for i in "${!agents[@]}"; do
   CPPOPS_PROBE_FILE=$work/probe$i LD_PRELOAD=${agents[$i]} \
-    "build/tests/targets/$program" --extra "$threads" >/dev/null 2>&1 &
+    "build/tests/targets/$program" --extra "$threads" "${naps[@]}" >/dev/null 2>&1 &
   targets+=($!)
   for _ in $(seq 100); do
     [ -e "$work/probe$i" ] && break
@@ -68,9 +76,22 @@ agent_thread() {
   grep -l '^cppops-agent$' /proc/"$1"/task/*/comm | head -1 | xargs dirname
 }
 agent_before=$(agent_thread "$target_before") agent_after=$(agent_thread "$target_after")
-# The agent's CPU time in milliseconds so far (utime + stime, fields 14 and 15 of its stat line, in clock ticks).
-agent_ms() {
-  sed 's/.*) //' "$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($12 + $13) * 1000 / hz}'
+# CPU time in milliseconds so far of the tasks whose directories are given (utime + stime, fields 14 and 15 of
+# their stat lines, in clock ticks): a process's counts its threads that ended too.
+cpu_of() {
+  for task in "$@"; do cat "$task/stat"; done | sed 's/.*) //' |
+    awk -v hz="$(getconf CLK_TCK)" '{sum += $12 + $13} END {print sum * 1000 / hz}'
+}
+# The agent's CPU time so far: its control thread's for a dump; for a profile, whose thread ends with it, the
+# target's less that of the target's live threads that are not the agent's.
+agent_ms() {  # control-thread-directory target-pid
+  if [ "${command[0]}" = stack ]; then
+    cpu_of "$1"
+  else
+    local others=()
+    mapfile -t others < <(grep -L '^cppops-' /proc/"$2"/task/*/comm | xargs -n 100 dirname)
+    awk -v all="$(cpu_of /proc/"$2")" -v others="$(cpu_of "${others[@]}")" 'BEGIN {print all - others}'
+  fi
 }
 
 # Children's CPU time in milliseconds, from the second line of bash's `times` (the children's user and system
@@ -84,20 +105,22 @@ cpu_ms() {
   }'
 }
 
-# A first dump of each fills the debug-info caches, as on any machine after the first dump.
-"$before" stack "$target_before" "${path[@]}" >/dev/null || true
-"$after" stack "$target_after" "${path[@]}" >/dev/null || true
+# A first run of each fills the debug-info caches, as on any machine after the first dump.
+"$before" "${command[@]}" "$target_before" "${path[@]}" >/dev/null 2>&1 || true
+"$after" "${command[@]}" "$target_after" "${path[@]}" >/dev/null 2>&1 || true
 for ((r = 1; r <= runs; r++)); do
   for which in before after; do
     tool=$before target=$target_before agent=$agent_before
     [ $which = after ] && tool=$after target=$target_after agent=$agent_after
-    a0=$(agent_ms "$agent")
+    a0=$(agent_ms "$agent" "$target")
     times >"$work/times0"
     t0=$EPOCHREALTIME
-    "$tool" stack "$target" "${path[@]}" >/dev/null || true  # exit 7: the scenario target's deadlocks, found
+    # exit 7: the scenario target's deadlocks, found
+    "$tool" "${command[@]}" "$target" "${path[@]}" >/dev/null 2>&1 || true
     t1=$EPOCHREALTIME
     times >"$work/times1"
-    echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1") $a0 $(agent_ms "$agent")" >>"$work/results"
+    echo "$which $t0 $t1 $(cpu_ms "$work/times0") $(cpu_ms "$work/times1") $a0 $(agent_ms "$agent" "$target")" \
+      >>"$work/results"
   done
 done
 
@@ -111,8 +134,8 @@ figure() {
     awk -v w="$1" -v f="$2" '$1 == w {print (f == 2) ? ($3 - $2) * 1000 : $5 - $4}' "$work/results" | median
   fi
 }
-echo "cppops stack ${path[*]:-(through the agent)} on $program with $threads threads, $runs alternating runs each," \
-  "$(nproc) CPUs"
+echo "cppops ${command[*]} ${path[*]:-(through the agent)} on $program with $threads threads${naps[*]:+ (${naps[*]})}," \
+  "$runs alternating runs each, $(nproc) CPUs"
 printf '%-8s %14s %14s %16s\n' "" "wall ms" "cpu ms" "agent cpu ms"
 for which in before after; do
   printf '%-8s %14.1f %14.1f %16.1f\n' "$which" "$(figure $which 2)" "$(figure $which 3)" "$(figure $which 4)"

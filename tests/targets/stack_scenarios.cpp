@@ -1,7 +1,9 @@
 // Threads parked in every state `cppops stack` must recognise, each in a function of its own so tests can name
 // the exact frame. Prints "tid ROLE TID" for every thread, then "ready" once all but the spinner sleep in the kernel.
 //
-//   stack_scenarios [--extra N]   also start N more threads in mixed states (for the 1,000-thread benchmark)
+//   stack_scenarios [--extra N] [--extra-nap-ms MS]
+//     --extra N           also start N more threads in mixed states (for the 1,000-thread benchmark)
+//     --extra-nap-ms MS   those of them that sleep wake every MS milliseconds, and sleep again in the same call
 #include <alloca.h>
 #include <pthread.h>
 #include <signal.h>
@@ -230,11 +232,12 @@ __attribute__((noinline)) void sleepWithSignalsBlocked() {
 // Extra threads for scale: a quarter each sleeping, waiting on a condition, on a held mutex, reading a pipe.
 std::mutex g_extra_mutex;
 std::condition_variable g_extra_cv;
+std::chrono::milliseconds g_extra_nap = 1h;  // set before the threads start
 __attribute__((noinline)) void extraWorker(int kind) {
   pthread_setname_np(pthread_self(), "extra");
   expectSleep();
   switch (kind % 4) {
-    case 0: for (;;) std::this_thread::sleep_for(1h);
+    case 0: for (;;) std::this_thread::sleep_for(g_extra_nap);
     case 1: {
       std::mutex m;
       std::unique_lock<std::mutex> lock(m);
@@ -288,8 +291,10 @@ int main(int argc, char** argv) {
   cppops_agent_start(nullptr);
 #endif
   int extra = 0;
-  for (int i = 1; i + 1 < argc; ++i)
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--extra") == 0) extra = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--extra-nap-ms") == 0) g_extra_nap = std::chrono::milliseconds(std::atol(argv[i + 1]));
+  }
 
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
