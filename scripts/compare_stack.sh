@@ -76,21 +76,22 @@ agent_thread() {
   grep -l '^cppops-agent$' /proc/"$1"/task/*/comm | head -1 | xargs dirname
 }
 agent_before=$(agent_thread "$target_before") agent_after=$(agent_thread "$target_after")
-# CPU time in milliseconds so far of the tasks whose directories are given (utime + stime, fields 14 and 15 of
-# their stat lines, in clock ticks): a process's counts its threads that ended too.
-cpu_of() {
-  for task in "$@"; do cat "$task/stat"; done | sed 's/.*) //' |
-    awk -v hz="$(getconf CLK_TCK)" '{sum += $12 + $13} END {print sum * 1000 / hz}'
+# CPU time in milliseconds so far of the threads whose directories are given, to the nanosecond (the first field
+# of their schedstat).
+threads_ms() {
+  for task in "$@"; do cat "$task/schedstat"; done | awk '{sum += $1} END {print sum / 1e6}'
 }
 # The agent's CPU time so far: its control thread's for a dump; for a profile, whose thread ends with it, the
-# target's less that of the target's live threads that are not the agent's.
+# target's (utime + stime in clock ticks, fields 14 and 15 of its stat line, its ended threads included) less that
+# of its live threads that are not the agent's.
 agent_ms() {  # control-thread-directory target-pid
   if [ "${command[0]}" = stack ]; then
-    cpu_of "$1"
+    threads_ms "$1"
   else
     local others=()
     mapfile -t others < <(grep -L '^cppops-' /proc/"$2"/task/*/comm | xargs -n 100 dirname)
-    awk -v all="$(cpu_of /proc/"$2")" -v others="$(cpu_of "${others[@]}")" 'BEGIN {print all - others}'
+    sed 's/.*) //' /proc/"$2"/stat |
+      awk -v hz="$(getconf CLK_TCK)" -v others="$(threads_ms "${others[@]}")" '{print ($12 + $13) * 1000 / hz - others}'
   fi
 }
 
@@ -126,7 +127,7 @@ done
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # figure BEFORE|AFTER 2: the median wall time in ms; 3: the median CPU time in ms; 4: the agent's mean CPU time
-# in ms (its clock ticks are too coarse for a median of single dumps).
+# in ms (a profile's is only as fine as the process's clock ticks).
 figure() {
   if [ "$2" = 4 ]; then
     awk -v w="$1" '$1 == w {sum += $7 - $6; n++} END {print sum / n}' "$work/results"
