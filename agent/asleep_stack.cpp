@@ -1,6 +1,7 @@
 #include "asleep_stack.h"
 
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,6 +58,15 @@ long long arrivalCount(const TaskDirectory& tasks, pid_t tid) {
   return arrivals > 0 ? arrivals : -1;
 }
 
+int64_t threadCpuNs(pid_t tid) {
+  // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED) of the kernel's posix-timers.h, as pthread_getcpuclockid makes it.
+  constexpr clockid_t kSchedPerThread = 2 | 4;
+  const auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | kSchedPerThread);
+  timespec t{};
+  if (clock_gettime(clock, &t) != 0) return -1;
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 AsleepStacks::Read AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, const std::string& syscall_line,
                                       uint64_t* pcs, size_t max, long long arrivals_before_line) {
   Read result;
@@ -76,13 +86,15 @@ AsleepStacks::Read AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, con
   filled_ = 0;
   const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, sigsafe::StackReader{&AsleepStacks::readWord, this}, walked,
                                             std::min(max, sigsafe::kMaxFrames));
+  // Read while the thread is known to be off the CPU (the count below has not moved since before the line).
+  const int64_t cpu_ns = threadCpuNs(tid);
   // A walk that failed because the stack changed under it is no reason not to try again.
   result.ran = (!counted_before && n > 0 && tasks.line(tid, "syscall") != syscall_line) ||
                (arrivals >= 0 ? arrivalCount(tasks, tid) != arrivals : switchCount(tasks, tid) != switches);
   if (n == 0 || result.ran) return result;
   for (size_t i = 0; i < n; ++i) pcs[i] = reinterpret_cast<uint64_t>(walked[i]);
   result.frames = n;
-  result.arrivals = arrivals;
+  result.cpu_ns = cpu_ns;
   return result;
 }
 

@@ -18,14 +18,20 @@ namespace cppops::agent {
 // when it was last off the CPU still holds.
 long long arrivalCount(const TaskDirectory& tasks, pid_t tid);
 
+// The CPU time thread `tid` of this process has used, in nanoseconds (its thread CPU clock: one system call, where
+// a /proc file costs an open, a read and a close), or -1 when it is gone. Every run of a thread adds to it, so one
+// that did not move makes it very likely the thread did not run; not certain, as for arrivalCount: a run so short
+// that the scheduler's clock did not move adds nothing.
+int64_t threadCpuNs(pid_t tid);
+
 // One per thread that reads stacks: it keeps the pages of the stack being read.
 class AsleepStacks {
  public:
   struct Read {
     size_t frames = 0;        // pcs written; 0 when there is no stack
     bool ran = false;         // no stack because the thread ran while it was read: another try may have one
-    long long arrivals = -1;  // with a stack, the thread's arrivalCount once it was read (-1 if none): while that
-                              // count stands, so do the stack and the syscall line
+    int64_t cpu_ns = -1;      // with a stack, the thread's threadCpuNs while it was read: while that stands, so
+                              // (very likely) do the stack and the syscall line
   };
   // The stack of thread `tid`, asleep where `syscall_line` (its syscall file, just read) says, innermost first
   // and at most `max` pcs: none when the thread is not asleep, a frame needs the thread's rbp (which the kernel

@@ -142,9 +142,9 @@ class Session {
     bool have_stack = false;
     std::string last_line;              // kernel facts of the last answered request
     std::vector<uint64_t> last_pcs;     // and the stack it answered with
-    // When the stack was read where the thread sleeps: its arrivalCount then, which stands while it has not run
-    // since. -1 for a stack the count cannot vouch for (an answer to the signal: the thread ran to give it).
-    long long stack_arrivals = -1;
+    // When the stack was read where the thread sleeps: its CPU time then (threadCpuNs), which stands while it has
+    // not run since. -1 for a stack it cannot vouch for (an answer to the signal: the thread ran to give it).
+    int64_t stack_cpu_ns = -1;
     // The kernel facts at which the thread's stack could not be read where it sleeps, whether it ran or not: a
     // frame there needs a register the kernel does not report.
     std::string unreadable_line;
@@ -365,13 +365,13 @@ void Session::answer(const SampleRecord& record, const uint64_t* pcs) {
     t->second.have_stack = true;
     t->second.last_line = std::move(p->second.line);
     t->second.last_pcs.assign(pcs, pcs + record.frame_count);
-    t->second.stack_arrivals = -1;
+    t->second.stack_cpu_ns = -1;
   }
   pending_.erase(p);
 }
 
-// Wall mode: one sample of every thread. A thread whose stack was read where it sleeps, and that has not been
-// given a CPU since, is still there: that stack and its kernel facts stand, and nothing else is read. One that ran
+// Wall mode: one sample of every thread. A thread whose stack was read where it sleeps, and whose CPU time has not
+// moved since, is still there: that stack and its kernel facts stand, at the cost of one system call. One that ran
 // is read again, though it may be back in the same wait with the same kernel facts (same system call, arguments,
 // stack pointer and pc): it may have come there along another chain of calls. Where its stack cannot be read so,
 // the last one stands while the kernel facts do: a blocked thread is signalled once per wait, not at the rate.
@@ -381,12 +381,12 @@ void Session::tick(uint64_t weight) {
   for (auto& [tid, t] : threads_) {
     if (!t.alive) continue;
     long long arrivals = -1;  // read before the syscall line
-    if (!t.outstanding && t.stack_arrivals >= 0) {
-      arrivals = arrivalCount(tasks_, tid);
-      if (arrivals == t.stack_arrivals) {
+    if (!t.outstanding && t.stack_cpu_ns >= 0) {
+      if (threadCpuNs(tid) == t.stack_cpu_ns) {
         addSample(tid, weight, t.last_line, t.last_pcs.data(), t.last_pcs.size());
         continue;
       }
+      arrivals = arrivalCount(tasks_, tid);
     }
     std::string line = tasks_.line(tid, "syscall");
     if (line.empty()) continue;  // ended since the last scan
@@ -405,7 +405,7 @@ void Session::tick(uint64_t weight) {
         addSample(tid, weight, line, nullptr, 0);
       continue;
     }
-    t.stack_arrivals = -1;
+    t.stack_cpu_ns = -1;
     if (same_wait && line == t.unreadable_line) {
       addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
       continue;
@@ -419,7 +419,7 @@ void Session::tick(uint64_t weight) {
         t.have_stack = true;
         t.last_line = std::move(line);
         t.last_pcs.assign(pcs, pcs + read.frames);
-        t.stack_arrivals = read.arrivals;
+        t.stack_cpu_ns = read.cpu_ns;
         continue;
       }
       if (!read.ran) t.unreadable_line = line;
