@@ -326,10 +326,6 @@ TEST_CASE("stack and profile through ptrace let go at once of a thread that does
   // thread stays attached to the thread that asked, enters its stop when it next runs, and is let go only when
   // that thread ends: so the walk and the sampler end it at once, and carry on from a new one.
   TempDir dir;
-  // The target's own burner is stopped with the rest at every sample, leaving CPU 0 free for the starved thread to
-  // reach its stop in time; a burner in another process, which nobody stops, keeps it busy then too.
-  TargetProcess hog({"cpu_burner", {"--threads", "1", "--cpu0", "1"}, false, {}, {}}, dir.path());
-  REQUIRE(hog.waitForOutput("ready", 20s));
   TargetProcess target({"cpu_burner", {"--threads", "1", "--starved", "1"}, false, {}, {}}, dir.path());
   REQUIRE(target.waitForOutput("ready", 20s));
   const std::string pid = std::to_string(target.pid());
@@ -358,6 +354,11 @@ TEST_CASE("stack and profile through ptrace let go at once of a thread that does
   }
 
   SECTION("profile: the thread is never held stopped while the profile goes on") {
+    // The target's own burner is stopped with the rest at every sample, leaving CPU 0 free for the starved thread
+    // to reach its stop in time; a burner in another process, which nobody stops, keeps it busy then too. (Not in
+    // the dump above: beside it, the target's burner could miss the dump's 10 ms itself.)
+    TargetProcess hog({"cpu_burner", {"--threads", "1", "--cpu0", "1"}, false, {}, {}}, dir.path());
+    REQUIRE(hog.waitForOutput("ready", 20s));
     const std::string stat = "/proc/" + pid + "/task/" + std::to_string(starved) + "/stat";
     bool missed = false;
     for (int attempt = 0; attempt < 3 && !missed; ++attempt) {
