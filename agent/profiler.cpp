@@ -139,9 +139,8 @@ class Session {
     // Wall mode.
     bool outstanding = false;           // a request was queued and not answered yet
     uint32_t outstanding_tag = 0;
-    bool have_stack = false;
-    std::string last_line;              // kernel facts of the last answered request
-    std::vector<uint64_t> last_pcs;     // and the stack it answered with
+    // The sample (in samples_) of its last stack, with the kernel facts it was read with; kNoSample before one.
+    size_t last_sample = kNoSample;
     // When the stack was read where the thread sleeps: its CPU time then (threadCpuNs), which stands while it has
     // not run since. -1 for a stack it cannot vouch for (an answer to the signal: the thread ran to give it).
     int64_t stack_cpu_ns = -1;
@@ -149,6 +148,7 @@ class Session {
     // frame there needs a register the kernel does not report.
     std::string unreadable_line;
   };
+  static constexpr size_t kNoSample = SIZE_MAX;
   struct Pending {
     pid_t tid = 0;
     std::string line;
@@ -166,7 +166,7 @@ class Session {
   void track(pid_t tid);
   void untrack(pid_t tid, Tracked& t);
   void tick(uint64_t weight);
-  void addSample(pid_t tid, uint64_t weight, const std::string& line, const uint64_t* pcs, size_t frames);
+  size_t addSample(pid_t tid, uint64_t weight, const std::string& line, const uint64_t* pcs, size_t frames);
   void answer(const SampleRecord& record, const uint64_t* pcs);
   std::vector<uint8_t> encodeReply(uint64_t duration_ns);
 
@@ -337,7 +337,8 @@ void Session::scan() {
   }
 }
 
-void Session::addSample(pid_t tid, uint64_t weight, const std::string& line, const uint64_t* pcs, size_t frames) {
+// Returns the sample's index in samples_, which stands until the reply is encoded.
+size_t Session::addSample(pid_t tid, uint64_t weight, const std::string& line, const uint64_t* pcs, size_t frames) {
   // Identical samples (same thread, same kernel facts, same pcs) are merged here: nothing is interpreted, and a
   // hot loop sampled a thousand times travels once.
   std::string key(reinterpret_cast<const char*>(&tid), sizeof tid);
@@ -352,19 +353,18 @@ void Session::addSample(pid_t tid, uint64_t weight, const std::string& line, con
     samples_.push_back(std::move(s));
   }
   samples_[it->second].weight += weight;
+  return it->second;
 }
 
 // Wall mode: a thread answered the request with `tag`; the sample gets the kernel facts read when it was sent.
 void Session::answer(const SampleRecord& record, const uint64_t* pcs) {
   auto p = pending_.find(record.tag);
   if (p == pending_.end() || p->second.tid != record.tid) return;  // not a request of this profile
-  addSample(p->second.tid, p->second.weight, p->second.line, pcs, record.frame_count);
+  const size_t sample = addSample(p->second.tid, p->second.weight, p->second.line, pcs, record.frame_count);
   auto t = threads_.find(p->second.tid);
   if (t != threads_.end()) {
     t->second.outstanding = false;
-    t->second.have_stack = true;
-    t->second.last_line = std::move(p->second.line);
-    t->second.last_pcs.assign(pcs, pcs + record.frame_count);
+    t->second.last_sample = sample;
     t->second.stack_cpu_ns = -1;
   }
   pending_.erase(p);
@@ -383,7 +383,7 @@ void Session::tick(uint64_t weight) {
     long long arrivals = -1;  // read before the syscall line
     if (!t.outstanding && t.stack_cpu_ns >= 0) {
       if (threadCpuNs(tid) == t.stack_cpu_ns) {
-        addSample(tid, weight, t.last_line, t.last_pcs.data(), t.last_pcs.size());
+        samples_[t.last_sample].weight += weight;
         continue;
       }
       arrivals = arrivalCount(tasks_, tid);
@@ -391,7 +391,7 @@ void Session::tick(uint64_t weight) {
     std::string line = tasks_.line(tid, "syscall");
     if (line.empty()) continue;  // ended since the last scan
     const bool blocked = line != "running";
-    const bool same_wait = blocked && t.have_stack && line == t.last_line;
+    const bool same_wait = blocked && t.last_sample != kNoSample && line == samples_[t.last_sample].syscall_line;
     if (t.outstanding) {
       // Still owes an answer (not scheduled yet, blocks the signal, or in D state): never queue a second signal,
       // which would pile up against the pending-signal limit. If it is still where it was asked, its answer
@@ -400,14 +400,14 @@ void Session::tick(uint64_t weight) {
       if (p != pending_.end() && p->second.line == line)
         p->second.weight += weight;
       else if (same_wait)
-        addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
+        samples_[t.last_sample].weight += weight;
       else
         addSample(tid, weight, line, nullptr, 0);
       continue;
     }
     t.stack_cpu_ns = -1;
     if (same_wait && line == t.unreadable_line) {
-      addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
+      samples_[t.last_sample].weight += weight;
       continue;
     }
     // Read where the thread sleeps if it can be, so that it is not interrupted at all.
@@ -415,16 +415,13 @@ void Session::tick(uint64_t weight) {
       uint64_t pcs[sigsafe::kMaxFrames];
       const AsleepStacks::Read read = asleep_->read(tasks_, tid, line, pcs, sigsafe::kMaxFrames, arrivals);
       if (read.frames > 0) {
-        addSample(tid, weight, line, pcs, read.frames);
-        t.have_stack = true;
-        t.last_line = std::move(line);
-        t.last_pcs.assign(pcs, pcs + read.frames);
+        t.last_sample = addSample(tid, weight, line, pcs, read.frames);
         t.stack_cpu_ns = read.cpu_ns;
         continue;
       }
       if (!read.ran) t.unreadable_line = line;
       if (same_wait) {
-        addSample(tid, weight, line, t.last_pcs.data(), t.last_pcs.size());
+        samples_[t.last_sample].weight += weight;
         continue;
       }
     }
