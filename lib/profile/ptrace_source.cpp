@@ -40,6 +40,7 @@ struct Seen {
   std::string syscall_line;  // when `pcs` was read
   std::vector<uint64_t> pcs;
   bool asleep = false;  // `pcs` stand for the wait that syscall_line names
+  size_t sample = 0;    // the sample they were recorded in (RawProfile::samples), for later ticks to add to
   // When `pcs` were read where the thread sleeps: how often it had been given a CPU then. While that stands, it has
   // not run since, and `pcs` and `syscall_line` stand too.
   std::optional<uint64_t> arrivals;
@@ -139,7 +140,7 @@ class Sampler {
       Seen& seen = known->second;
       if (Result<proc::RunCount> now = proc::readRunCount(pid_, tid); now && now->arrivals) {
         if (now->count == *seen.arrivals) {
-          record(tid, seen.pcs, seen.syscall_line, weight);
+          raw_.samples[seen.sample].weight += weight;
           return Next::kGoOn;
         }
         runs = *now;
@@ -160,7 +161,7 @@ class Sampler {
     const bool same_wait = !running && seen.asleep && line == seen.syscall_line;
     seen.arrivals.reset();
     if (same_wait && line == seen.unreadable_line) {
-      record(tid, seen.pcs, line, weight);
+      raw_.samples[seen.sample].weight += weight;
       return Next::kGoOn;
     }
     std::vector<uint64_t> pcs;
@@ -175,7 +176,7 @@ class Sampler {
       pcs = std::move(asleep.pcs);
     }
     if (pcs.empty() && same_wait) {
-      record(tid, seen.pcs, line, weight);
+      raw_.samples[seen.sample].weight += weight;
       return Next::kGoOn;
     }
     if (pcs.empty()) {
@@ -199,7 +200,7 @@ class Sampler {
     seen.syscall_line = line;
     seen.pcs = pcs;
     seen.asleep = !running;
-    record(tid, std::move(pcs), line, weight);
+    seen.sample = record(tid, std::move(pcs), line, weight);
     return Next::kGoOn;
   }
 
@@ -227,13 +228,15 @@ class Sampler {
     return periods;
   }
 
-  void record(pid_t tid, std::vector<uint64_t> pcs, const std::string& line, uint64_t weight) {
+  // Returns the sample's index.
+  size_t record(pid_t tid, std::vector<uint64_t> pcs, const std::string& line, uint64_t weight) {
     RawSample sample;
     sample.tid = tid;
     sample.pcs = std::move(pcs);
     sample.weight = weight;
     raw_.samples.push_back(std::move(sample));
     lines_.push_back(line);
+    return raw_.samples.size() - 1;
   }
 
   void nameThread(pid_t tid) {
