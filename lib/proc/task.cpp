@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -251,17 +252,24 @@ struct Schedstat {
   uint64_t runs = 0;
 };
 
-Result<Schedstat> readSchedstat(pid_t pid, pid_t tid) {
-  ProcPath path = taskPath(pid, tid, "schedstat");
-  char buffer[128];
-  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
-  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
-  std::string_view text(buffer, static_cast<size_t>(n));
+constexpr size_t kSchedstatSize = 128;
+
+std::optional<Schedstat> parseSchedstat(std::string_view text) {
   Schedstat stat;
   if (!parseNumber(nextToken(text), stat.run_ns) || !parseNumber(nextToken(text), stat.wait_ns) ||
       !parseNumber(nextToken(text), stat.runs))
-    return formatError(path.text);
+    return std::nullopt;
   return stat;
+}
+
+Result<Schedstat> readSchedstat(pid_t pid, pid_t tid) {
+  ProcPath path = taskPath(pid, tid, "schedstat");
+  char buffer[kSchedstatSize];
+  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
+  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
+  std::optional<Schedstat> stat = parseSchedstat(std::string_view(buffer, static_cast<size_t>(n)));
+  if (!stat) return formatError(path.text);
+  return *stat;
 }
 
 }  // namespace
@@ -280,6 +288,36 @@ Result<RunCount> readRunCount(pid_t pid, pid_t tid) {
                                 {"nonvoluntary_ctxt_switches:", &involuntary}};
   if (Status read = readStatusFields(pid, tid, fields, 10); !read) return read.error();
   return RunCount{voluntary + involuntary, false};
+}
+
+RunCounter::RunCounter(pid_t pid) : pid_(pid) {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) limit_ = files.rlim_cur / 2;
+}
+
+RunCounter::~RunCounter() {
+  for (const auto& [tid, fd] : fds_) ::close(fd);
+}
+
+Result<RunCount> RunCounter::read(pid_t tid) {
+  auto open = fds_.find(tid);
+  if (open == fds_.end() && fds_.size() < limit_) {
+    const int fd = ::open(taskPath(pid_, tid, "schedstat").text, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) open = fds_.emplace(tid, fd).first;
+  }
+  if (open != fds_.end()) {
+    char buffer[kSchedstatSize];
+    const ssize_t n = ::pread(open->second, buffer, sizeof buffer, 0);
+    if (n > 0)
+      if (std::optional<Schedstat> stat = parseSchedstat(std::string_view(buffer, static_cast<size_t>(n)));
+          stat && stat->runs > 0)
+        return RunCount{stat->runs, true};
+    // The thread is gone (ESRCH), and its tid may be a new thread's by now, or the kernel keeps no such count: as
+    // readRunCount does, and a new file next time.
+    ::close(open->second);
+    fds_.erase(open);
+  }
+  return readRunCount(pid_, tid);
 }
 
 }  // namespace cppops::proc

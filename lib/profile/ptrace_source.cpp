@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -138,7 +139,7 @@ class Sampler {
     std::optional<proc::RunCount> runs;  // read before the syscall line
     if (auto known = seen_.find(tid); options_.mode == Mode::kWall && known != seen_.end() && known->second.arrivals) {
       Seen& seen = known->second;
-      if (Result<proc::RunCount> now = proc::readRunCount(pid_, tid); now && now->arrivals) {
+      if (Result<proc::RunCount> now = run_counter_.read(tid); now && now->arrivals) {
         if (now->count == *seen.arrivals) {
           raw_.samples[seen.sample].weight += weight;
           return Next::kGoOn;
@@ -245,6 +246,7 @@ class Sampler {
   }
 
   pid_t pid_;
+  proc::RunCounter run_counter_{pid_};
   const CaptureOptions& options_;
   const std::chrono::nanoseconds period_;
   RawProfile raw_;
@@ -268,6 +270,12 @@ class Sampler {
 Result<Capture> profileThroughPtrace(pid_t pid, const CaptureOptions& options) {
   if (Status access = stack::checkPtraceTarget(pid, "profile", "profile itself"); !access) return access.error();
 
+  // The sampler keeps every thread's schedstat open (proc::RunCounter): as many files as the hard limit allows.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   Sampler sampler(pid, options);
   // A thread that did not stop in time ends a round too, and the next one carries on.
   stack::readWithSignalsHeld([&] { sampler.run(); }, [&] { return sampler.done(); });

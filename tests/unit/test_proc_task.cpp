@@ -1,6 +1,7 @@
 // Against the real kernel: threads of this test process are parked in known syscalls and then inspected through
 // /proc, exactly as the stack command inspects a target.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <netinet/in.h>
@@ -277,6 +278,52 @@ TEST_CASE("readRunCount stands still while a thread sleeps and moves once it has
   CHECK(after->count > asleep->count);
   REQUIRE(waitForSyscall(reader.tid(), SyscallClass::kRead));
   CHECK_FALSE(readRunCount(999'999'999, 1).ok());
+}
+
+size_t openFiles() {
+  size_t count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir) != nullptr) ++count;
+    closedir(dir);
+  }
+  return count;
+}
+
+TEST_CASE("RunCounter reads what readRunCount reads, from files it keeps open, until the thread is gone", "[proc]") {
+  RunCounter counter(getpid());
+  Pipe pipe;
+  std::optional<TestThread> reader(
+      std::in_place,
+      [&] {
+        pipe.waitForByte();
+        pipe.waitForByte();
+      },
+      [&] { pipe.wake(); });
+  const pid_t tid = reader->tid();
+  REQUIRE(waitForSyscall(tid, SyscallClass::kRead));
+  const size_t files = openFiles();
+  Result<RunCount> asleep = counter.read(tid);
+  REQUIRE(asleep.ok());
+  CHECK(*asleep == readRunCount(getpid(), tid).value());
+  CHECK(openFiles() == files + 1);
+  CHECK(counter.read(tid).value() == *asleep);  // read again from the file kept open: afresh, the same
+  CHECK(openFiles() == files + 1);
+
+  pipe.wake();
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  Result<RunCount> after = counter.read(tid);
+  while (after.ok() && *after == *asleep && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+    after = counter.read(tid);
+  }
+  REQUIRE(after.ok());
+  CHECK(after->count > asleep->count);
+
+  reader.reset();  // its second byte, and it ends
+  Result<RunCount> gone = counter.read(tid);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().kind == ErrorKind::kNoProcess);
+  CHECK(openFiles() == files);  // its file closed
 }
 
 TEST_CASE("listTasks lists every thread of the process in order", "[proc]") {
