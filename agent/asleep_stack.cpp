@@ -73,24 +73,30 @@ AsleepStacks::Read AsleepStacks::read(const TaskDirectory& tasks, pid_t tid, con
   uintptr_t pc = 0;
   uintptr_t sp = 0;
   if (max == 0 || !asleepAt(syscall_line, &pc, &sp)) return result;
-  // The kernel writes the syscall file only with the thread off the CPU. With a count of how often it was given
-  // a CPU, read before that line: had the thread run at any moment from the line to the end of the walk, it would
-  // have been given a CPU again. Without one, counted now: had it run at any moment from this count on, it was
-  // given a CPU, and switched out again by the time the line is read a second time, after the walk. Either way, the
-  // same count (and line) mean it ran no instruction, and its stack stood still, all along the walk.
+  // The kernel writes the syscall file only with the thread off the CPU. With a count of how often it was given a
+  // CPU read before that line: had the thread run at any moment from the line to the end of the walk, it would have
+  // been given a CPU again, and the count would have moved. (Read after the line, it would miss a thread that woke
+  // in between and was still running when counted: the line is read again after it.) Without such a count, its
+  // switches out: had the thread run at any moment from the first count to a second read of the line after the
+  // walk, which must find it asleep in the same place, it was switched out again by then.
   const bool counted_before = arrivals_before_line >= 0;
   const long long arrivals = counted_before ? arrivals_before_line : arrivalCount(tasks, tid);
   const long long switches = arrivals < 0 ? switchCount(tasks, tid) : -1;
   if (arrivals < 0 && switches < 0) return result;
+  if (!counted_before && arrivals >= 0 && tasks.line(tid, "syscall") != syscall_line) {
+    result.ran = true;
+    return result;
+  }
   void* walked[sigsafe::kMaxFrames];
   filled_ = 0;
   const size_t n = sigsafe::cfiUnwindAsleep(pc, sp, sigsafe::StackReader{&AsleepStacks::readWord, this}, walked,
                                             std::min(max, sigsafe::kMaxFrames));
-  // Read while the thread is known to be off the CPU (the count below has not moved since before the line).
+  // Read while the thread is known to be off the CPU (if the count below has not moved).
   const int64_t cpu_ns = threadCpuNs(tid);
   // A walk that failed because the stack changed under it is no reason not to try again.
-  result.ran = (!counted_before && n > 0 && tasks.line(tid, "syscall") != syscall_line) ||
-               (arrivals >= 0 ? arrivalCount(tasks, tid) != arrivals : switchCount(tasks, tid) != switches);
+  result.ran = arrivals >= 0 ? arrivalCount(tasks, tid) != arrivals
+                             : (n > 0 && tasks.line(tid, "syscall") != syscall_line) ||
+                                   switchCount(tasks, tid) != switches;
   if (n == 0 || result.ran) return result;
   for (size_t i = 0; i < n; ++i) pcs[i] = reinterpret_cast<uint64_t>(walked[i]);
   result.frames = n;

@@ -107,10 +107,15 @@ ThreadReader::Asleep ThreadReader::readAsleep(pid_t tid, const std::string& sysc
   const bool counted_before = runs_before_line && runs_before_line->arrivals;
   Result<proc::RunCount> runs = counted_before ? *runs_before_line : proc::readRunCount(pid_, tid);
   if (!runs) return result;
+  // A count of arrivals must come before a line that finds the thread asleep where syscall_line says.
+  if (!counted_before && runs->arrivals && readSyscallLine(pid_, tid) != syscall_line) {
+    result.ran = true;
+    return result;
+  }
   std::vector<uint64_t> pcs = unwinder_->unwindAsleep(where.pc, where.sp, kMaxFrames);
   // A walk that failed because the stack changed under it is no reason not to try again.
   Result<proc::RunCount> runs_after = proc::readRunCount(pid_, tid);
-  result.ran = (!counted_before && !pcs.empty() && readSyscallLine(pid_, tid) != syscall_line) ||
+  result.ran = (!runs->arrivals && !pcs.empty() && readSyscallLine(pid_, tid) != syscall_line) ||
                (runs_after && *runs_after != *runs);
   if (pcs.empty() || result.ran || !runs_after) return result;
   result.pcs = std::move(pcs);

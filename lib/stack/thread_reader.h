@@ -64,11 +64,13 @@ class ThreadReader {
   // The stack of `tid` where it sleeps, as `syscall_line` (read just before) says, innermost first; none when it
   // is not asleep, its walk needs a register the kernel does not report and that cannot be found (rbp, below a
   // frame-pointer function that moves rsp after its prologue), or it ran while it was read. The kernel writes the
-  // syscall file only with the thread off the CPU. `runs_before_line`, its proc::readRunCount read before that
-  // line, if it counts arrivals: had the thread run at any moment from the line to the end of the walk, it would
-  // have been given a CPU again. Without one, counted after the line: had the thread run at any moment from that
-  // count on, it would have been given a CPU and switched out again before a second syscall read, after the walk.
-  // Either way, the same count (and line) mean it ran no instruction, and its stack stood still, all along the walk.
+  // syscall file only with the thread off the CPU. With a count of the times the thread was given a CPU
+  // (proc::readRunCount) read before that line (`runs_before_line`, or else read now and the line read again after
+  // it): had the thread run at any moment from the line to the end of the walk, it would have been given a CPU
+  // again. Where the kernel keeps no such count, its switches out: had the thread run at any moment from the first
+  // count to a second read of the line after the walk, which must find it asleep in the same place, it would have
+  // been switched out again by then. Either way, an unmoved count means it ran no instruction, and its stack stood
+  // still, all along the walk.
   Asleep readAsleep(pid_t tid, const std::string& syscall_line, std::optional<proc::RunCount> runs_before_line = {});
 
   struct Stopped {
