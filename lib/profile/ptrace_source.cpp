@@ -29,6 +29,9 @@ using Clock = std::chrono::steady_clock;
 // busy CPUs, or is in uninterruptible sleep.
 constexpr std::chrono::milliseconds kStopLimit{100};
 
+// How often the threads of the process are listed: a thread is sampled from at most this long after it starts.
+constexpr std::chrono::milliseconds kRelist{100};
+
 // CPU mode: a thread's run time when the sampler last saw it running.
 struct CpuClock {
   uint64_t ran_ns = 0;
@@ -110,14 +113,19 @@ class Sampler {
       const auto late = Clock::now() - next_;
       const uint64_t missed = late > period_ ? static_cast<uint64_t>(late / period_) : 0;
       next_ += missed * period_;
-      std::vector<pid_t> tids = proc::listTasks(pid_);
-      if (tids.empty()) {
+      // Listed again every kRelist, as the agent's sampler does: a listing of a thousand threads costs more than
+      // reading whether each one ran. A thread that has ended meanwhile reads as gone and is passed over.
+      if (Clock::now() >= next_listing_) {
+        tids_ = proc::listTasks(pid_);
+        next_listing_ = Clock::now() + kRelist;
+      }
+      if (tids_.empty()) {
         ended_ = Clock::now();
         done_ = true;
         return;
       }
       ++tick_;
-      for (pid_t tid : tids)
+      for (pid_t tid : tids_)
         if (sample(**reader, tid, 1 + missed) == Next::kRelease) return;
     }
   }
@@ -254,6 +262,8 @@ class Sampler {
   std::map<pid_t, Seen> seen_;
   std::map<pid_t, CpuClock> cpu_;
   uint64_t tick_ = 0;
+  std::vector<pid_t> tids_;  // the process's threads, as last listed
+  Clock::time_point next_listing_{};
   std::set<pid_t> named_;
   bool started_ = false;
   bool done_ = false;
