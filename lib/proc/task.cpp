@@ -308,15 +308,19 @@ Result<RunCount> RunCounter::read(pid_t tid) {
   if (open != fds_.end()) {
     char buffer[kSchedstatSize];
     const ssize_t n = ::pread(open->second, buffer, sizeof buffer, 0);
+    const int read_errno = n < 0 ? errno : 0;
     if (n > 0)
       if (std::optional<Schedstat> stat = parseSchedstat(std::string_view(buffer, static_cast<size_t>(n)));
           stat && stat->runs > 0)
         return RunCount{stat->runs, true};
-    // The thread is gone (ESRCH), and its tid may be a new thread's by now, or the kernel keeps no such count: as
-    // readRunCount does, and a new file next time.
     ::close(open->second);
     fds_.erase(open);
+    // The thread the file was opened for is gone. Its tid may be a new thread's by now, whose count, read afresh,
+    // could happen to equal the one the caller kept for the old thread: it is a stranger, and the next call opens
+    // its file.
+    if (read_errno == ESRCH) return readError(ESRCH, pid_, tid, taskPath(pid_, tid, "schedstat").text);
   }
+  // No such count kept by the kernel, or no room for another open file: as readRunCount does.
   return readRunCount(pid_, tid);
 }
 

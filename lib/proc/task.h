@@ -84,7 +84,8 @@ Result<RunCount> readRunCount(pid_t pid, pid_t tid);
 // readRunCount of many threads of one process, again and again: each thread's schedstat is kept open and read
 // afresh from its start (0.3 us, where an open, a read and a close cost 1.5), for a sampler that asks every thread
 // at every tick. At most half the process's limit of open files is kept open; past that, files are opened and
-// closed as readRunCount does.
+// closed as readRunCount does. Once the thread a file was opened for has ended, the next read says so (kNoProcess),
+// even if its tid names a new thread by then; the read after opens the new thread's file.
 class RunCounter {
  public:
   explicit RunCounter(pid_t pid);
