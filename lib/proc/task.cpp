@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 namespace cppops::proc {
 namespace {
@@ -61,6 +62,20 @@ Error readError(int err, pid_t pid, pid_t tid, const char* path) {
 Error formatError(const char* path) {
   return makeError(ErrorKind::kInternal, std::string("Could not make sense of ") + path +
                                              "; this kernel's format is not supported, please report it.");
+}
+
+// The thread's `file`, read whole and handed to `parse`, which answers a std::optional: nullopt for a format it does
+// not know.
+template <typename Parse>
+auto readParsed(pid_t pid, pid_t tid, const char* file, Parse parse)
+    -> Result<typename std::invoke_result_t<Parse, std::string_view>::value_type> {
+  ProcPath path = taskPath(pid, tid, file);
+  char buffer[kBufferSize];
+  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
+  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
+  auto parsed = parse(std::string_view(buffer, static_cast<size_t>(n)));
+  if (!parsed) return formatError(path.text);
+  return std::move(*parsed);
 }
 
 // Next whitespace-separated token of `rest`, consumed from it; empty at the end. Plain loops: this runs for every
@@ -130,15 +145,7 @@ std::optional<TaskStat> parseStat(std::string_view text) {
   return stat;
 }
 
-Result<TaskStat> readTaskStat(pid_t pid, pid_t tid) {
-  ProcPath path = taskPath(pid, tid, "stat");
-  char buffer[kBufferSize];
-  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
-  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
-  std::optional<TaskStat> stat = parseStat(std::string_view(buffer, static_cast<size_t>(n)));
-  if (!stat) return formatError(path.text);
-  return std::move(*stat);
-}
+Result<TaskStat> readTaskStat(pid_t pid, pid_t tid) { return readParsed(pid, tid, "stat", parseStat); }
 
 SyscallInfo parseSyscall(std::string_view text) {
   SyscallInfo info;
@@ -174,13 +181,11 @@ SyscallInfo parseSyscall(std::string_view text) {
 }
 
 Result<SyscallInfo> readSyscall(pid_t pid, pid_t tid) {
-  ProcPath path = taskPath(pid, tid, "syscall");
-  char buffer[kBufferSize];
-  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
-  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
-  SyscallInfo info = parseSyscall(std::string_view(buffer, static_cast<size_t>(n)));
-  if (info.kind == SyscallInfo::Kind::kUnknown) return formatError(path.text);
-  return info;
+  return readParsed(pid, tid, "syscall", [](std::string_view text) -> std::optional<SyscallInfo> {
+    SyscallInfo info = parseSyscall(text);
+    if (info.kind == SyscallInfo::Kind::kUnknown) return std::nullopt;
+    return info;
+  });
 }
 
 std::string readWchan(pid_t pid, pid_t tid) {
@@ -262,15 +267,7 @@ std::optional<Schedstat> parseSchedstat(std::string_view text) {
   return stat;
 }
 
-Result<Schedstat> readSchedstat(pid_t pid, pid_t tid) {
-  ProcPath path = taskPath(pid, tid, "schedstat");
-  char buffer[kSchedstatSize];
-  ssize_t n = readProcFile(path.text, buffer, sizeof(buffer));
-  if (n < 0) return readError(static_cast<int>(-n), pid, tid, path.text);
-  std::optional<Schedstat> stat = parseSchedstat(std::string_view(buffer, static_cast<size_t>(n)));
-  if (!stat) return formatError(path.text);
-  return *stat;
-}
+Result<Schedstat> readSchedstat(pid_t pid, pid_t tid) { return readParsed(pid, tid, "schedstat", parseSchedstat); }
 
 }  // namespace
 
