@@ -19,7 +19,10 @@
 # middle half of rounds. heaptrack, 5-15 times slower than the rest, runs in the first rounds only.
 # --against AGENT adds another build of the agent (a copy named libcppops_agent*.so: the preloaded agent starts only
 # under that name), sampling at 512 KiB in the same rounds, and prints what this build saves or costs against it.
-# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT]
+# --allocator LIB preloads another allocator (libjemalloc.so.2, libtcmalloc_minimal.so.4: a name in the library
+# path, or a path) in every configuration, after the agent, and alone as "no preload": what the agent costs a
+# program built on it.
+# Usage: scripts/bench_heap.sh [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT] [--allocator LIB]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -27,13 +30,16 @@ rounds=21
 pairs=4000000
 heaptrack_rounds=3
 against=""
+allocator=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --heaptrack-rounds) heaptrack_rounds=$2; shift 2 ;;
     --against) against=$(realpath -m "$2"); shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT]" >&2; exit 2 ;;
+    --allocator) allocator=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--pairs N] [--heaptrack-rounds N] [--against AGENT] [--allocator LIB]" >&2
+      exit 2 ;;
   esac
 done
 . scripts/heap_bench_env.sh
@@ -50,19 +56,21 @@ if [ -n "$against" ]; then
 fi
 # workload:threads[:MiB held in 64 KiB blocks beside the loop, so that thousands of samples stay live]
 workloads=(mixed:1 small:1 objects:1 mixed:2 small:2 objects:2 small:2:2048)
+# Runs a command with LD_PRELOAD=$1 and the allocator, if any, after it (heaptrack puts its own first).
+with() { LD_PRELOAD="$1${allocator:+ $allocator}" "${@:2}"; }
 run() {  # configuration workload:threads[:resident]
   local w n r
   IFS=: read -r w n r <<<"$2"
   local args=("$pairs" "$w" "$n" "${r:-0}")
   case $1 in
-    0) "$bench" "${args[@]}" ;;
-    1) LD_PRELOAD=$agent "$bench" "${args[@]}" ;;
-    2) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=524288 "$bench" "${args[@]}" ;;
-    3) LD_PRELOAD=$agent CPPOPS_HEAP_PROFILE=65536 "$bench" "${args[@]}" ;;
-    4) heaptrack -o "$work/heaptrack" "$bench" "${args[@]}" ;;
-    5) CPPOPS_AGENT=0 LD_PRELOAD=$agent "$bench" "${args[@]}" ;;
-    6) "$bench" "${args[@]}" ;;
-    7) LD_PRELOAD=$against CPPOPS_HEAP_PROFILE=524288 "$bench" "${args[@]}" ;;
+    0) with "" "$bench" "${args[@]}" ;;
+    1) with "$agent" "$bench" "${args[@]}" ;;
+    2) CPPOPS_HEAP_PROFILE=524288 with "$agent" "$bench" "${args[@]}" ;;
+    3) CPPOPS_HEAP_PROFILE=65536 with "$agent" "$bench" "${args[@]}" ;;
+    4) with "" heaptrack -o "$work/heaptrack" "$bench" "${args[@]}" ;;
+    5) CPPOPS_AGENT=0 with "$agent" "$bench" "${args[@]}" ;;
+    6) with "" "$bench" "${args[@]}" ;;
+    7) CPPOPS_HEAP_PROFILE=524288 with "$against" "$bench" "${args[@]}" ;;
   esac
 }
 
@@ -84,7 +92,7 @@ done
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo "heap_bench: $pairs malloc/free pairs per run, $rounds rounds ($heaptrack_rounds with heaptrack), $(nproc) CPUs," \
-  "load $(cut -d' ' -f1 /proc/loadavg)"
+  "load $(cut -d' ' -f1 /proc/loadavg)${allocator:+, every run behind $allocator}"
 for w in "${workloads[@]}"; do
   echo
   IFS=: read -r name threads resident <<<"$w"

@@ -43,6 +43,8 @@ using UsableSizeFn = size_t (*)(void*);
 using SdallocxFn = void (*)(void*, size_t, int);             // jemalloc's sized free
 using FreeSizedFn = void (*)(void*, size_t);                 // C23's, and tcmalloc's tc_free_sized and the like
 using FreeAlignedSizedFn = void (*)(void*, size_t, size_t);  // C23's, and tcmalloc's aligned ones
+using MallocxFn = void* (*)(size_t, int);                    // jemalloc's, which takes an alignment and zeroes
+using RallocxFn = void* (*)(void*, size_t, int);             // jemalloc's realloc, which takes an alignment
 
 // dlsym may allocate while it looks the real allocator up (calloc for its error state); those allocations come
 // from here. Never reused, so it is zeroed as calloc needs; frees of it are ignored.
@@ -107,14 +109,16 @@ struct Next {
   std::atomic<FreeSizedFn> tc_deletearray_sized{nullptr};
   std::atomic<FreeAlignedSizedFn> tc_delete_sized_aligned{nullptr};
   std::atomic<FreeAlignedSizedFn> tc_deletearray_sized_aligned{nullptr};
+  std::atomic<MallocxFn> mallocx{nullptr};  // the allocator's own mallocx and rallocx, when it has them
+  std::atomic<RallocxFn> rallocx{nullptr};
 };
 // What every call reads, in one cache line: the routes, and where the counting versions forward to. Constant-
 // initialized (constexpr constructors): libraries initialized before the agent allocate through it.
 struct alignas(64) HotState {
   Routes routes{bootMalloc, bootCalloc, bootFree};
+  Next next;
   // The allocator is glibc's: a block's usable size can be read from its chunk header (allocatorUsableSize).
   std::atomic<bool> glibc_chunks{false};
-  Next next;
 };
 HotState g_hot;
 
@@ -216,6 +220,14 @@ void resolve() {
                                            std::memory_order_release);
   g_hot.next.tc_deletearray_sized_aligned.store(lookUpOr("tc_deletearray_sized_aligned", kFreeAlignedSizedAbsent),
                                                 std::memory_order_release);
+  const auto mallocx = lookUpOr<MallocxFn>("mallocx", nullptr);
+  const auto rallocx = lookUpOr<RallocxFn>("rallocx", nullptr);
+  const void* free_module = moduleOf(reinterpret_cast<const void*>(g_hot.next.free.load(std::memory_order_relaxed)));
+  if (mallocx != nullptr && rallocx != nullptr && moduleOf(reinterpret_cast<const void*>(mallocx)) == free_module &&
+      moduleOf(reinterpret_cast<const void*>(rallocx)) == free_module) {
+    g_hot.next.rallocx.store(rallocx, std::memory_order_release);
+    g_hot.next.mallocx.store(mallocx, std::memory_order_release);
+  }
 }
 
 void* bootMalloc(size_t n) {
@@ -266,7 +278,8 @@ __attribute__((always_inline)) inline bool notYetDue(size_t n) {
   return (t_heap_state.countdown -= static_cast<int64_t>(n)) > 0;
 }
 
-// A sampled block is asked of the allocator 8 bytes larger than the program asked for, and its last usable word
+// A sampled block starts at a multiple of the session's sample alignment (g_sample_alignment), so that free can
+// pass most blocks by on their address alone, and is asked of the allocator 8 bytes larger than the program asked for, and its last usable word
 // holds a tag: the pointer XOR the key. The pointer itself is the allocator's own, so whatever frees it, even code
 // that bypasses these entry points, hands the allocator a block it knows. A tag is only a hint: the sampler's table
 // of sampled addresses has the last word, and a block that is freed behind the agent's back (its tag left in freed
@@ -300,10 +313,18 @@ __attribute__((always_inline)) inline uint64_t* tagSlot(void* p, size_t usable) 
   return reinterpret_cast<uint64_t*>(static_cast<char*>(p) + usable) - 1;
 }
 
-// The tag slot of p when p carries a tag, else null (and always for a null pointer).
+// Whether p may be a block sampled in this session, from its address alone (Routes::sample_mask). The mask a free
+// reads is the session's: a block sampled in it was allocated after its thread saw the sampling routes
+// (allocateSample's fence), which were set after the mask, and a free of that block comes after its allocation.
+__attribute__((always_inline)) inline bool mayBeSampled(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & g_hot.routes.sample_mask.load(std::memory_order_relaxed)) == 0;
+}
+
+// The tag slot of p when p carries a tag, else null (and always for a null pointer). Behind glibc, samples are
+// aligned as every block is (RouteChoices::most_sample_alignment), and the address tells nothing.
 template <bool kGlibc>
 __attribute__((always_inline)) inline uint64_t* sampledTag(void* p) {
-  if (p == nullptr) return nullptr;
+  if ((!kGlibc && !mayBeSampled(p)) || p == nullptr) return nullptr;
   const size_t usable = allocatorUsableSize<kGlibc>(p);
   // glibc's smallest chunk has 24 usable bytes; another allocator may answer less, even 0.
   if (!kGlibc && usable < sizeof(uint64_t)) return nullptr;
@@ -315,19 +336,47 @@ __attribute__((always_inline)) inline uint64_t* sampledTag(void* p) {
   return g_hot.glibc_chunks.load(std::memory_order_relaxed) ? sampledTag<true>(p) : sampledTag<false>(p);
 }
 
+__attribute__((always_inline)) inline void releaseToAllocator(void* p) {
+  g_hot.next.free.load(std::memory_order_relaxed)(p);
+}
+
+// jemalloc's MALLOCX_LG_ALIGN(lg): lg itself.
+int lgAlign(size_t alignment) { return __builtin_ctzl(alignment); }
+
+// A block of `need` bytes at the sample alignment and at `alignment` (0 for none), zeroed if asked; null when the
+// allocator has none.
+void* allocateForSample(size_t alignment, size_t need, bool zeroed) {
+  alignment = std::max<size_t>(alignment, g_sample_alignment.load(std::memory_order_relaxed));
+  if (alignment <= 16)  // what malloc and calloc give
+    return zeroed ? g_hot.next.calloc.load(std::memory_order_relaxed)(1, need)
+                  : g_hot.next.malloc.load(std::memory_order_relaxed)(need);
+  if (zeroed) {
+    // jemalloc zeroes only what it does not know to be zero already: a large block fresh from the system stays
+    // untouched, where a memset would make all of it resident.
+    if (const MallocxFn mallocx = g_hot.next.mallocx.load(std::memory_order_acquire)) {
+      constexpr int kZero = 0x40;  // MALLOCX_ZERO
+      return mallocx(need, lgAlign(alignment) | kZero);
+    }
+    // Elsewhere calloc's block is taken when it happens to be aligned (tcmalloc's large blocks start at a page).
+    void* p = g_hot.next.calloc.load(std::memory_order_relaxed)(1, need);
+    if (p == nullptr || mayBeSampled(p)) return p;
+    releaseToAllocator(p);
+  }
+  void* p = nullptr;
+  if (rare(g_hot.next.posix_memalign)(&p, alignment, need) != 0) return nullptr;
+  if (zeroed) std::memset(p, 0, need);
+  return p;
+}
+
 // A sampled block of n bytes (aligned to `alignment` unless that is 0, zeroed if asked), tagged and recorded; null
 // when the allocator has no memory for it, for the caller to ask for n bytes as usual.
 CPPOPS_HOOK_PATH void* allocateSample(size_t alignment, size_t n, bool zeroed) {
-  // Pairs with the sampler's release of the routes that led here: the tag key set before them is seen.
+  // Pairs with the sampler's release of the routes that led here: the tag key and sample mask set before them are
+  // seen.
   std::atomic_thread_fence(std::memory_order_acquire);
   size_t need = 0;
   if (__builtin_add_overflow(n, sizeof(uint64_t), &need)) return nullptr;
-  void* p = nullptr;
-  if (alignment == 0)
-    p = zeroed ? g_hot.next.calloc.load(std::memory_order_relaxed)(1, need)
-               : g_hot.next.malloc.load(std::memory_order_relaxed)(need);
-  else if (rare(g_hot.next.posix_memalign)(&p, std::max(alignment, sizeof(void*)), need) != 0)
-    p = nullptr;
+  void* p = allocateForSample(alignment, need, zeroed);
   if (p == nullptr) return nullptr;
   *tagSlot(p, allocatorUsableSize(p)) = tagFor(p);
   recordSample(p, n);
@@ -378,7 +427,7 @@ CPPOPS_HOOK_PATH void unsample(void* p, uint64_t* tag) noexcept {
 
 CPPOPS_HOOK_PATH void freeSample(void* p, uint64_t* tag) noexcept {
   unsample(p, tag);
-  g_hot.next.free.load(std::memory_order_relaxed)(p);
+  releaseToAllocator(p);
 }
 
 // Whatever g_free_check asks for.
@@ -387,7 +436,7 @@ CPPOPS_HOOK_PATH void checkedFree(void* p) noexcept {
   if (p == nullptr || ((check & kCheckArena) != 0 && inArena(p))) return;
   if ((check & kCheckTag) != 0)
     if (uint64_t* tag = sampledTag(p)) return freeSample(p, tag);
-  g_hot.next.free.load(std::memory_order_relaxed)(p);
+  releaseToAllocator(p);
 }
 
 // Once sampling has started, with no bootstrap arena to mind: most frees are of untagged blocks. One version for
@@ -400,6 +449,13 @@ CPPOPS_HOOK_PATH void taggedFree(void* p) noexcept {
   freeSample(p, tag);
 }
 
+// Behind another allocator, whose malloc_usable_size is a call, the address filter comes first and on its own:
+// the frees it passes by then need no stack frame.
+CPPOPS_HOOK_PATH void filteredFree(void* p) noexcept {
+  if (__builtin_expect(!mayBeSampled(p), 1)) return g_hot.next.free.load(std::memory_order_relaxed)(p);
+  taggedFree<false>(p);
+}
+
 RouteChoices routeChoices() {
   RouteChoices c;
   c.malloc_direct = g_hot.next.malloc.load(std::memory_order_relaxed);
@@ -407,8 +463,10 @@ RouteChoices routeChoices() {
   c.calloc_direct = g_hot.next.calloc.load(std::memory_order_relaxed);
   c.calloc_counted = countedCalloc;
   c.free_direct = g_hot.next.free.load(std::memory_order_relaxed);
-  c.free_tagged = g_hot.glibc_chunks.load(std::memory_order_relaxed) ? taggedFree<true> : taggedFree<false>;
+  c.free_tagged = g_hot.glibc_chunks.load(std::memory_order_relaxed) ? taggedFree<true> : filteredFree;
   c.free_checked = checkedFree;
+  constexpr uint64_t kPage = 4096;
+  c.most_sample_alignment = g_hot.glibc_chunks.load(std::memory_order_relaxed) ? 16 : kPage;
   c.cannot_tag = cannotTag;
   return c;
 }
@@ -447,12 +505,25 @@ __attribute__((always_inline)) inline void* allocateAligned(size_t alignment, si
 }
 
 // realloc when a sample is due: asked of the allocator 8 bytes larger, then tagged. (When that larger request
-// fails, the one the program made is tried as it was.)
+// fails, the one the program made is tried as it was.) jemalloc is asked for the sample alignment, and grows the
+// block in place or moves it with one copy. Behind another allocator, whose realloc takes no alignment, the block
+// it returns is copied into one at the sample alignment when it is not there already: a block grown in place, the
+// usual fate of a large one that was sampled before, keeps its start and needs no copy.
 CPPOPS_HOOK_PATH void* reallocateIntoSample(void* p, size_t n) {
   ReallocFn next = g_hot.next.realloc.load(std::memory_order_relaxed);
   size_t need = 0;
-  void* q = __builtin_add_overflow(n, sizeof(uint64_t), &need) ? nullptr : next(p, need);
+  if (__builtin_add_overflow(n, sizeof(uint64_t), &need)) return next(p, n);
+  const size_t alignment = g_sample_alignment.load(std::memory_order_relaxed);
+  const RallocxFn rallocx = p != nullptr && alignment > 16 ? g_hot.next.rallocx.load(std::memory_order_acquire) : nullptr;
+  void* q = rallocx != nullptr ? rallocx(p, need, lgAlign(alignment)) : next(p, need);
   if (q == nullptr) return next(p, n);
+  if (!mayBeSampled(q)) {
+    void* aligned = allocateForSample(0, need, false);
+    if (aligned == nullptr) return q;  // the program's block all the same, unsampled
+    std::memcpy(aligned, q, n);
+    releaseToAllocator(q);
+    q = aligned;
+  }
   *tagSlot(q, allocatorUsableSize(q)) = tagFor(q);
   recordSample(q, n);
   return q;

@@ -23,6 +23,7 @@
 namespace cppops::agent::heap {
 
 std::atomic<bool> g_sampling{false};
+std::atomic<uint64_t> g_sample_alignment{16};
 std::atomic<uint8_t> g_free_check{0};
 __thread ThreadState t_heap_state __attribute__((tls_model("initial-exec")));
 
@@ -599,6 +600,13 @@ void* nextMalloc() { return reinterpret_cast<void*>(g_route_choices.malloc_direc
 
 bool hooksBound() { return g_own_malloc != nullptr && dlsym(RTLD_DEFAULT, "malloc") == g_own_malloc; }
 
+uint64_t sampleAlignment(uint64_t rate_bytes, uint64_t most) {
+  constexpr uint64_t kLeast = 16;
+  uint64_t alignment = std::max(most, kLeast);
+  while (alignment > kLeast && alignment * 64 > rate_bytes) alignment /= 2;
+  return alignment;
+}
+
 std::string startSampling(uint64_t rate_bytes) {
   if (g_own_malloc == nullptr)
     return "this agent is linked statically and cannot see allocations; start the process with "
@@ -630,6 +638,9 @@ std::string startSampling(uint64_t rate_bytes) {
     session = g_session;
     g_table = SlotTable{slots, kFirstSlots};
     g_rate.store(rate_bytes, std::memory_order_relaxed);
+    const uint64_t alignment = sampleAlignment(rate_bytes, g_route_choices.most_sample_alignment);
+    g_sample_alignment.store(alignment, std::memory_order_relaxed);
+    g_routes->sample_mask.store(alignment - 1, std::memory_order_relaxed);
     g_start_ns = monotonicNs();
     g_sampling.store(true, std::memory_order_release);
     setFreeCheckAndRoutes(true);

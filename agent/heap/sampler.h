@@ -41,6 +41,10 @@ struct Routes {
   // What sampled blocks' tags are made with: random, nonzero, set before the first sample and never changed. In
   // the same cache line as the routes, which every free reads anyway.
   std::atomic<uint64_t> tag_key{0};
+  // A pointer with any of these bits set is no block sampled in the current session, which all start at a multiple
+  // of g_sample_alignment: a free of it passes by on its address alone. Set as each session starts, before the
+  // routes that lead to sampling.
+  std::atomic<uintptr_t> sample_mask{0};
 };
 struct RouteChoices {
   MallocFn malloc_direct = nullptr, malloc_counted = nullptr;
@@ -48,10 +52,24 @@ struct RouteChoices {
   FreeFn free_direct = nullptr;
   FreeFn free_tagged = nullptr;   // the tag check alone: no bootstrap arena
   FreeFn free_checked = nullptr;  // whatever g_free_check says
+  // The most that sampled blocks are aligned to (sampleAlignment). 16 behind glibc: its free check reads the word
+  // before the block, which glibc's free reads next anyway, so passing blocks by on their address would save little,
+  // and a small block asked for at a page's alignment becomes a large request to glibc, which first consolidates
+  // its fast bins (about 1 us a sample). A page behind another allocator, whose check is a call of its
+  // malloc_usable_size on every free.
+  uint64_t most_sample_alignment = 16;
   const char* (*cannot_tag)() = nullptr;  // why sampled blocks cannot be tagged in this process, or null
 };
 
 extern std::atomic<bool> g_sampling;  // the slow path records samples
+// What the current session's sampled blocks are aligned to (sampleAlignment), set with Routes::sample_mask.
+extern std::atomic<uint64_t> g_sample_alignment;
+
+// What sampled blocks are aligned to at `rate_bytes` between samples, given the most the allocator's routes take
+// (RouteChoices): that most, so that few other blocks pass the free filter (at a page, 1 in 256 small blocks
+// aligned to 16), but at most 1/64 of the rate, so that the space alignment skips (which the allocator keeps for
+// other blocks) stays under 1/64 of the bytes sampled even when samples are dense; and at least 16.
+uint64_t sampleAlignment(uint64_t rate_bytes, uint64_t most);
 
 // What frees must check: 0 (nothing) or these bits.
 inline constexpr uint8_t kCheckTag = 1;    // sampling is on: a block may carry a sample's tag

@@ -372,6 +372,46 @@ TEST_CASE("heap profile: a read of 200 stacks, taken a few at a time, has each o
   CHECK(nestedLines(file) == "64 of 36864, 136 of 40960");
 }
 
+namespace {
+
+// RSS of `heap_target mapped` behind `allocator` ("" for glibc) without the agent, from `cppops heap`'s kernel view.
+uint64_t mappedRssAlone(const std::string& allocator) {
+  TempDir dir;
+  std::map<std::string, std::string> env;
+  if (!allocator.empty()) env["LD_PRELOAD"] = allocator;
+  TargetProcess alone({"heap_target", {"mapped"}, false, env, {}}, dir.path());
+  REQUIRE(alone.waitForOutput("ready", 30s));
+  auto r = runCli({"heap", std::to_string(alone.pid()), "--json"}, dir.path());
+  REQUIRE(r.exit_code == 0);
+  return figure(json::parse(r.out).at("kernel"), "rss_bytes");
+}
+
+}  // namespace
+
+// At the default rate every large block is sampled, and taken as the allocator hands it out: behind jemalloc, whose
+// large blocks start anywhere in their first page (and tcmalloc), a sample is asked for at a page's alignment (the
+// free filter), and a zeroed one from jemalloc's own mallocx, which leaves fresh pages untouched where a memset
+// would make all 512 MiB resident; a block grown in place keeps its start and is not copied. The process's RSS is
+// what it is without the agent, and every free is seen.
+TEST_CASE("heap profile: large blocks are sampled as the allocator hands them out, untouched, and their frees seen") {
+  forEachAllocator([](const std::string& allocator) {
+    const uint64_t alone = mappedRssAlone(allocator);
+    Target t({"mapped"}, allocator, {{"CPPOPS_HEAP_PROFILE", "524288"}});
+    json heap = t.cli({"heap", t.pid(), "--json"});
+    INFO("RSS alone " << alone << ", with the agent sampling:\n" << heap.at("kernel").dump(2));
+    CHECK(figure(heap.at("kernel"), "rss_bytes") < alone + 24 * kMiB);
+    json inuse = t.cli({"profile", t.pid(), "--heap", "--json", "--top", "0"});
+    INFO(inuse.dump(2));
+    CHECK(static_cast<double>(flatOf(inuse, "callocUntouched")) == Approx(512.0 * kMiB).epsilon(0.01));
+    CHECK(static_cast<double>(flatOf(inuse, "growUntouched")) == Approx(64.0 * kMiB).epsilon(0.01));
+    t.target.kill(SIGUSR1);
+    REQUIRE(t.target.waitForOutput("freed mapped"));
+    inuse = t.cli({"profile", t.pid(), "--heap", "--stop", "--json", "--top", "0"});
+    CHECK(flatOf(inuse, "callocUntouched") == 0);
+    CHECK(flatOf(inuse, "growUntouched") == 0);
+  });
+}
+
 // Sampling switched on, off and on again at another rate: the entry points go back to counting, every thread
 // draws its countdown for the new rate, and the table of sampled blocks grows from its first size to hold ~3,000
 // live samples (16 KiB blocks at 16 KiB: each is sampled with probability 1 - 1/e).
@@ -534,7 +574,9 @@ TEST_CASE("interposition: every entry point, threads, fork, overflows give the s
   if (exists(tcmalloc)) {
     auto alone = runProgram({targetPath("alloc_torture")}, {{"LD_PRELOAD", tcmalloc}});
     CHECK(alone.exit_code == 0);
-    checkSameWithAgent({targetPath("alloc_torture")}, alone, "4096", dir.path(), tcmalloc);
+    // Samples aligned to 64 bytes (every 4 KiB) and to a page (every 512 KiB) there, through every entry point.
+    for (const char* rate : {"4096", "524288"})
+      checkSameWithAgent({targetPath("alloc_torture")}, alone, rate, dir.path(), tcmalloc);
   }
 }
 

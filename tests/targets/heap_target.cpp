@@ -13,6 +13,9 @@
 //          allocates N blocks of 4 KiB in holdNested() and keeps them, from STACKS distinct stacks (default 1,
 //          at most 200): through holdVia<0> to holdVia<3>, then holdNested() 0 to 49 calls deep; on SIGUSR1 frees
 //          the first 64 of them and prints "freed 64"
+//   mapped  large blocks that the allocator maps on its own, none of them ever written: 8 of 64 MiB from calloc in
+//          callocUntouched(), and one of 32 MiB from malloc grown to 64 MiB by realloc in growUntouched(); on
+//          SIGUSR1 frees them all and prints "freed mapped"
 // Prints "ready" when set up. Exits on SIGTERM.
 #include <dlfcn.h>
 #include <signal.h>
@@ -123,6 +126,16 @@ std::vector<void*>& held() {
   return blocks;
 }
 
+__attribute__((noinline)) void callocUntouched() {
+  for (int i = 0; i < 8; ++i) held().push_back(std::calloc(1, 64u << 20));
+}
+
+__attribute__((noinline)) void growUntouched() {
+  void* p = std::malloc(32u << 20);
+  void* grown = std::realloc(p, 64u << 20);
+  held().push_back(grown != nullptr ? grown : p);
+}
+
 __attribute__((noinline)) void* holdNested(size_t depth) {
   void* p = depth == 0 ? std::malloc(4096) : holdNested(depth - 1);
   asm volatile("" ::: "memory");  // no tail call: each level keeps its frame
@@ -168,6 +181,11 @@ int main(int argc, char** argv) {
     held().reserve(count);
     holdBlocks(count, argc > 3 ? std::max(1ul, std::strtoul(argv[3], nullptr, 10)) : 1);
   }
+  const bool mapped = std::strcmp(mode, "mapped") == 0;
+  if (mapped) {
+    callocUntouched();
+    growUntouched();
+  }
   say("ready");
   while (g_stop == 0) {
     if (std::strcmp(mode, "sites") == 0 && g_go != 0) {
@@ -181,6 +199,12 @@ int main(int argc, char** argv) {
       g_go = 0;
       for (size_t i = 0; i < 64 && i < held().size(); ++i) std::free(held()[i]);
       say("freed 64");
+    }
+    if (mapped && g_go != 0) {
+      g_go = 0;
+      for (void* p : held()) std::free(p);
+      held().clear();
+      say("freed mapped");
     }
     if (std::strcmp(mode, "leak") == 0) {
       leakSteadily();

@@ -9,6 +9,25 @@
 #include <vector>
 
 #include "heap/glibc_chunk.h"
+#include "heap/sampler.h"
+
+using cppops::agent::heap::sampleAlignment;
+
+TEST_CASE("heap sampler: samples are aligned to what the allocator's routes take, at most 1/64 of the rate, at least 16") {
+  // Behind another allocator than glibc: a page at the default rate, 1/64 of lower rates.
+  CHECK(sampleAlignment(512 * 1024, 4096) == 4096);
+  CHECK(sampleAlignment(uint64_t{1} << 30, 4096) == 4096);
+  CHECK(sampleAlignment(262144, 4096) == 4096);
+  CHECK(sampleAlignment(262143, 4096) == 2048);
+  CHECK(sampleAlignment(65536, 4096) == 1024);
+  CHECK(sampleAlignment(4096, 4096) == 64);
+  CHECK(sampleAlignment(1024, 4096) == 16);
+  CHECK(sampleAlignment(1, 4096) == 16);
+  // Behind glibc: its own 16 at every rate.
+  CHECK(sampleAlignment(512 * 1024, 16) == 16);
+  CHECK(sampleAlignment(1, 16) == 16);
+  CHECK(sampleAlignment(512 * 1024, 0) == 16);
+}
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 
