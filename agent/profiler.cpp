@@ -4,6 +4,7 @@
 #include "task_directory.h"
 #include "thread_signal.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "metrics/thread_counts.h"
 #include "own_threads.h"
 #include "protocol/protocol.h"
 #include "sigsafe/capture.h"
@@ -42,9 +44,14 @@ using sigsafe::SampleBuffer;
 using sigsafe::SampleRecord;
 
 constexpr uint64_t kMsNs = 1000000ull;
-// How often the thread list is read again (new threads get a timer, ended ones lose theirs), and, in cpu mode,
+// How often the thread list may be read again (new threads get a timer, ended ones lose theirs), and, in cpu mode,
 // how often the samples are collected.
 constexpr uint64_t kRescanNs = 100 * kMsNs;
+// Listing /proc/self/task costs the kernel a lookup per thread (a millisecond at 1,000 threads), so the list is
+// read again only when the threads may have changed: the shared agent counts pthread_create, and the kernel counts
+// the live threads (one ended, or one started another way). A thread started another way as another ended leaves
+// both counts as they were: the list is read at least this often all the same.
+constexpr uint64_t kFullRescanNs = 1000 * kMsNs;
 // Sample buffers: sized for two collection intervals of samples of about 1 KiB (a deep stack) each, within these
 // bounds, and doubled whenever one overflowed.
 constexpr uint64_t kMinBufferBytes = 256 * 1024;
@@ -162,6 +169,7 @@ class Session {
   bool drain(int index);
   void finish();
 
+  void scanIfChanged(uint64_t now);
   void scan();
   void track(pid_t tid);
   void untrack(pid_t tid, Tracked& t);
@@ -182,6 +190,10 @@ class Session {
   bool stuck_[kSampleBuffers] = {};
 
   std::unordered_map<pid_t, Tracked> threads_;
+  // What the counts were when the threads were last listed (scanIfChanged).
+  uint64_t listed_created_ = 0;
+  long listed_live_ = -1;
+  uint64_t next_full_scan_ = 0;
   std::unordered_map<uint32_t, Pending> pending_;
   uint32_t next_tag_ = 1;
 
@@ -317,6 +329,27 @@ void Session::untrack(pid_t, Tracked& t) {
   if (t.has_timer) timer_delete(t.timer);
   t.has_timer = false;
   t.alive = false;
+}
+
+// The kernel's count of this process's threads, or -1.
+long liveThreadCount() {
+  char status[4096];
+  if (readFileAt(AT_FDCWD, "/proc/self/status", status, sizeof status) == 0) return -1;
+  const char* field = std::strstr(status, "\nThreads:");
+  return field != nullptr ? std::strtol(field + std::strlen("\nThreads:"), nullptr, 10) : -1;
+}
+
+void Session::scanIfChanged(uint64_t now) {
+  // Both counts are read before the list: a thread started meanwhile moves them again, for the next time.
+  const bool created_seen = metrics::threadCreationVisible();
+  const uint64_t created = created_seen ? metrics::threadsCreated() : 0;
+  const long live = created_seen ? liveThreadCount() : -1;
+  if (created_seen && live >= 0 && created == listed_created_ && live == listed_live_ && now < next_full_scan_)
+    return;
+  listed_created_ = created;
+  listed_live_ = live;
+  next_full_scan_ = now + kFullRescanNs;
+  scan();
 }
 
 void Session::scan() {
@@ -540,7 +573,7 @@ void Session::run() {
   for (;;) {
     uint64_t now = nowNs();
     if (now >= next_scan) {
-      scan();
+      scanIfChanged(now);
       next_scan = now + kRescanNs;
     }
     if (wall_ && now >= next_tick && now < end) {

@@ -32,8 +32,10 @@ void noteAgentStart() {
 
 void countThreadCreated() { g_created.fetch_add(1, std::memory_order_relaxed); }
 
+uint64_t threadsCreated() { return g_created.load(std::memory_order_relaxed); }
+
 void readThreadCounts(uint32_t live_threads, uint64_t& created, uint64_t& exited) {
-  created = g_created.load(std::memory_order_relaxed);
+  created = threadsCreated();
   const int64_t at_start = g_live_at_start.load(std::memory_order_relaxed);
   const int64_t computed = (at_start < 0 ? 0 : at_start) + static_cast<int64_t>(created) - live_threads;
   uint64_t previous = g_exited_reported.load(std::memory_order_relaxed);

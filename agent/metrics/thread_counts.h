@@ -11,6 +11,8 @@ namespace cppops::agent::metrics {
 void noteAgentStart();
 // Called after each successful pthread_create. Async-signal-safe: yes.
 void countThreadCreated();
+// The pthread_create calls counted so far.
+uint64_t threadsCreated();
 // Whether countThreadCreated() can ever be called in this build (the shared library interposes pthread_create;
 // the static library does not, so as never to collide with a sanitizer's own pthread_create).
 bool threadCreationVisible();

@@ -571,6 +571,46 @@ TEST_CASE("profile: a client that goes away ends the profile, and the agent serv
 // Thirty seconds of CPU samples, as an incident-length profile would take, then a wall-clock one: timers armed
 // and disarmed for threads that come and go, samples taken while libraries are mapped and unmapped and exceptions
 // unwind.
+// The agent lists the target's threads again when the kernel's count of them moves, or when the shared agent saw a
+// pthread_create; and once a second all the same. A burner started 0.2 s into a 2 s wall-clock profile, through
+// pthread_create or through libc's own (as a runtime that starts threads with clone: only the kernel's count shows
+// it), is sampled from the next check on, within 0.1 s: at nearly every tick after its start. Found only at the
+// once-a-second listing, it would have half the ticks.
+TEST_CASE("profile: a thread started during a profile is sampled from then on, however it was started") {
+  for (const char* via : {"pthread", "libc"}) {
+    INFO("started through " << via);
+    Burner b("cpu_burner", {"--late", "1", "--late-via", via});
+    BackgroundCli cli({"profile", b.pid(), "-d", "2s", "--mode", "wall", "--json"}, b.dir.path());
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (taskNamed(b.target.pid(), "cppops-profile") == 0 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(200ms);
+    b.target.kill(SIGUSR1);
+    REQUIRE(b.target.waitForOutput("late", 10s));
+    REQUIRE(cli.wait(20s));
+    json summary = json::parse(cli.out());
+    INFO(summary.at("threads").dump());
+    std::map<std::string, double> per_thread;
+    for (const auto& t : summary.at("threads")) per_thread[t.at("name")] = t.at("samples").get<double>();
+    CHECK(per_thread["late-0"] >= 0.7 * per_thread["sleeper"]);
+  }
+}
+
+// A relay of burners, each of which starts its successor after 0.3 s and ends: the kernel's count of threads never
+// moves, only the shared agent's count of pthread_create calls does, and each is sampled from the next check on.
+// Found only at the once-a-second listing, a relay burner would be sampled for a fraction of the ticks.
+TEST_CASE("profile: threads that replace one another, their number unchanged, are each sampled from the start") {
+  Burner b("cpu_burner", {"--relay", "1"});
+  json summary = profileJson(b, {"-d", "3s", "--mode", "wall"});
+  INFO(summary.at("threads").dump());
+  double relays = 0, sleeper = 0;
+  for (const auto& t : summary.at("threads")) {
+    if (t.at("name") == "relay") relays += t.at("samples").get<double>();
+    if (t.at("name") == "sleeper") sleeper = t.at("samples").get<double>();
+  }
+  CHECK(relays >= 0.6 * sleeper);
+}
+
 TEST_CASE("profile: a target that churns threads, libraries and exceptions is profiled without a hang or crash") {
   TempDir dir;
   TargetProcess target({"thread_churn", {}, true, {}, {}}, dir.path());

@@ -30,26 +30,6 @@ using Clock = std::chrono::steady_clock;
 // fallback counts as late: a dump takes well under a second, sanitizer builds of the CLI included.
 constexpr auto kPtraceDumpAllowance = 10s;
 
-std::vector<pid_t> tasksOf(pid_t pid) {
-  std::vector<pid_t> tids;
-  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::stol(e->d_name)));
-    closedir(d);
-  }
-  return tids;
-}
-
-std::string taskFile(pid_t pid, pid_t tid, const std::string& name) {
-  return proc::readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + name).value_or("");
-}
-
-pid_t taskNamed(pid_t pid, const std::string& name) {
-  for (pid_t tid : tasksOf(pid))
-    if (taskFile(pid, tid, "comm") == name + "\n") return tid;
-  return 0;
-}
-
 // Every thread of `pid` runs free: nobody traces it and it is not in a ptrace stop ('t').
 void checkNobodyTraces(pid_t pid) {
   std::vector<pid_t> tids = tasksOf(pid);

@@ -96,6 +96,26 @@ std::string cliPath() { return CPPOPS_TEST_CLI; }
 std::string agentLibraryPath() { return CPPOPS_TEST_AGENT_SO; }
 std::string targetPath(const std::string& name) { return std::string(CPPOPS_TEST_TARGETS_DIR) + "/" + name; }
 std::string sourceDir() { return CPPOPS_TEST_SOURCE_DIR; }
+std::vector<pid_t> tasksOf(pid_t pid) {
+  std::vector<pid_t> tids;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::stol(e->d_name)));
+    closedir(d);
+  }
+  return tids;
+}
+
+std::string taskFile(pid_t pid, pid_t tid, const std::string& name) {
+  return proc::readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + name).value_or("");
+}
+
+pid_t taskNamed(pid_t pid, const std::string& name) {
+  for (pid_t tid : tasksOf(pid))
+    if (taskFile(pid, tid, "comm") == name + "\n") return tid;
+  return 0;
+}
+
 bool runningAsRoot() { return geteuid() == 0; }
 
 TempDir::TempDir() {

@@ -112,6 +112,13 @@ CliResult runProgram(const std::vector<std::string>& argv, const std::map<std::s
 
 bool runningAsRoot();
 
+// The threads of process `pid`, as /proc lists them.
+std::vector<pid_t> tasksOf(pid_t pid);
+// The file /proc/PID/task/TID/NAME, "" when unreadable.
+std::string taskFile(pid_t pid, pid_t tid, const std::string& name);
+// The thread of `pid` named `name`, or 0.
+pid_t taskNamed(pid_t pid, const std::string& name);
+
 // The full path of a program on $PATH (runProgram does not search it), or the bare name when it is not there.
 std::string findTool(const std::string& name);
 
