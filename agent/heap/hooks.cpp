@@ -278,15 +278,15 @@ __attribute__((always_inline)) inline bool notYetDue(size_t n) {
   return (t_heap_state.countdown -= static_cast<int64_t>(n)) > 0;
 }
 
-// A sampled block starts at a multiple of the session's sample alignment (g_sample_alignment), so that free can
-// pass most blocks by on their address alone, and is asked of the allocator 8 bytes larger than the program asked for, and its last usable word
-// holds a tag: the pointer XOR the key. The pointer itself is the allocator's own, so whatever frees it, even code
-// that bypasses these entry points, hands the allocator a block it knows. A tag is only a hint: the sampler's table
-// of sampled addresses has the last word, and a block that is freed behind the agent's back (its tag left in freed
-// memory) costs at worst one visit to that table. malloc_usable_size is left to the allocator and answers the whole
-// block, tag included: it cannot tell for sure which blocks are sampled (a tag may be left in memory freed where the
-// agent could not see it, and handed out again), and answering less than the program asked for would break its
-// promise. A program that writes into that slack may overwrite a tag: its sample then stays recorded until the
+// A sampled block starts at a multiple of the session's sample alignment (g_sample_alignment), so that free can pass
+// most blocks by on their address alone. It is asked of the allocator 8 bytes larger than the program asked for, and
+// its last usable word holds a tag: the pointer XOR the key. The pointer itself is the allocator's own, so whatever
+// frees it, even code that bypasses these entry points, hands the allocator a block it knows. A tag is only a hint: the
+// sampler's table of sampled addresses has the last word, and a block that is freed behind the agent's back (its tag
+// left in freed memory) costs at worst one visit to that table. malloc_usable_size is left to the allocator and answers
+// the whole block, tag included: it cannot tell for sure which blocks are sampled (a tag may be left in memory freed
+// where the agent could not see it, and handed out again), and answering less than the program asked for would break
+// its promise. A program that writes into that slack may overwrite a tag: its sample then stays recorded until the
 // session ends or its address is sampled again, an error in the profile, never in the program.
 
 // The usable size of a block, as the allocator's malloc_usable_size would say; glibc's read in line, from the word
@@ -514,7 +514,8 @@ CPPOPS_HOOK_PATH void* reallocateIntoSample(void* p, size_t n) {
   size_t need = 0;
   if (__builtin_add_overflow(n, sizeof(uint64_t), &need)) return next(p, n);
   const size_t alignment = g_sample_alignment.load(std::memory_order_relaxed);
-  const RallocxFn rallocx = p != nullptr && alignment > 16 ? g_hot.next.rallocx.load(std::memory_order_acquire) : nullptr;
+  const RallocxFn rallocx =
+      p != nullptr && alignment > 16 ? g_hot.next.rallocx.load(std::memory_order_acquire) : nullptr;
   void* q = rallocx != nullptr ? rallocx(p, need, lgAlign(alignment)) : next(p, need);
   if (q == nullptr) return next(p, n);
   if (!mayBeSampled(q)) {
