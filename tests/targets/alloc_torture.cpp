@@ -5,6 +5,9 @@
 //               fill all of it), realloc
 //               (grow, shrink, to 0), exit and get replaced; fork from a threaded process (the child allocates
 //               and exits); calloc and reallocarray overflow; operator new failures. Prints a line per check.
+//   work-without-pvalloc
+//               the same, with valloc where work calls pvalloc: jemalloc has no pvalloc, and frees the block that
+//               glibc's then hands out as its own, with or without the agent (a crash)
 //   forever     the threads' work in a loop until SIGTERM, then "ok" (for reading profiles while it runs).
 //   doublefree  frees a block twice: the real allocator must catch it (SIGABRT).
 #include <errno.h>
@@ -26,6 +29,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<unsigned long> g_failures{0};
+bool g_pvalloc = true;  // set before any thread starts
 
 void check(bool ok, const char* what) {
   if (!ok) {
@@ -71,7 +75,10 @@ void round(unsigned seed) {
       case 3: check(posix_memalign(&p, 256, n) == 0 && aligned(p, 256), "posix_memalign aligns"); break;
       case 4: p = memalign(128, n); check(aligned(p, 128), "memalign aligns"); break;
       case 5: p = valloc(n); check(aligned(p, 4096), "valloc aligns to a page"); break;
-      case 6: p = pvalloc(n); check(aligned(p, 4096), "pvalloc aligns to a page"); break;
+      case 6:
+        p = g_pvalloc ? pvalloc(n) : valloc(n);
+        check(aligned(p, 4096), "pvalloc or valloc aligns to a page");
+        break;
       default: p = std::realloc(nullptr, n); break;
     }
     check(p != nullptr, "allocation succeeds");
@@ -205,6 +212,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", g_failures.load() == 0 ? "ok" : "FAILED");
     return g_failures.load() == 0 ? 0 : 1;
   }
+  g_pvalloc = std::strcmp(mode, "work-without-pvalloc") != 0;
   threads(false);
   std::printf("threads: %lu failures\n", g_failures.load());
   forkWhileThreaded();
