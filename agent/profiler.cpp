@@ -533,10 +533,17 @@ std::vector<uint8_t> Session::encodeReply(uint64_t duration_ns) {
   for (const auto& s : samples_) sampled.push_back(static_cast<pid_t>(s.tid));
   std::sort(sampled.begin(), sampled.end());
   sampled.erase(std::unique(sampled.begin(), sampled.end()), sampled.end());
+  // A thread that names itself as it starts may have been listed before it did, under the name it inherited (the
+  // process's): such a name is read again while the thread lives.
+  const std::string inherited = tasks_.line(static_cast<pid_t>(getpid()), "comm");
   for (pid_t tid : sampled) {
     protocol::ProfileThread t;
     t.tid = static_cast<uint32_t>(tid);
-    if (auto it = threads_.find(tid); it != threads_.end()) t.name = it->second.name;
+    if (auto it = threads_.find(tid); it != threads_.end()) {
+      t.name = it->second.name;
+      if (it->second.alive && t.name == inherited)
+        if (std::string now = tasks_.line(tid, "comm"); !now.empty()) t.name = std::move(now);
+    }
     reply.threads.push_back(std::move(t));
   }
   reply.samples = std::move(samples_);
