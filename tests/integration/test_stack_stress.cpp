@@ -67,7 +67,13 @@ TEST_CASE("stack dumps every 20 ms during heavy churn never hang, crash or leak"
     // listed as not answering, and must not hold the dump to its deadline.
     CHECK(dump->total_ns < kCaptureTimeoutMs * 1000000ull);
     size_t captured = 0;
-    for (const auto& thread : dump->threads) captured += thread.status == 0;
+    std::string statuses;  // what each thread answered, for a failure to say who did not
+    for (const auto& thread : dump->threads) {
+      captured += thread.status == 0;
+      statuses += std::to_string(thread.tid) + ": status " + std::to_string(thread.status) + ", " +
+                  thread.syscall_line + "\n";
+    }
+    INFO(statuses);
     CHECK(captured >= 4);  // the four long-lived churners always answer
     if (++ok == 20) rss_after_warmup = rssKiB(t.pid());
     std::this_thread::sleep_for(20ms);
